@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh machine:
+#   make book   creates/updates .venv, executes every chapter on the embedded default, renders HTML
+#   make test   creates/updates .venv, runs unit tests, every chapter (nbval) and the book build
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export TQDM_DISABLE ?= 1
+export PYTHONHASHSEED ?= 0
+
+.PHONY: env book test unit chapters clean-cache clean help
+
+help:
+	@echo "make book   - set up .venv, execute all chapters, render _build/html"
+	@echo "make test   - set up .venv, run every test (unit, chapters, book build)"
+	@echo "make unit   - unit tests only (fast)"
+
+# The environment is rebuilt only when requirements.txt or pyproject.toml change.
+env: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W --keep-going
+	@echo "open _build/html/index.html"
+
+# exit status 5 ("no tests collected") is not a failure
+test: $(STAMP)
+	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then exit 0; else exit $$rc; fi
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+clean-cache:
+	rm -rf data/cache
+
+clean:
+	rm -rf _build results .pytest_cache

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory) -> dict:
+    """Build the whole book once (every chapter executed, warnings are errors) into a temporary folder."""
+    out = tmp_path_factory.mktemp("book")
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"TQDM_DISABLE": "1"}
+    jb = Path(sys.executable).with_name("jupyter-book")
+    proc = subprocess.run([str(jb), "build", str(REPO), "--path-output", str(out), "-W", "--keep-going"],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    log = proc.stdout + proc.stderr
+    (out / "build.log").write_text(log)
+    return {"returncode": proc.returncode, "log": log, "html": out / "_build" / "html"}

@@ -1,0 +1,80 @@
+"""Shared fixtures. Unit tests that train use the book's recipes and the default cache
+(``data/cache``), so they warm it for the chapters that run after them; tests about the cache
+itself use a temporary ``ADVINTERP_CACHE``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private, empty cache for this test."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("ADVINTERP_CACHE", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist5k():
+    from advinterp.training import cached_bundle
+
+    return cached_bundle("mnist5k", None, None)
+
+
+@pytest.fixture(scope="session")
+def zoo_models():
+    """The four chapter-1 networks on the embedded default, seed 0 (cached in data/cache)."""
+    from advinterp import zoo
+
+    return {name: zoo.standard_model("mnist5k", name, 0, device="cpu", progress=False)
+            for name in ("small_cnn", "wide_cnn", "mlp", "small_resnet")}
+
+
+@pytest.fixture(scope="session")
+def probes(mnist5k):
+    """300 class-balanced test images and labels."""
+    from advinterp import data
+
+    idx = data.probe_indices(mnist5k.test, 300, 0)
+    return data.take(mnist5k.test, idx)
+
+
+def notebook_cells(stem: str) -> list[dict]:
+    nb = json.loads((REPO / "book" / f"{stem}.ipynb").read_text())
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def run_parameters(stem: str, **overrides):
+    """Execute a chapter's ``parameters`` cell, apply papermill-style overrides, then its
+    validation cell (the next code cell); returns the namespace. Raises what validation raises."""
+    cells = notebook_cells(stem)
+    first = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    ns: dict = {}
+    exec("".join(cells[first]["source"]), ns)
+    ns.update(overrides)
+    validate_src = "".join(cells[first + 1]["source"])
+    exec(validate_src, ns)
+    return ns
+
+
+@pytest.fixture
+def no_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point cache and results at empty folders and check afterwards that nothing was written."""
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("ADVINTERP_CACHE", str(cache_dir))
+    yield tmp_path
+    assert not cache_dir.exists() or not any(cache_dir.rglob("*")), "a failed run wrote to the cache"
+
+
+def max_abs(t: torch.Tensor) -> float:
+    return float(t.abs().max())

@@ -1,0 +1,71 @@
+"""Every chapter's parameters cell + validation cell, driven by a table of bad values.
+
+Each bad value must raise a ``ValueError`` that names the parameter, before anything is
+trained, cached or written. The table grows with the book: one block per chapter.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import REPO, notebook_cells, run_parameters
+
+BAD: dict[str, list[tuple[str, object]]] = {
+    "01-adversarial-examples": [
+        ("dataset", "nope"), ("dataset", 3), ("eps", -0.1), ("eps", 2), ("eps", 0), ("eps", "0.3"),
+        ("model", "nope"), ("model", "alexnet"), ("ensemble", ["nope"]), ("ensemble", "mlp"),
+        ("ensemble", ["small_cnn"]), ("heldout", "mlp"), ("eps_grid", [0.1, 1.5]), ("eps_grid", []),
+        ("attack_steps", 0), ("attack_steps", 2.5), ("n_probe", 0), ("n_probe", 1001), ("seed", -1),
+        ("epochs", 0), ("device", "tpu"), ("device", "cuda:7"), ("image_size", 2), ("data_root", 5),
+        ("data_root", "/no/such/folder"), ("results_dir", ""),
+    ],
+}
+CASES = [(stem, name, value) for stem, rows in BAD.items() for name, value in rows]
+
+
+@pytest.mark.parametrize("stem,name,value", CASES, ids=[f"{s[:2]}-{n}={v!r}" for s, n, v in CASES])
+def test_bad_value_is_a_value_error_naming_the_parameter(stem, name, value, no_writes):
+    with pytest.raises(ValueError, match=rf"^{name}(\[\d+\])?="):
+        run_parameters(stem, **{name: value, "results_dir": str(no_writes / "results")} if name != "results_dir"
+                       else {name: value})
+    assert not (no_writes / "results").exists()
+
+
+@pytest.mark.parametrize("stem", sorted(BAD))
+def test_imagefolder_without_data_root(stem, no_writes):
+    with pytest.raises(ValueError, match="^data_root=None is not allowed"):
+        run_parameters(stem, dataset="imagefolder", data_root=None)
+
+
+@pytest.mark.parametrize("stem", sorted(BAD))
+def test_defaults_validate_and_every_parameter_is_declared(stem):
+    ns = run_parameters(stem)
+    from advinterp.params import CHAPTERS
+
+    cells = notebook_cells(stem)
+    first = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    assigned: dict = {}
+    exec("".join(first["source"]), assigned)
+    declared = {k for k in assigned if not k.startswith("__")}
+    assert declared == set(CHAPTERS[stem][0]), "parameters cell and advinterp.params must agree"
+    assert ns["P"].public().keys() == declared
+
+
+def test_papermill_stops_at_the_parameters_cell(tmp_path):
+    """Through papermill itself: the run fails in the cell after the injected parameters."""
+    import papermill as pm
+
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(REPO / "book" / "01-adversarial-examples.ipynb"), str(out),
+                            parameters={"eps": 2, "results_dir": str(tmp_path / "results")}, progress_bar=False,
+                            cwd=str(REPO / "book"))
+    assert err.value.ename == "ValueError" and "eps=2 is not allowed" in err.value.evalue
+    nb = json.loads(out.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    failed = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    injected = next(i for i, c in enumerate(code) if "injected-parameters" in c["metadata"].get("tags", []))
+    assert failed == [injected + 1], "the validation cell right after the parameters is the one that fails"
+    assert not (tmp_path / "results").exists()

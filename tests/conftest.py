@@ -4,17 +4,12 @@ itself use a temporary ``ADVINTERP_CACHE``."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
-import torch
 
 os.environ.setdefault("TQDM_DISABLE", "1")
-
-REPO = Path(__file__).resolve().parents[1]
-
 
 @pytest.fixture
 def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -49,24 +44,6 @@ def probes(mnist5k):
     return data.take(mnist5k.test, idx)
 
 
-def notebook_cells(stem: str) -> list[dict]:
-    nb = json.loads((REPO / "book" / f"{stem}.ipynb").read_text())
-    return [c for c in nb["cells"] if c["cell_type"] == "code"]
-
-
-def run_parameters(stem: str, **overrides):
-    """Execute a chapter's ``parameters`` cell, apply papermill-style overrides, then its
-    validation cell (the next code cell); returns the namespace. Raises what validation raises."""
-    cells = notebook_cells(stem)
-    first = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
-    ns: dict = {}
-    exec("".join(cells[first]["source"]), ns)
-    ns.update(overrides)
-    validate_src = "".join(cells[first + 1]["source"])
-    exec(validate_src, ns)
-    return ns
-
-
 @pytest.fixture
 def no_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """Point cache and results at empty folders and check afterwards that nothing was written."""
@@ -74,7 +51,3 @@ def no_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ADVINTERP_CACHE", str(cache_dir))
     yield tmp_path
     assert not cache_dir.exists() or not any(cache_dir.rglob("*")), "a failed run wrote to the cache"
-
-
-def max_abs(t: torch.Tensor) -> float:
-    return float(t.abs().max())

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from conftest import REPO, notebook_cells, run_parameters
+from chapter_tools import REPO, notebook_cells, run_parameters
 
 BAD: dict[str, list[tuple[str, object]]] = {
     "01-adversarial-examples": [

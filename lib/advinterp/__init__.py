@@ -18,6 +18,14 @@ module                    concept
 ``training``              the training loop: cached, resumable, with progress bars
 ``zoo``                   the book's standard training recipes (one place, all chapters)
 ``advdata``               adversarial datasets, cached and shared by chapters
+``experiment``            the shared setting of chapters 1-5 for one seed
+``neurons``               streaming top-K mining of every neuron of a layer
+``patches``               the image region that drives a conv neuron
+``affinity``              class-affinity matrices (identity, CIFAR-10 and ImageNet WordNet)
+``consistency``           neuron consistency p^T A p and top-K agreement
+``representation``        representation consistency (CS, Pearson r, LC)
+``dissection``            per-neuron and per-layer tables over seeds and attacks
+``widgets``               the interactive neuron browser
 ``evaluation``            accuracy and attack success rates
 ``params``                each chapter's parameters and their validation
 ``results``               results JSON and glued numbers

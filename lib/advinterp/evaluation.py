@@ -99,3 +99,16 @@ def transfer_table(adv_x: torch.Tensor, x: torch.Tensor, y: torch.Tensor, target
                      "targeted_success": targeted_success(pc, pa, y, target),
                      "untargeted_success": untargeted_success(pc, pa, y)})
     return pd.DataFrame(rows).set_index("model")
+
+
+def test_accuracies(models: dict[str, nn.Module], test_set: "torch.utils.data.Dataset", batch_size: int = 512) -> dict[str, float]:
+    """Top-1 accuracy of each model on a whole test split (streamed in batches)."""
+    from .data import batches
+
+    correct = {n: 0 for n in models}
+    total = 0
+    for x, y in batches(test_set, batch_size):
+        total += len(y)
+        for n, m in models.items():
+            correct[n] += int((predict(m, x) == y).sum())
+    return {n: c / max(total, 1) for n, c in correct.items()}

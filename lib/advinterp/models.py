@@ -16,9 +16,10 @@ name                input             analysed layers (post-ReLU)
 ``alexnet``         224 ImageNet      ``features.11`` (conv5), ``features.8``, ``classifier.5``
 ``vgg16``           224 ImageNet      ``features.29`` (conv5_3), ``features.22``, ``classifier.4``
 ``resnet18``        224 ImageNet      ``layer4``, ``layer3``
+``resnet50``        224 ImageNet      ``layer4``, ``layer3`` (a held-out network for ImageNet)
 ==================  ================  ======================================================
 
-The last three are torchvision's ImageNet models; ``pretrained=True`` loads their weights
+The last four are torchvision's ImageNet models; ``pretrained=True`` loads their weights
 (torchvision fetches them into ``$TORCH_HOME`` when online).
 """
 
@@ -174,7 +175,7 @@ def _torchvision(name: str, num_classes: int, pretrained: bool) -> OrderedDict[s
             m.inplace = False
     children = list(net.named_children())
     # torchvision flattens inside forward(); make it a layer so the model is a plain Sequential
-    head = {"alexnet": "classifier", "vgg16": "classifier", "resnet18": "fc"}[name]
+    head = {"alexnet": "classifier", "vgg16": "classifier", "resnet18": "fc", "resnet50": "fc"}[name]
     out: OrderedDict[str, nn.Module] = OrderedDict()
     for child_name, child in children:
         if child_name == head:
@@ -209,6 +210,7 @@ MODELS: dict[str, ModelSpec] = {
     "alexnet": ModelSpec(None, ("features.8", "features.11"), ("classifier.5",), "imagenet", True),
     "vgg16": ModelSpec(None, ("features.22", "features.29"), ("classifier.4",), "imagenet", True),
     "resnet18": ModelSpec(None, ("layer3", "layer4"), (), "imagenet", True),
+    "resnet50": ModelSpec(None, ("layer3", "layer4"), (), "imagenet", True),
 }
 
 
@@ -230,7 +232,7 @@ def build_model(
     check_choice("model", name, MODELS)
     spec = MODELS[name]
     if pretrained and not spec.torchvision:
-        fail("pretrained", pretrained, f"False for model={name!r} (only alexnet, vgg16, resnet18 have weights)")
+        fail("pretrained", pretrained, f"False for model={name!r} (only alexnet, vgg16, resnet18, resnet50 have weights)")
     if spec.family == "imagenet" and min(input_shape[1:]) < 64:
         fail("model", name, f"an ImageNet-size model needs images of at least 64 px; these are {input_shape}")
     if spec.torchvision:
@@ -251,3 +253,14 @@ def build_model(
 def layer_names(model: nn.Module) -> list[str]:
     """Every addressable (named) module of ``model``, in definition order."""
     return [n for n, _ in model.named_modules() if n]
+
+
+def analysed_layers(name: str, which: str = "deepest") -> list[str]:
+    """The layers chapters dissect by default: ``"deepest"`` = the deepest conv layer and the first
+    dense hidden layer (Dong et al.'s choice at small scale); ``"all"`` = every analysed layer."""
+    check_choice("model", name, MODELS)
+    spec = MODELS[name]
+    if which == "deepest":
+        return [*spec.conv_layers[-1:], *spec.dense_layers[:1]]
+    check_choice("which", which, ("deepest", "all"))
+    return list(spec.layers)

@@ -15,7 +15,7 @@ from typing import Any
 
 from . import data, devices, zoo
 from .validation import (check_bool, check_choice, check_int, check_list, check_number, check_optional_int,
-                         check_seeds, check_str, fail)  # noqa: F401  (used by later chapters' specs)
+                         check_seeds, check_str, fail)
 
 
 class ChapterParams(dict[str, Any]):
@@ -75,32 +75,108 @@ def _model(name: str, value: Any, b: data.DatasetBundle, pretrained: bool = Fals
 
 # ----------------------------------------------------------------------------- chapters
 
+EXPERIMENT = ("dataset", "data_root", "image_size", "model", "ensemble", "epochs", "max_train", "pretrained", "eps",
+              "attack_steps", "n_probe")
 
-def _ch01(v: dict[str, Any]) -> dict[str, Any]:
+
+def _experiment(v: dict[str, Any]) -> data.DatasetBundle:
+    """The chapter-1 setting shared by chapters 1-5 (see :class:`advinterp.experiment.Experiment`)."""
     b = _dataset(v)
-    _model("model", v["model"], b)
-    check_list("ensemble", v["ensemble"], lambda n, x: _model(n, x, b), unique=True)
-    _model("heldout", v["heldout"], b)
-    if v["heldout"] == v["model"] or v["heldout"] in v["ensemble"]:
-        fail("heldout", v["heldout"], "an architecture that is not an ensemble member (model or ensemble)")
+    pretrained = check_bool("pretrained", v["pretrained"])
+    _model("model", v["model"], b, pretrained)
+    check_list("ensemble", v["ensemble"], lambda n, x: _model(n, x, b, pretrained), unique=True, min_len=0)
     if v["model"] in v["ensemble"]:
         fail("ensemble", v["ensemble"], "the other members, without model (it is always a member)")
     _epochs(v)
+    if v["max_train"] is not None:
+        check_int("max_train", v["max_train"], 1, len(b.train))  # type: ignore[arg-type]
     _eps("eps", v["eps"])
-    check_list("eps_grid", v["eps_grid"], _eps, unique=True)
     check_int("attack_steps", v["attack_steps"], 1, 1000)
     _probe(v, b)
+    return b
+
+
+def _layers(name: str, value: Any, model: str, b: data.DatasetBundle) -> list[str] | None:
+    """``None`` or a non-empty list of named layers of ``model``."""
+    if value is None:
+        return None
+    from . import models
+
+    net = models.build_model(model, b.input_shape, b.num_classes, b.mean, b.std)
+    names = models.layer_names(net)
+    spec = models.MODELS[model]
+    return check_list(name, value, lambda n, x: x if isinstance(x, str) and x in names else fail(
+        n, x, f"a named layer of {model}, e.g. one of {list(spec.layers)}"), unique=True)
+
+
+def _seeds(v: dict[str, Any]) -> None:
+    check_seeds("seeds", v["seeds"])
+
+
+def _ch01(v: dict[str, Any]) -> dict[str, Any]:
+    b = _experiment(v)
+    if v["ensemble"] == []:
+        fail("ensemble", v["ensemble"], "at least one other member (an ensemble of one is a single-model attack)")
+    _model("heldout", v["heldout"], b, v["pretrained"])
+    if v["heldout"] == v["model"] or v["heldout"] in v["ensemble"]:
+        fail("heldout", v["heldout"], "an architecture that is not an ensemble member (model or ensemble)")
+    check_list("eps_grid", v["eps_grid"], _eps, unique=True)
     check_int("seed", v["seed"], 0, 2**31 - 1)
     _common(v)
     return {"bundle": b}
 
 
+def _dissection(v: dict[str, Any], b: data.DatasetBundle) -> None:
+    from .affinity import AFFINITIES
+
+    check_choice("attack", v["attack"], ("fgsm", "illc", "pgd", "ensemble"))
+    check_int("k", v["k"], 1, v["n_probe"])
+    check_choice("statistic", v["statistic"], ("max", "mean"))
+    check_choice("affinity", v["affinity"], AFFINITIES)
+    _seeds(v)
+    _common(v)
+
+
+def _ch02(v: dict[str, Any]) -> dict[str, Any]:
+    b = _experiment(v)
+    layers = _layers("layers", v["layers"], v["model"], b)
+    _dissection(v, b)
+    check_number("patch_quantile", v["patch_quantile"], 0.0, 0.5, lo_open=True)
+    check_int("n_show", v["n_show"], 1, 50)
+    check_int("k_show", v["k_show"], 1, v["k"])
+    return {"bundle": b, "layers": layers}
+
+
+def _ch03(v: dict[str, Any]) -> dict[str, Any]:
+    b = _experiment(v)
+    layers = _layers("layers", v["layers"], v["model"], b)
+    if layers is not None and len(layers) < 2:
+        fail("layers", v["layers"], "None or at least two layers (the chapter compares layers)")
+    _dissection(v, b)
+    attacks = check_list("attacks", v["attacks"], lambda n, x: check_choice(n, x, ("fgsm", "illc", "pgd", "ensemble")),
+                         unique=True)
+    if v["attack"] not in attacks:
+        fail("attack", v["attack"], f"one of attacks={attacks}")
+    check_int("n_reference", v["n_reference"], 10, len(b.train))  # type: ignore[arg-type]
+    check_int("k_nn", v["k_nn"], 1, v["n_reference"])
+    return {"bundle": b, "layers": layers}
+
+
+DISSECTION = ("attack", "k", "statistic", "affinity", "seeds", "device", "results_dir")
+
 #: chapter stem -> (declared parameter names, checker returning derived entries)
 CHAPTERS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], dict[str, Any]]]] = {
     "01-adversarial-examples": (
-        ("dataset", "data_root", "image_size", "model", "ensemble", "heldout", "epochs", "eps", "eps_grid",
-         "attack_steps", "n_probe", "seed", "device", "results_dir"),
+        (*EXPERIMENT, "heldout", "eps_grid", "seed", "device", "results_dir"),
         _ch01,
+    ),
+    "02-neurons-and-patches": (
+        (*EXPERIMENT, "layers", *DISSECTION, "patch_quantile", "n_show", "k_show"),
+        _ch02,
+    ),
+    "03-neuron-consistency": (
+        (*EXPERIMENT, "layers", *DISSECTION, "attacks", "n_reference", "k_nn"),
+        _ch03,
     ),
 }
 

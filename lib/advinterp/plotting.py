@@ -91,3 +91,110 @@ def adversarial_gallery(
         axes[row, 0].set_ylabel(label, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def overlay_mask(ax: Axes, mask: torch.Tensor, color: str = "#ff3b30", alpha: float = 0.45) -> None:
+    """Tint the pixels of ``mask`` (H, W) and outline them (a neuron's patch)."""
+    m = mask.float().numpy()
+    rgba = np.zeros((*m.shape, 4))
+    rgba[..., :3] = plt.matplotlib.colors.to_rgb(color)
+    rgba[..., 3] = alpha * m
+    ax.imshow(rgba)
+    if m.any() and not m.all():
+        ax.contour(m, levels=[0.5], colors=[color], linewidths=0.8)
+
+
+def neuron_rows(
+    rows: Sequence[dict[str, object]],
+    classes: Sequence[str],
+    k_show: int,
+) -> Figure:
+    """One row of images per entry of ``rows``; each entry has ``images`` (K, C, H, W), ``titles``
+    (K strings), optional ``masks`` (K, H, W) and a ``label`` shown at the left."""
+    n = len(rows)
+    fig, axes = plt.subplots(n, k_show, figsize=(1.1 * k_show + 1.2, 1.35 * n + 0.3), squeeze=False)
+    for r, row in enumerate(rows):
+        images = row["images"]
+        masks = row.get("masks")
+        titles = row["titles"]
+        for j in range(k_show):
+            ax = axes[r, j]
+            if j >= len(images):  # type: ignore[arg-type]
+                ax.axis("off")
+                continue
+            show_image(ax, images[j], titles[j])  # type: ignore[index]
+            if masks is not None:
+                overlay_mask(ax, masks[j])  # type: ignore[index]
+        axes[r, 0].set_ylabel(str(row["label"]), fontsize=8, rotation=0, ha="right", va="center", labelpad=6)
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def agreement_histograms(table: "object", ax: Axes | None = None) -> Figure:
+    """Per live neuron: the fraction of its top-K adversarial images whose target (resp. true)
+    label is the neuron's dominant real class, as overlaid histograms per layer."""
+    import pandas as pd
+    import seaborn as sns
+
+    assert isinstance(table, pd.DataFrame)
+    live = table[table["live"]]
+    long = live.melt(id_vars=["layer"], value_vars=["target_agreement", "true_agreement"],
+                     var_name="label of the adversarial image", value_name="agreement")
+    long["label of the adversarial image"] = long["label of the adversarial image"].map(
+        {"target_agreement": "target label", "true_agreement": "true label"})
+    grid = sns.displot(long, x="agreement", hue="label of the adversarial image", col="layer", bins=np.linspace(0, 1, 11),
+                       multiple="dodge", shrink=0.85, stat="percent", common_norm=False, height=3.0, aspect=1.5,
+                       facet_kws={"sharey": False}, palette={"target label": "#C44E52", "true label": "#4C72B0"})
+    grid.set_axis_labels("fraction of top-K adversarial images\nlabelled with the dominant real class",
+                         "neurons (% of live)")
+    return grid.figure
+
+
+def consistency_violins(table: "object") -> Figure:
+    """consis(n) of live neurons: real / adversarial-true / adversarial-target, per attack and layer."""
+    import pandas as pd
+    import seaborn as sns
+
+    assert isinstance(table, pd.DataFrame)
+    live = table[table["live"]]
+    long = live.melt(id_vars=["layer", "attack", "seed"],
+                     value_vars=["consis_real", "consis_adv_true", "consis_adv_target"],
+                     var_name="probes", value_name="consis")
+    long["probes"] = long["probes"].map({"consis_real": "real", "consis_adv_true": "adversarial, true label",
+                                         "consis_adv_target": "adversarial, target label"})
+    grid = sns.catplot(long, x="attack", y="consis", hue="probes", row="layer", kind="violin", cut=0,
+                       inner="quartile", density_norm="width", height=2.6, aspect=3.0, linewidth=0.8)
+    grid.set_axis_labels("attack", "consis(n)")
+    return grid.figure
+
+
+def representation_curves(table: "object", measure: str = "cs") -> Figure:
+    """Similarity of phi(x_adv) to phi(x), to the true-class mean and to the target-class mean,
+    against depth; mean and spread (one std) over seeds; one panel per attack."""
+    import pandas as pd
+
+    assert isinstance(table, pd.DataFrame)
+    attacks = list(dict.fromkeys(table["attack"]))
+    fig, axes = plt.subplots(1, len(attacks), figsize=(3.1 * len(attacks), 3.1), sharey=True, squeeze=False)
+    names = {f"{measure}_own": "own clean image", f"{measure}_true": "true-class mean",
+             f"{measure}_target": "target-class mean"}
+    colors = {f"{measure}_own": "#7f7f7f", f"{measure}_true": "#4C72B0", f"{measure}_target": "#C44E52"}
+    label = {"cs": "cosine similarity", "r": "Pearson r", "lc": "local consistency (LC)"}[measure]
+    for ax, attack in zip(axes[0], attacks):
+        sub = table[table["attack"] == attack]
+        g = sub.groupby(["depth", "layer"], sort=True)
+        for col, name in names.items():
+            if col not in sub:
+                continue
+            mean, std = g[col].mean(), g[col].std().fillna(0)
+            xs = [d for d, _ in mean.index]
+            ax.errorbar(xs, mean.values, yerr=std.values, marker="o", capsize=3, label=name, color=colors[col])
+        ax.set_xticks([d for d, _ in g.size().index], [layer for _, layer in g.size().index])
+        ax.set_title(attack.upper())
+        ax.set_xlabel("layer (shallow to deep)")
+    axes[0, 0].set_ylabel(f"{label} of phi(x_adv)\n(mean over probes; bars: std over seeds)")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="phi(x_adv) compared with", loc="lower center", ncol=3, fontsize=9,
+               title_fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    return fig

@@ -16,8 +16,12 @@ def enabled() -> bool:
     return os.environ.get("TQDM_DISABLE", "").lower() not in ("1", "true", "yes")
 
 
-def bar(*args: Any, **kwargs: Any) -> tqdm:
-    """``tqdm.auto.tqdm(*args, **kwargs)``, off when ``TQDM_DISABLE`` is set."""
-    if not enabled():
+def bar(*args: Any, min_total: int = 0, **kwargs: Any) -> tqdm:
+    """``tqdm.auto.tqdm(*args, **kwargs)``, off when ``TQDM_DISABLE`` is set or when the known
+    total is below ``min_total`` (no bar for work that ends at once)."""
+    total = kwargs.get("total")
+    if total is None and args and hasattr(args[0], "__len__"):
+        total = len(args[0])
+    if not enabled() or (total is not None and total < min_total):
         kwargs["disable"] = True
     return tqdm(*args, **kwargs)

@@ -12,12 +12,15 @@ import json
 import math
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import paths
 from .cache import atomic_write_text
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def plain(value: Any) -> Any:
@@ -87,3 +90,26 @@ def glue_words(name: str, text: str) -> None:
     from myst_nb import glue
 
     glue(name, Markdown(text), display=False)
+
+
+def concat_seeds(tables: Mapping[int, "pd.DataFrame"]) -> "pd.DataFrame":
+    """Stack per-seed tables with a ``seed`` column."""
+    import pandas as pd
+
+    return pd.concat([t.assign(seed=s) for s, t in tables.items()], ignore_index=True)
+
+
+def layer_summary(by_layer: "pd.DataFrame", columns: Mapping[str, str]) -> str:
+    """A sentence fragment per layer: ``"conv2: target 14.8 %, true 17.0 %"`` (columns maps a
+    column of ``by_layer`` to the word printed before its value, formatted as a percentage)."""
+    parts = []
+    for layer, row in by_layer.iterrows():
+        values = ", ".join(f"{word} {100 * float(row[col]):.1f} %" for col, word in columns.items())
+        parts.append(f"`{layer}`: {values}")
+    return "; ".join(parts)
+
+
+def settings_list(index: Iterable[object]) -> str:
+    """``[("fgsm", "conv1"), ...]`` -> ``"fgsm / conv1, ..."`` (for glued prose; empty string if none)."""
+    items = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in index]
+    return ", ".join(f"`{i}`" for i in items)

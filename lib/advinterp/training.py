@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from .progress import bar as tqdm
 
-from . import attacks, cache, data, models, objectives, paths
+from . import cache, data, models, objectives, paths
 from .devices import derive_seed, generator, resolve_device
 from .validation import check_bool, check_choice, check_int, check_number, fail
 
@@ -111,9 +111,10 @@ class TrainedModel:
 
 
 def training_code_version() -> str:
-    """Digest of the code that determines trained weights (data, models, attacks, objectives,
-    this loop). Editing any of them invalidates every cached model."""
-    return cache.code_version(data, models, attacks, objectives, sys.modules[__name__])
+    """Digest of the code that determines every trained model's weights (data, models, the base
+    objectives, this loop); editing any of them invalidates every cached model. Code that only
+    some objectives use (attacks, regularisers) enters through the objective's ``describe()``."""
+    return cache.code_version(data, models, objectives, sys.modules[__name__])
 
 
 @functools.lru_cache(maxsize=4)

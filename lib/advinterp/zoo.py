@@ -55,7 +55,7 @@ def standard_model(dataset: str, model: str, seed: int = 0, *, data_root: str | 
                    progress: bool = True, **overrides: Any) -> TrainedModel:
     """A trained model of the book's recipe (cached), or torchvision's pretrained weights.
 
-    ``pretrained=True`` (alexnet / vgg16 / resnet18 only) returns the ImageNet model untrained
+    ``pretrained=True`` (alexnet / vgg16 / resnet18 / resnet50 only) returns the ImageNet model untrained
     by us; its ``history`` is empty.
     """
     cfg = recipe(dataset, model, seed, data_root=data_root, image_size=image_size, **overrides)
@@ -81,5 +81,5 @@ def check_model_fits(name: str, value: str, bundle: DatasetBundle, pretrained: b
     if spec.torchvision and bundle.input_shape[0] != 3:
         fail(name, value, "a model for grey images (torchvision ImageNet models need 3 channels)")
     if pretrained and not spec.torchvision:
-        fail("pretrained", pretrained, f"False for {name}={value!r}: only alexnet, vgg16 and resnet18 have weights")
+        fail("pretrained", pretrained, f"False for {name}={value!r}: only alexnet, vgg16, resnet18 and resnet50 have weights")
     return value

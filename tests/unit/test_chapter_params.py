@@ -19,7 +19,19 @@ BAD: dict[str, list[tuple[str, object]]] = {
         ("ensemble", ["small_cnn"]), ("heldout", "mlp"), ("eps_grid", [0.1, 1.5]), ("eps_grid", []),
         ("attack_steps", 0), ("attack_steps", 2.5), ("n_probe", 0), ("n_probe", 1001), ("seed", -1),
         ("epochs", 0), ("device", "tpu"), ("device", "cuda:7"), ("image_size", 2), ("data_root", 5),
-        ("data_root", "/no/such/folder"), ("results_dir", ""),
+        ("data_root", "/no/such/folder"), ("results_dir", ""), ("max_train", 0), ("max_train", 10**6),
+        ("pretrained", "yes"), ("pretrained", True),
+    ],
+    "02-neurons-and-patches": [
+        ("dataset", "nope"), ("eps", 1.5), ("model", "nope"), ("attack", "cw"), ("layers", ["nope"]),
+        ("layers", "conv2"), ("layers", []), ("k", 0), ("k", 501), ("statistic", "median"), ("affinity", "wordnet3"),
+        ("affinity", "cifar10"), ("patch_quantile", 0), ("patch_quantile", 0.9), ("n_show", 0), ("k_show", 21),
+        ("seeds", []), ("seeds", [0, 0]), ("seeds", 0), ("n_probe", 0), ("device", "gpu"),
+    ],
+    "03-neuron-consistency": [
+        ("dataset", "nope"), ("eps", -1), ("attacks", ["fgsm", "cw"]), ("attacks", []), ("attack", "fgsm2"),
+        ("layers", ["conv2"]), ("layers", ["conv2", "nope"]), ("k", 10**4), ("n_reference", 5),
+        ("n_reference", 10**6), ("k_nn", 0), ("seeds", [-3]), ("statistic", 1), ("affinity", "cifar10"),
     ],
 }
 CASES = [(stem, name, value) for stem, rows in BAD.items() for name, value in rows]
@@ -69,3 +81,8 @@ def test_papermill_stops_at_the_parameters_cell(tmp_path):
     injected = next(i for i, c in enumerate(code) if "injected-parameters" in c["metadata"].get("tags", []))
     assert failed == [injected + 1], "the validation cell right after the parameters is the one that fails"
     assert not (tmp_path / "results").exists()
+
+
+def test_headline_attack_must_be_among_the_attacks(no_writes):
+    with pytest.raises(ValueError, match=r"^attack='ensemble' is not allowed: one of attacks="):
+        run_parameters("03-neuron-consistency", attacks=["fgsm", "pgd"])

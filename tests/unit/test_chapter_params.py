@@ -86,3 +86,16 @@ def test_papermill_stops_at_the_parameters_cell(tmp_path):
 def test_headline_attack_must_be_among_the_attacks(no_writes):
     with pytest.raises(ValueError, match=r"^attack='ensemble' is not allowed: one of attacks="):
         run_parameters("03-neuron-consistency", attacks=["fgsm", "pgd"])
+
+
+@pytest.mark.parametrize("stem", sorted(BAD))
+def test_papermill_sees_every_parameter(stem):
+    """papermill's own parser (used for `--help-notebook` and unknown-parameter warnings) must
+    read every line of the parameters cell."""
+    import nbformat
+    from papermill.inspection import _infer_parameters
+
+    from advinterp.params import CHAPTERS
+
+    nb = nbformat.read(str(REPO / "book" / f"{stem}.ipynb"), as_version=4)
+    assert {p.name for p in _infer_parameters(nb)} == set(CHAPTERS[stem][0])

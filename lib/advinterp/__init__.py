@@ -26,6 +26,10 @@ module                    concept
 ``representation``        representation consistency (CS, Pearson r, LC)
 ``dissection``            per-neuron and per-layer tables over seeds and attacks
 ``widgets``               the interactive neuron browser
+``consistent_loss``       adversarial training objectives with Dong et al.'s consistent loss
+``robust_training``       chapter 4's study: standard vs adversarial vs consistent-loss models
+``influence``             prediction difference of every neuron of a layer (batched)
+``tracing``               concepts, explanations, the agreement-score adversarial detector
 ``evaluation``            accuracy and attack success rates
 ``params``                each chapter's parameters and their validation
 ``results``               results JSON and glued numbers

@@ -61,12 +61,13 @@ def make_adversarial_set(
     indices: torch.Tensor | None = None,
     device: str | torch.device = "auto",
     batch_size: int = 250,
+    restarts: int = 1,
 ) -> AdversarialSet:
     """Attack ``x`` with ``attack`` (one of :data:`advinterp.attacks.ATTACKS`).
 
     Single-model attacks use ``attacked[0]``; ``"ensemble"`` uses all of ``attacked``.
     ``steps`` is ignored by FGSM; ``steps=None`` gives ILLC Kurakin's schedule and PGD /
-    ensemble 20 steps.
+    ensemble 20 steps. ``restarts`` applies to PGD (each image keeps its strongest restart).
     """
     attacks.check_attack(attack)
     eps = check_number("eps", eps, 0.0, 1.0)
@@ -79,7 +80,8 @@ def make_adversarial_set(
     if attack == "fgsm":
         x_adv = attacks.in_batches(lambda a, b: attacks.fgsm(model, a, b, eps), x, y, batch_size=batch_size, device=dev)
     elif attack == "pgd":
-        x_adv = attacks.in_batches(lambda a, b: attacks.pgd(model, a, b, eps, steps or 20, generator=g), x, y,
+        x_adv = attacks.in_batches(lambda a, b: attacks.pgd(model, a, b, eps, steps or 20, generator=g,
+                                                                 restarts=restarts), x, y,
                                    batch_size=batch_size, device=dev)
     elif attack == "illc":
         x_adv, target = attacks.in_batches(lambda a: attacks.illc(model, a, eps, steps), x, batch_size=batch_size,
@@ -104,11 +106,13 @@ def cached_adversarial_set(
     steps: int | None,
     seed: int,
     device: str | torch.device = "auto",
+    restarts: int = 1,
 ) -> AdversarialSet:
     """:func:`make_adversarial_set` on the test images at ``indices``, cached on disk."""
     members = attacked if attack == "ensemble" else attacked[:1]
     key = cache.key_of({
-        "attack": attack, "eps": eps, "steps": steps, "seed": seed, "models": [m.key for m in members],
+        "attack": attack, "eps": eps, "steps": steps, "seed": seed, "restarts": restarts,
+        "models": [m.key for m in members],
         "data": bundle.identity(), "indices": cache.key_of(indices.tolist()),
         "code": cache.code_version(attacks, sys.modules[__name__]),
     })
@@ -117,7 +121,8 @@ def cached_adversarial_set(
     if found is None:
         x, y = take(bundle.test, indices)
         adv = make_adversarial_set(attack, [m.model for m in members], x, y, eps=eps, steps=steps,
-                                   num_classes=bundle.num_classes, seed=seed, indices=indices, device=device)
+                                   num_classes=bundle.num_classes, seed=seed, indices=indices, device=device,
+                                   restarts=restarts)
         cache.save_tensors(path, {"x": adv.x, "x_adv": adv.x_adv, "y": adv.y, "target": adv.target,
                                   "indices": adv.indices})
         return adv

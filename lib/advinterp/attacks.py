@@ -30,6 +30,8 @@ from torch import nn
 from .validation import check_choice, check_int, check_number
 
 ATTACKS: tuple[str, ...] = ("fgsm", "illc", "pgd", "ensemble")
+#: attacks usable inside training (generated on the fly against the model being trained)
+TRAINING_ATTACKS: tuple[str, ...] = ("fgsm", "fgsm_rs", "illc", "pgd")
 
 
 @contextmanager
@@ -101,12 +103,20 @@ def iterate(
     return x_adv.detach()
 
 
-def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> torch.Tensor:
-    """Fast gradient sign method (Goodfellow et al. 2015), untargeted, clipped to [0, 1]."""
+def fgsm(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, *, random_start: bool = False,
+         step_size: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fast gradient sign method (Goodfellow et al. 2015), untargeted, clipped to [0, 1].
+
+    ``random_start=True`` is Wong et al.'s (2020) FGSM-RS: start uniformly in the eps-ball and step
+    ``step_size`` (default ``1.25 * eps``), then project.
+    """
     eps = _check_eps(eps)
+    ball = LinfBall(x.detach(), eps)
+    start = ball.random_start(generator) if random_start else x.detach()
+    step = (1.25 * eps if random_start else eps) if step_size is None else step_size
     with frozen([model]):
-        grad = _input_grad(lambda z: F.cross_entropy(model(z), y, reduction="sum"), x)
-    return LinfBall(x.detach(), eps).step(x.detach(), grad, eps)
+        grad = _input_grad(lambda z: F.cross_entropy(model(z), y, reduction="sum"), start)
+    return ball.step(start, grad, step)
 
 
 def illc_defaults(eps: float) -> tuple[int, float]:
@@ -249,3 +259,17 @@ def in_batches(
 def check_attack(name: str) -> str:
     """``name`` must be one of :data:`ATTACKS`."""
     return check_choice("attack", name, ATTACKS)
+
+
+def training_attack(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int,
+                    step_size: float | None = None) -> torch.Tensor:
+    """The adversarial batch of a training objective: one of :data:`TRAINING_ATTACKS` against
+    ``model`` (random starts draw from the global stream, which the training loop seeds per epoch)."""
+    check_choice("train_attack", name, TRAINING_ATTACKS)
+    if name == "fgsm":
+        return fgsm(model, x, y, eps)
+    if name == "fgsm_rs":
+        return fgsm(model, x, y, eps, random_start=True, step_size=step_size)
+    if name == "illc":
+        return illc(model, x, eps, steps, step_size)[0]
+    return pgd(model, x, y, eps, steps, step_size)

@@ -34,6 +34,8 @@ class Dissection:
     real: dict[str, NeuronTopK]
     adversarial: dict[str, NeuronTopK]
     table: pd.DataFrame
+    adversarial_set: AdversarialSet
+    target: torch.Tensor
 
 
 def neuron_report(model: nn.Module, adv: AdversarialSet, target: torch.Tensor, layers: Sequence[str], k: int,
@@ -58,7 +60,7 @@ def neuron_report(model: nn.Module, adv: AdversarialSet, target: torch.Tensor, l
             "true_agreement": C.agreement(f.labels["true"], dominant).numpy(),
         })
         rows.append(frame)
-    return Dissection(real, fake, pd.concat(rows, ignore_index=True))
+    return Dissection(real, fake, pd.concat(rows, ignore_index=True), adv, target)
 
 
 def reference_set(exp: Experiment, n_reference: int) -> tuple[torch.Tensor, torch.Tensor]:

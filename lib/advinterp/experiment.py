@@ -20,6 +20,7 @@ from . import zoo
 from .advdata import AdversarialSet, cached_adversarial_set
 from .data import DatasetBundle, probe_indices, take
 from .evaluation import predict
+from .objectives import Objective
 from .training import TrainedModel, cached_bundle
 
 
@@ -41,7 +42,7 @@ class Experiment:
     max_train: int | None = None
     pretrained: bool = False
     device: str = "auto"
-    _models: dict[str, TrainedModel] = field(default_factory=dict, repr=False)
+    _models: dict[Any, TrainedModel] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_params(cls, P: dict[str, Any], seed: int | None = None, **changes: Any) -> Experiment:
@@ -58,13 +59,20 @@ class Experiment:
     def bundle(self) -> DatasetBundle:
         return cached_bundle(self.dataset, self.data_root, self.image_size)
 
-    def trained(self, name: str) -> TrainedModel:
-        """The network ``name`` of this setting (trained once, then cached)."""
-        if name not in self._models:
-            self._models[name] = zoo.standard_model(
+    def trained(self, name: str, objective: Objective | None = None) -> TrainedModel:
+        """The network ``name`` of this setting, trained with ``objective`` (default: standard
+        cross-entropy) once, then cached. Adversarially trained variants start from scratch with
+        the same recipe and seed."""
+        key = (name, objective)
+        if key not in self._models:
+            if objective is not None and self.pretrained:
+                raise ValueError("pretrained=True is not allowed with a training objective: pretrained "
+                                 "ImageNet models are used as they are")
+            self._models[key] = zoo.standard_model(
                 self.dataset, name, self.seed, data_root=self.data_root, image_size=self.image_size,
-                device=self.device, pretrained=self.pretrained, epochs=self.epochs, max_train=self.max_train)
-        return self._models[name]
+                device=self.device, pretrained=self.pretrained, epochs=self.epochs, max_train=self.max_train,
+                objective=objective)
+        return self._models[key]
 
     @property
     def member_names(self) -> list[str]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import data, devices, zoo
+from . import data, devices, models, zoo
 from .validation import (check_bool, check_choice, check_int, check_list, check_number, check_optional_int,
                          check_seeds, check_str, fail)
 
@@ -100,8 +100,6 @@ def _layers(name: str, value: Any, model: str, b: data.DatasetBundle) -> list[st
     """``None`` or a non-empty list of named layers of ``model``."""
     if value is None:
         return None
-    from . import models
-
     net = models.build_model(model, b.input_shape, b.num_classes, b.mean, b.std)
     names = models.layer_names(net)
     spec = models.MODELS[model]
@@ -162,7 +160,82 @@ def _ch03(v: dict[str, Any]) -> dict[str, Any]:
     return {"bundle": b, "layers": layers}
 
 
+def _training_spec(v: dict[str, Any], b: data.DatasetBundle) -> None:
+    """Chapter 4's adversarial-training settings (also used by chapters 5 and 7 to find its models)."""
+    from .attacks import TRAINING_ATTACKS
+
+    check_choice("train_attack", v["train_attack"], TRAINING_ATTACKS)
+    _eps("train_eps", v["train_eps"])
+    check_int("train_steps", v["train_steps"], 1, 100)
+    check_number("alpha", v["alpha"], 0.0, 100.0)
+    lambdas = check_list("lambdas", v["lambdas"], lambda n, x: check_number(n, x, 0.0, 1e6), unique=True)
+    check_number("lambda_cl", v["lambda_cl"], 0.0, 1e6, lo_open=True)
+    if v["lambda_cl"] not in lambdas:
+        fail("lambda_cl", v["lambda_cl"], f"one of lambdas={lambdas} (the consistent-loss model it reports)")
+    _layers("layer", [v["layer"]] if isinstance(v["layer"], str) else v["layer"], v["model"], b)
+    check_bool("normalize", v["normalize"])
+
+
+def _trainable(v: dict[str, Any]) -> data.DatasetBundle:
+    """Data, model and recipe of chapters that train from scratch (no pretrained weights)."""
+    b = _dataset(v)
+    _model("model", v["model"], b)
+    if models.MODELS[v["model"]].torchvision:
+        fail("model", v["model"], "a model this chapter can train on CPU-scale data (not a torchvision ImageNet model)")
+    _epochs(v)
+    if v["max_train"] is not None:
+        check_int("max_train", v["max_train"], 1, len(b.train))  # type: ignore[arg-type]
+    _probe(v, b)
+    return b
+
+
+def _ch04(v: dict[str, Any]) -> dict[str, Any]:
+    b = _trainable(v)
+    _training_spec(v, b)
+    check_int("eval_steps", v["eval_steps"], 1, 1000)
+    if v["eval_steps"] <= v["train_steps"]:
+        fail("eval_steps", v["eval_steps"], f"more than train_steps={v['train_steps']} (the evaluation attack must be stronger)")
+    check_int("eval_restarts", v["eval_restarts"], 1, 100)
+    check_int("k", v["k"], 1, v["n_probe"])
+    from .affinity import AFFINITIES
+
+    check_choice("affinity", v["affinity"], AFFINITIES)
+    check_int("n_show", v["n_show"], 1, 50)
+    check_int("k_show", v["k_show"], 1, v["k"])
+    _seeds(v)
+    _common(v)
+    return {"bundle": b}
+
+
+def _ch05(v: dict[str, Any]) -> dict[str, Any]:
+    b = _trainable(v)
+    check_list("ensemble", v["ensemble"], lambda n, x: _model(n, x, b), unique=True, min_len=0)
+    if v["model"] in v["ensemble"]:
+        fail("ensemble", v["ensemble"], "the other members, without model (it is always a member)")
+    _eps("eps", v["eps"])
+    check_int("attack_steps", v["attack_steps"], 1, 1000)
+    _training_spec(v, b)
+    attacks = check_list("attacks", v["attacks"], lambda n, x: check_choice(n, x, ("fgsm", "illc", "pgd", "ensemble")),
+                         unique=True)
+    check_choice("attack", v["attack"], ("fgsm", "illc", "pgd", "ensemble"))
+    if v["attack"] not in attacks:
+        fail("attack", v["attack"], f"one of attacks={attacks}")
+    check_choice("baseline", v["baseline"], ("zero", "mean"))
+    check_bool("log_odds", v["log_odds"])
+    check_bool("weighted", v["weighted"])
+    check_int("n_reference", v["n_reference"], 10, len(b.train))  # type: ignore[arg-type]
+    check_int("k", v["k"], 1, v["n_reference"])
+    check_int("top_k", v["top_k"], 1, 10_000)
+    from .affinity import AFFINITIES
+
+    check_choice("affinity", v["affinity"], AFFINITIES)
+    _seeds(v)
+    _common(v)
+    return {"bundle": b}
+
+
 DISSECTION = ("attack", "k", "statistic", "affinity", "seeds", "device", "results_dir")
+TRAINING = ("train_attack", "train_eps", "train_steps", "alpha", "lambdas", "lambda_cl", "layer", "normalize")
 
 #: chapter stem -> (declared parameter names, checker returning derived entries)
 CHAPTERS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], dict[str, Any]]]] = {
@@ -177,6 +250,17 @@ CHAPTERS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], dict[str, 
     "03-neuron-consistency": (
         (*EXPERIMENT, "layers", *DISSECTION, "attacks", "n_reference", "k_nn"),
         _ch03,
+    ),
+    "04-consistent-loss": (
+        ("dataset", "data_root", "image_size", "model", "epochs", "max_train", "n_probe", *TRAINING, "eval_steps",
+         "eval_restarts", "k", "affinity", "n_show", "k_show", "seeds", "device", "results_dir"),
+        _ch04,
+    ),
+    "05-tracing-and-detection": (
+        ("dataset", "data_root", "image_size", "model", "ensemble", "epochs", "max_train", "n_probe", "eps",
+         "attack_steps", *TRAINING, "attacks", "attack", "baseline", "log_odds", "top_k", "weighted", "k",
+         "n_reference", "affinity", "seeds", "device", "results_dir"),
+        _ch05,
     ),
 }
 

@@ -198,3 +198,88 @@ def representation_curves(table: "object", measure: str = "cs") -> Figure:
                title_fontsize=9, frameon=False)
     fig.tight_layout(rect=(0, 0.14, 1, 1))
     return fig
+
+
+def lambda_tradeoff(table: "object", columns: dict[str, str], reference: str = "standard") -> Figure:
+    """Each column of ``columns`` (name -> axis label) against the consistency weight lambda, for
+    the adversarially trained models (lambda = 0 is plain adversarial training); the standard
+    model is a dashed line. Points: mean over seeds; bars: one std."""
+    import pandas as pd
+
+    assert isinstance(table, pd.DataFrame)
+    adv = table[table["method"] != reference]
+    std_rows = table[table["method"] == reference]
+    lambdas = sorted(adv["lambda"].unique())
+    positions = {lam: i for i, lam in enumerate(lambdas)}
+    fig, axes = plt.subplots(1, len(columns), figsize=(3.3 * len(columns), 3.0), squeeze=False)
+    for ax, (col, label) in zip(axes[0], columns.items()):
+        g = adv.groupby("lambda")[col]
+        mean, sd = g.mean(), g.std().fillna(0)
+        ax.errorbar([positions[v] for v in mean.index], mean.values, yerr=sd.values, marker="o", capsize=3,
+                    color="#C44E52", label="adversarial training")
+        ax.axhline(std_rows[col].mean(), ls="--", color="#7f7f7f", label="standard training")
+        ax.set_xticks(range(len(lambdas)), [f"{v:g}" for v in lambdas])
+        ax.set_xlabel("consistency weight lambda\n(0 = plain adversarial training)")
+        ax.set_ylabel(label)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def explanations(cases: Sequence[dict[str, object]], classes: Sequence[str], n_neurons: int = 3,
+                 n_thumbs: int = 3) -> Figure:
+    """One row per case (keys: ``title``, ``image``, ``tracer``): the image with its prediction,
+    then its ``n_neurons`` most influential neurons, each as ``n_thumbs`` of its top real images
+    titled with its prediction difference and concept."""
+    cols = 1 + n_neurons * n_thumbs
+    fig, axes = plt.subplots(len(cases), cols, figsize=(0.95 * cols + 0.6, 1.45 * len(cases) + 0.2), squeeze=False)
+    for r, case in enumerate(cases):
+        tracer = case["tracer"]
+        table = tracer.explain(case["image"], classes)  # type: ignore[attr-defined]
+        show_image(axes[r, 0], case["image"], f"{case['title']}\npred: {table['predicted'].iloc[0]}")  # type: ignore[arg-type]
+        for j in range(n_neurons):
+            if j >= len(table):
+                for t in range(n_thumbs):
+                    axes[r, 1 + j * n_thumbs + t].axis("off")
+                continue
+            neuron = int(table["neuron"].iloc[j])
+            top = tracer.real_topk.indices[neuron, :n_thumbs]  # type: ignore[attr-defined]
+            for t in range(n_thumbs):
+                ax = axes[r, 1 + j * n_thumbs + t]
+                title = (f"#{neuron} PD {table['prediction_difference'].iloc[j]:+.2f}\nconcept {table['concept'].iloc[j]}"
+                         if t == 0 else None)
+                show_image(ax, tracer.reference_x[top[t]], title)  # type: ignore[attr-defined]
+    fig.tight_layout(pad=0.4)
+    return fig
+
+
+def detector_curves(store: dict, seed: int, names: Sequence[str], attacks: Sequence[str]) -> Figure:
+    """Top: distribution of the agreement score s(x) on clean and adversarial inputs; bottom: ROC
+    curves of flagging a low score, one panel per model (one seed)."""
+    from .tracing import roc_curve
+
+    fig, axes = plt.subplots(2, len(names), figsize=(4.2 * len(names), 6.0), squeeze=False)
+    bins = np.linspace(0, 1, 21)
+    for c, name in enumerate(names):
+        entry = store[(seed, name)]
+        ax = axes[0, c]
+        ax.hist(entry["clean"].numpy(), bins=bins, density=True, alpha=0.5, color="#7f7f7f", label="clean")
+        for attack in attacks:
+            if len(entry[attack]):
+                ax.hist(entry[attack].numpy(), bins=bins, density=True, histtype="step", lw=1.6,
+                        color=PALETTE.get(attack), label=attack.upper())
+        ax.set_title(name)
+        ax.set_xlabel("agreement score s(x) (0-1)")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+        ax = axes[1, c]
+        for attack in attacks:
+            if len(entry[attack]):
+                fpr, tpr = roc_curve(entry["clean"], entry[attack])
+                ax.plot(fpr, tpr, color=PALETTE.get(attack), label=attack.upper())
+        ax.plot([0, 1], [0, 1], ls=":", color="#999999")
+        ax.set_xlabel("false-positive rate (clean flagged)")
+        ax.set_ylabel("true-positive rate (adversarial flagged)")
+        ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

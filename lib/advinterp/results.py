@@ -113,3 +113,20 @@ def settings_list(index: Iterable[object]) -> str:
     """``[("fgsm", "conv1"), ...]`` -> ``"fgsm / conv1, ..."`` (for glued prose; empty string if none)."""
     items = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in index]
     return ", ".join(f"`{i}`" for i in items)
+
+
+def mean_std_table(table: "pd.DataFrame", by: str, columns: list[str]) -> "pd.DataFrame":
+    """``mean ± std`` strings per group (std over the rows of a group, i.e. over seeds)."""
+    g = table.groupby(by, sort=False)[columns]
+    mean, std = g.mean(), g.std().fillna(0.0)
+    return mean.combine(std, lambda m, s: m.map("{:.3f}".format) + " ± " + s.map("{:.3f}".format))
+
+
+def method_metrics(table: "pd.DataFrame", methods: Mapping[str, str], columns: list[str]) -> dict[str, float]:
+    """``{column}_{alias}`` and ``{column}_{alias}_std`` for each ``alias -> method`` of ``table``
+    (one row per seed and method)."""
+    out: dict[str, float] = {}
+    for alias, method in methods.items():
+        rows = table[table["method"] == method]
+        out.update(with_spread({f"{c}_{alias}": rows[c].tolist() for c in columns}))
+    return out

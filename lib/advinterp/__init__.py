@@ -30,6 +30,10 @@ module                    concept
 ``robust_training``       chapter 4's study: standard vs adversarial vs consistent-loss models
 ``influence``             prediction difference of every neuron of a layer (batched)
 ``tracing``               concepts, explanations, the agreement-score adversarial detector
+``conductance``           layer conductance (right-end rule, as Wu et al.)
+``mutation``              model mutants (NAI, GF) and the label change rate
+``error_detection``       the wrong-prediction detector, stacking and selective metrics
+``error_study``           chapter 6's pipeline for one seed
 ``evaluation``            accuracy and attack success rates
 ``params``                each chapter's parameters and their validation
 ``results``               results JSON and glued numbers

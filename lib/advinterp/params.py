@@ -234,6 +234,31 @@ def _ch05(v: dict[str, Any]) -> dict[str, Any]:
     return {"bundle": b}
 
 
+def _ch06(v: dict[str, Any]) -> dict[str, Any]:
+    b = _dataset(v)
+    _model("model", v["model"], b)
+    if models.MODELS[v["model"]].torchvision:
+        fail("model", v["model"], "a model this chapter trains (not a torchvision ImageNet model)")
+    _epochs(v)
+    if v["max_train"] is not None:
+        check_int("max_train", v["max_train"], 1, len(b.train))  # type: ignore[arg-type]
+    layers = _layers("layer", [v["layer"]] if isinstance(v["layer"], str) else v["layer"], v["model"], b)
+    if layers is None or len(layers) != 1:
+        fail("layer", v["layer"], "one layer name")
+    check_int("conductance_steps", v["conductance_steps"], 1, 1000)
+    check_int("n_mutants", v["n_mutants"], 2, 10_000)
+    from .mutation import OPERATORS, n_mutated
+
+    check_choice("mutation_op", v["mutation_op"], OPERATORS)
+    net = models.build_model(v["model"], b.input_shape, b.num_classes, b.mean, b.std)
+    n_mutated(net, v["mutation_rate"])
+    check_list("table_rates", v["table_rates"], lambda n, x: n_mutated(net, x, n), unique=True, min_len=2)
+    check_number("target_train_acc", v["target_train_acc"], 0.0, 1.0, lo_open=True, hi_open=True)
+    _seeds(v)
+    _common(v)
+    return {"bundle": b}
+
+
 DISSECTION = ("attack", "k", "statistic", "affinity", "seeds", "device", "results_dir")
 TRAINING = ("train_attack", "train_eps", "train_steps", "alpha", "lambdas", "lambda_cl", "layer", "normalize")
 
@@ -261,6 +286,12 @@ CHAPTERS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], dict[str, 
          "attack_steps", *TRAINING, "attacks", "attack", "baseline", "log_odds", "top_k", "weighted", "k",
          "n_reference", "affinity", "seeds", "device", "results_dir"),
         _ch05,
+    ),
+    "06-error-detection": (
+        ("dataset", "data_root", "image_size", "model", "epochs", "max_train", "target_train_acc", "layer",
+         "conductance_steps", "n_mutants", "mutation_op", "mutation_rate", "table_rates", "seeds", "device",
+         "results_dir"),
+        _ch06,
     ),
 }
 

@@ -283,3 +283,55 @@ def detector_curves(store: dict, seed: int, names: Sequence[str], attacks: Seque
         ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def conductance_patterns(correct: np.ndarray, wrong: np.ndarray, classes: Sequence[str]) -> Figure:
+    """Mean conductance per (predicted class, channel), correct vs wrong predictions (Wu et al.'s
+    figure of class-specific channels); one shared colour scale."""
+    vmax = np.nanmax(np.abs(np.r_[correct, wrong]))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    for ax, table, title in ((axes[0], correct, "correct predictions"), (axes[1], wrong, "wrong predictions")):
+        im = ax.imshow(table, aspect="auto", cmap="RdBu_r", vmin=-vmax, vmax=vmax, interpolation="nearest")
+        ax.set_title(title)
+        ax.set_xlabel("channel of the analysed layer")
+        ax.set_yticks(range(len(classes)), classes)
+    axes[0].set_ylabel("predicted class")
+    fig.colorbar(im, ax=axes, label="mean conductance\n(logit units per channel position)")
+    return fig
+
+
+def roc_panel(wrong: np.ndarray, scores: dict[str, np.ndarray], ax: Axes | None = None) -> Figure:
+    """ROC curves of wrong-prediction detectors (one per score)."""
+    from sklearn.metrics import roc_curve
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.0))
+    for name, score in scores.items():
+        fpr, tpr, _ = roc_curve(wrong.astype(int), score)
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], ls=":", color="#999999")
+    ax.set_xlabel("false-positive rate (correct predictions flagged)")
+    ax.set_ylabel("true-positive rate (wrong predictions flagged)")
+    ax.legend(fontsize=8, loc="lower right")
+    return ax.figure  # type: ignore[return-value]
+
+
+def mutants_and_coverage(counts: Sequence[int], aurocs: np.ndarray, wrong: np.ndarray,
+                         scores: dict[str, np.ndarray]) -> Figure:
+    """Left: LCR AUROC against the number of mutants (rows of ``aurocs`` = seeds; mean, bars one
+    std). Right: accuracy on kept predictions against coverage for each detector score."""
+    from .error_detection import coverage_curve
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    axes[0].errorbar(counts, aurocs.mean(0), yerr=aurocs.std(0), marker="o", capsize=3)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("number of mutants")
+    axes[0].set_ylabel("LCR AUROC (wrong vs correct)")
+    for name, score in scores.items():
+        cov, acc = coverage_curve(wrong, score)
+        axes[1].plot(100 * cov, 100 * acc, label=name)
+    axes[1].set_xlabel("coverage (% of test predictions kept)")
+    axes[1].set_ylabel("accuracy on kept predictions (%)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig

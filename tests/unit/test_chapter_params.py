@@ -44,6 +44,12 @@ BAD: dict[str, list[tuple[str, object]]] = {
         ("attack", "illc"), ("baseline", "one"), ("log_odds", 1), ("top_k", 0), ("weighted", "yes"), ("k", 0),
         ("n_reference", 3), ("lambdas", [-1.0]), ("lambda_cl", 0.5), ("train_attack", "none"), ("seeds", [1.5]),
     ],
+    "06-error-detection": [
+        ("dataset", "nope"), ("model", "vgg16"), ("model", "nope"), ("layer", "nope"), ("layer", ["conv1", "conv2"]),
+        ("conductance_steps", 0), ("n_mutants", 1), ("mutation_op", "XYZ"), ("mutation_rate", 0.001),
+        ("mutation_rate", 0), ("mutation_rate", 1.5), ("table_rates", [0.1, 0.0001]), ("table_rates", [0.1]),
+        ("target_train_acc", 1.0), ("target_train_acc", 0), ("seeds", []), ("epochs", 0), ("device", "tpu"),
+    ],
 }
 CASES = [(stem, name, value) for stem, rows in BAD.items() for name, value in rows]
 

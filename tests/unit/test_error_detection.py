@@ -1,0 +1,134 @@
+"""Conductance (vs completeness and Captum), mutation / LCR, the error detector and its metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from advinterp import conductance, error_detection as ed, mutation
+from advinterp.models import build_model
+
+
+@pytest.fixture(scope="module")
+def net_and_data():
+    torch.manual_seed(0)
+    model = build_model("small_cnn", (1, 28, 28), 10, [0.13], [0.31]).eval()
+    x = torch.rand(12, 1, 28, 28, generator=torch.Generator().manual_seed(3))
+    return model, x
+
+
+@pytest.mark.parametrize("layer", ["conv2", "fc1"])
+def test_completeness_converges(net_and_data, layer):
+    model, x = net_and_data
+    gaps = [float(conductance.completeness_gap(model, x, layer, m).mean()) for m in (4, 32, 256)]
+    assert gaps[2] <= gaps[1] + 1e-6 and gaps[1] <= gaps[0] + 1e-6, gaps
+    assert gaps[2] < 0.01 * float(model(x).detach().abs().mean())
+
+
+def test_left_rule_equals_captum_and_right_rule_converges_to_it(net_and_data):
+    from captum.attr import LayerConductance
+
+    model, x = net_and_data
+    base = conductance.zero_baseline(model, x)
+    gaps = []
+    for m in (10, 100):
+        left, target = conductance.layer_conductance(model, x, "conv2", steps=m, rule="left", reduce="none")
+        right, _ = conductance.layer_conductance(model, x, "conv2", steps=m, rule="right", reduce="none")
+        ref = LayerConductance(model, model.conv2).attribute(x, baselines=base, target=target, n_steps=m,
+                                                              method="riemann_trapezoid").detach()
+        assert torch.allclose(left, ref, atol=1e-5)
+        gaps.append(float((right - ref).abs().sum((1, 2, 3)).mean()))
+    assert gaps[1] < gaps[0] / 3, "the right/left discretisation gap shrinks like 1/m"
+
+
+def test_channel_reduction_and_baseline(net_and_data):
+    model, x = net_and_data
+    full, _ = conductance.layer_conductance(model, x, "conv2", reduce="none")
+    mean, _ = conductance.layer_conductance(model, x, "conv2", reduce="mean")
+    assert mean.shape == (12, 32) and torch.allclose(mean, full.mean((2, 3)), atol=1e-6)
+    assert torch.allclose(model.normalize(conductance.zero_baseline(model, x)), torch.zeros_like(x), atol=1e-6)
+    with pytest.raises(ValueError, match="conductance_steps=0"):
+        conductance.layer_conductance(model, x, "conv2", steps=0)
+
+
+def test_mutants_are_deterministic_and_the_model_is_restored(net_and_data):
+    model, x = net_and_data
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    y = model(x).argmax(1)
+    kw = dict(operator="NAI", rate=0.1, n_mutants=5, seed=4, accept=0.0)
+    a = mutation.mutate_and_predict(model, x, x, y, **kw)
+    b = mutation.mutate_and_predict(model, x, x, y, **kw)
+    assert torch.equal(a.predictions, b.predictions) and a.predictions.shape == (5, 12)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    gf = mutation.mutate_and_predict(model, x, x, y, operator="GF", rate=0.1, n_mutants=3, seed=4, accept=0.0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and gf.tried == 3
+
+
+def test_nai_negates_exactly_the_chosen_filters(net_and_data):
+    model, _ = net_and_data
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    before = [m.weight.detach().clone() for m in convs]
+    mut = mutation._Mutation(model, "NAI", 0.1, seed=0)
+    with mut:
+        during = {id(m): m.weight.detach().clone() for m in convs}
+    changed = sum(int((a != during[id(m)]).flatten(1).any(1).sum()) for a, m in zip(before, convs))
+    assert changed == mutation.n_mutated(model, 0.1) == 5
+    for conv, c, old_w, _ in mut.saved:
+        assert torch.equal(during[id(conv)][c], -old_w)
+
+
+def test_rate_that_mutates_nothing_is_a_value_error(net_and_data):
+    model, _ = net_and_data
+    with pytest.raises(ValueError, match=r"mutation_rate=0.001 is not allowed: at least .* 48 conv filters"):
+        mutation.n_mutated(model, 0.001)
+    with pytest.raises(ValueError, match="a model with conv layers"):
+        mutation.n_mutated(nn.Sequential(nn.Linear(2, 2)), 0.5)
+
+
+def test_acceptance_rule_and_lcr(net_and_data):
+    model, x = net_and_data
+    y = model(x).argmax(1)
+    with pytest.raises(RuntimeError, match="use a smaller mutation_rate"):
+        mutation.mutate_and_predict(model, x, x, y, rate=0.5, n_mutants=2, accept=1.01, max_tries=3)
+    res = mutation.MutationResult("NAI", 0.1, torch.tensor([0, 1, 2]),
+                                  torch.tensor([[0, 1, 0], [1, 1, 0], [0, 1, 2], [0, 0, 0]]), 4)
+    assert torch.allclose(res.lcr(), torch.tensor([0.25, 0.25, 0.75]))
+    assert torch.allclose(res.lcr(2), torch.tensor([0.5, 0.0, 1.0]))
+
+
+def test_sprt_decides_early_on_clear_cases():
+    changes = torch.zeros(100, 2)
+    changes[:, 0] = 1.0  # always flips: clearly above threshold
+    flagged, used = mutation.sprt(changes, threshold=0.1)
+    assert flagged.tolist() == [True, False]
+    assert int(used.max()) < 100
+
+
+def test_error_detector_learns_a_separable_problem():
+    g = torch.Generator().manual_seed(0)
+    wrong = torch.rand(600, generator=g) < 0.2
+    feats = torch.randn(600, 8, generator=g) * 10 + 100
+    feats[wrong, 0] += 30  # one informative feature, on a large offset (normalisation matters)
+    det = ed.ErrorDetector(epochs=20).fit(feats[:400], wrong[:400])
+    assert ed.auroc(wrong[400:].numpy(), det.predict_proba(feats[400:]).numpy()) > 0.95
+    assert torch.allclose(det.mean_, feats[:400].mean(0))
+
+
+def test_stacking_selective_metrics_and_coverage():
+    rng = np.random.default_rng(0)
+    wrong = rng.random(400) < 0.25
+    feats = np.c_[wrong + rng.normal(0, 0.3, 400), wrong + rng.normal(0, 0.6, 400)]
+    for kind in ed.STACKERS:
+        oof, test = ed.stack(kind, feats[:200], wrong[:200], feats[200:], seed=0)
+        assert oof.shape == (200,) and test.shape == (200,)
+        assert ed.auroc(wrong[200:], test) > 0.85, kind
+    score = np.array([0.9, 0.8, 0.1, 0.2, 0.3])
+    truth = np.array([1, 0, 0, 0, 1])
+    m = ed.selective_metrics(truth, score, threshold=0.5)
+    assert m == pytest.approx({"recall_wrong": 0.5, "recall_correct": 2 / 3, "coverage": 0.6,
+                               "acc_kept": 2 / 3, "detector_accuracy": 0.6})
+    cov, acc = ed.coverage_curve(truth, score, n=5)
+    assert cov[-1] == 1.0 and acc[-1] == pytest.approx(0.6) and acc[0] == 1.0
+    assert ed.youden_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == pytest.approx(0.8)

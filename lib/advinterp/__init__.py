@@ -34,6 +34,9 @@ module                    concept
 ``mutation``              model mutants (NAI, GF) and the label change rate
 ``error_detection``       the wrong-prediction detector, stacking and selective metrics
 ``error_study``           chapter 6's pipeline for one seed
+``sensitivity``           the neural-activation-sensitivity regulariser (a loss hook)
+``interpretability``      attribution maps (Captum) and their metrics
+``comparison``            chapter 7's study of interpretability across training methods
 ``evaluation``            accuracy and attack success rates
 ``params``                each chapter's parameters and their validation
 ``results``               results JSON and glued numbers

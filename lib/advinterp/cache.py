@@ -135,3 +135,12 @@ def cached_tensors(path: Path, compute: Callable[[], dict[str, torch.Tensor]]) -
     result = compute()
     save_tensors(path, result)
     return result
+
+
+def memoized(kind: str, description: Any, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Tensors computed once per ``description`` (which must name everything that determines them,
+    code version included) and cached under ``<cache>/<kind>/``: reruns and book builds reuse
+    expensive analyses (conductance, mutants, ...)."""
+    from . import paths
+
+    return cached_tensors(paths.cache_dir() / kind / f"{key_of(description)}.pt", compute)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import zoo
+from . import cache, conductance, data, mutation, zoo
 from .conductance import layer_conductance
 from .data import take
 from .error_detection import (ErrorDetector, auroc, selective_metrics, stack,
@@ -58,9 +58,17 @@ def run_seed(*, dataset: str, model: str, seed: int, data_root: str | None, imag
     net = tm.model
     x_train, y_train = take(bundle.train, torch.arange(len(bundle.train)))  # type: ignore[arg-type]
     x_test, y_test = take(bundle.test, torch.arange(len(bundle.test)))  # type: ignore[arg-type]
-    # conductance features: the classifier's own training-set predictions teach the detector
-    f_train, pred_train = layer_conductance(net, x_train, layer, steps=conductance_steps)
-    f_test, pred_test = layer_conductance(net, x_test, layer, steps=conductance_steps)
+    code = cache.code_version(conductance, mutation, data)
+    base = {"model": tm.key, "data": bundle.identity(), "code": code}
+
+    def features() -> dict[str, torch.Tensor]:
+        # conductance features: the classifier's own training-set predictions teach the detector
+        f_tr, p_tr = layer_conductance(net, x_train, layer, steps=conductance_steps)
+        f_te, p_te = layer_conductance(net, x_test, layer, steps=conductance_steps)
+        return {"f_train": f_tr, "pred_train": p_tr, "f_test": f_te, "pred_test": p_te}
+
+    feats_ = cache.memoized("conductance", {**base, "layer": layer, "steps": conductance_steps}, features)
+    f_train, pred_train, f_test, pred_test = (feats_[k] for k in ("f_train", "pred_train", "f_test", "pred_test"))
     wrong_train = (pred_train != y_train)
     detector = ErrorDetector(seed=seed).fit(f_train, wrong_train)
     p_test = detector.predict_proba(f_test).numpy()
@@ -68,9 +76,15 @@ def run_seed(*, dataset: str, model: str, seed: int, data_root: str | None, imag
     val, test = split_halves(len(y_test), seed)
     # mutations: accepted on the validation half, evaluated on the whole test split
     mutations = {}
-    for op, rate in {(mutation_op, mutation_rate), *((o, r) for o in ("NAI", "GF") for r in table_rates)}:
-        mutations[(op, rate)] = mutate_and_predict(net, x_test, x_test[val], y_test[val], operator=op, rate=rate,
-                                                   n_mutants=n_mutants, seed=seed)
+    for op, rate in sorted({(mutation_op, mutation_rate), *((o, r) for o in ("NAI", "GF") for r in table_rates)}):
+        def mutants(op: str = op, rate: float = rate) -> dict[str, torch.Tensor]:
+            res = mutate_and_predict(net, x_test, x_test[val], y_test[val], operator=op, rate=rate,
+                                     n_mutants=n_mutants, seed=seed)
+            return {"original": res.original, "predictions": res.predictions, "tried": torch.tensor(res.tried)}
+
+        found = cache.memoized("mutants", {**base, "op": op, "rate": rate, "n": n_mutants, "seed": seed,
+                                           "val": val.tolist()}, mutants)
+        mutations[(op, rate)] = MutationResult(op, rate, found["original"], found["predictions"], int(found["tried"]))
     lcr = mutations[(mutation_op, mutation_rate)].lcr().numpy()
     feats = np.c_[lcr, p_test]
     v, t = val.numpy(), test.numpy()

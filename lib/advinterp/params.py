@@ -259,6 +259,33 @@ def _ch06(v: dict[str, Any]) -> dict[str, Any]:
     return {"bundle": b}
 
 
+def _ch07(v: dict[str, Any]) -> dict[str, Any]:
+    b = _trainable(v)
+    _training_spec(v, b)
+    from .attacks import TRAINING_ATTACKS
+    from .interpretability import METHODS
+    from .sensitivity import ESTIMATORS
+
+    check_choice("at_attack", v["at_attack"], TRAINING_ATTACKS)
+    _eps("at_eps", v["at_eps"])
+    check_int("at_steps", v["at_steps"], 1, 100)
+    lam = check_list("lambdas_nas", v["lambdas_nas"], lambda n, x: check_number(n, x, 0.0, 1e6, lo_open=True),
+                     unique=True)
+    check_number("lambda_nas", v["lambda_nas"], 0.0, 1e6, lo_open=True)
+    if v["lambda_nas"] not in lam:
+        fail("lambda_nas", v["lambda_nas"], f"one of lambdas_nas={lam} (the regularised model it reports)")
+    _layers("nas_layers", v["nas_layers"], v["model"], b)
+    check_int("units_per_layer", v["units_per_layer"], 1, 100_000)
+    check_choice("estimator", v["estimator"], ESTIMATORS)
+    check_choice("attribution", v["attribution"], METHODS)
+    check_int("n_eval", v["n_eval"], 2, v["n_probe"])
+    check_int("eval_steps", v["eval_steps"], 1, 1000)
+    check_int("eval_restarts", v["eval_restarts"], 1, 100)
+    _seeds(v)
+    _common(v)
+    return {"bundle": b}
+
+
 DISSECTION = ("attack", "k", "statistic", "affinity", "seeds", "device", "results_dir")
 TRAINING = ("train_attack", "train_eps", "train_steps", "alpha", "lambdas", "lambda_cl", "layer", "normalize")
 
@@ -292,6 +319,12 @@ CHAPTERS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], dict[str, 
          "conductance_steps", "n_mutants", "mutation_op", "mutation_rate", "table_rates", "seeds", "device",
          "results_dir"),
         _ch06,
+    ),
+    "07-sensitivity-regularization": (
+        ("dataset", "data_root", "image_size", "model", "epochs", "max_train", "n_probe", "at_attack", "at_eps",
+         "at_steps", "lambdas_nas", "lambda_nas", "nas_layers", "units_per_layer", "estimator", *TRAINING,
+         "attribution", "n_eval", "eval_steps", "eval_restarts", "seeds", "device", "results_dir"),
+        _ch07,
     ),
 }
 

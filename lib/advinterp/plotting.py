@@ -335,3 +335,28 @@ def mutants_and_coverage(counts: Sequence[int], aurocs: np.ndarray, wrong: np.nd
     axes[1].legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def attribution_gallery(x: torch.Tensor, maps: dict[tuple[str, str], torch.Tensor], models: Sequence[str],
+                        methods: Sequence[str], n_images: int = 3) -> Figure:
+    """Top row: the inputs; then one row per (model, method). Each map is |attribution| summed
+    over channels and scaled to its own maximum (white = most relevant)."""
+    rows = [(m, meth) for m in models for meth in methods]
+    fig, axes = plt.subplots(len(rows) + 1, n_images + 1,
+                             figsize=(1.2 * (n_images + 1) + 1.4, 1.15 * (len(rows) + 1) + 0.3), squeeze=False)
+    for r in range(len(rows) + 1):
+        axes[r, 0].axis("off")
+    axes[0, 0].text(1.0, 0.5, "input", ha="right", va="center", fontsize=8, transform=axes[0, 0].transAxes)
+    for j in range(n_images):
+        show_image(axes[0, j + 1], x[j])
+    for r, (m, meth) in enumerate(rows, start=1):
+        axes[r, 0].text(1.0, 0.5, f"{m}\n{meth.replace('_', ' ')}", ha="right", va="center", fontsize=8,
+                        transform=axes[r, 0].transAxes)
+        for j in range(n_images):
+            a = maps[(m, meth)][j].abs().sum(0)
+            ax = axes[r, j + 1]
+            ax.imshow((a / a.max().clamp_min(1e-12)).numpy(), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.tight_layout(pad=0.3)
+    return fig

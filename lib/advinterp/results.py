@@ -122,11 +122,12 @@ def mean_std_table(table: "pd.DataFrame", by: str, columns: list[str]) -> "pd.Da
     return mean.combine(std, lambda m, s: m.map("{:.3f}".format) + " ± " + s.map("{:.3f}".format))
 
 
-def method_metrics(table: "pd.DataFrame", methods: Mapping[str, str], columns: list[str]) -> dict[str, float]:
-    """``{column}_{alias}`` and ``{column}_{alias}_std`` for each ``alias -> method`` of ``table``
-    (one row per seed and method)."""
+def method_metrics(table: "pd.DataFrame", methods: Mapping[str, str], columns: list[str],
+                   by: str = "method") -> dict[str, float]:
+    """``{column}_{alias}`` and ``{column}_{alias}_std`` for each ``alias -> value of column by``
+    of ``table`` (one row per seed and value)."""
     out: dict[str, float] = {}
     for alias, method in methods.items():
-        rows = table[table["method"] == method]
+        rows = table[table[by] == method]
         out.update(with_spread({f"{c}_{alias}": rows[c].tolist() for c in columns}))
     return out

@@ -50,6 +50,13 @@ BAD: dict[str, list[tuple[str, object]]] = {
         ("mutation_rate", 0), ("mutation_rate", 1.5), ("table_rates", [0.1, 0.0001]), ("table_rates", [0.1]),
         ("target_train_acc", 1.0), ("target_train_acc", 0), ("seeds", []), ("epochs", 0), ("device", "tpu"),
     ],
+    "07-sensitivity-regularization": [
+        ("dataset", "nope"), ("model", "resnet18"), ("at_attack", "cw"), ("at_eps", 0), ("at_eps", 3), ("at_steps", 0),
+        ("lambdas_nas", [0.0]), ("lambdas_nas", [-1.0]), ("lambdas_nas", []), ("lambda_nas", 5.0),
+        ("nas_layers", ["nope"]), ("nas_layers", []), ("units_per_layer", 0), ("estimator", "exact"),
+        ("attribution", "lime"), ("n_eval", 1), ("n_eval", 10**5), ("eval_steps", 0), ("eval_restarts", 0),
+        ("lambda_cl", 7.0), ("seeds", [0, -1]),
+    ],
 }
 CASES = [(stem, name, value) for stem, rows in BAD.items() for name, value in rows]
 

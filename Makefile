@@ -14,12 +14,16 @@ export PYTHONHASHSEED ?= 0
 # tests that need them are reported as skipped.
 SYSTEM_PACKAGES := wordnet-base chromium
 
-.PHONY: env sysdeps book test unit clean-cache clean help
+SWEEP ?= configs/sweeps/side-by-side.yaml
+
+.PHONY: env sysdeps book test unit sweep bench clean-cache clean help
 
 help:
 	@echo "make book   - set up .venv, execute all chapters, render _build/html"
 	@echo "make test   - set up .venv, run every test (unit, chapters, book build)"
 	@echo "make unit   - unit tests only (fast)"
+	@echo "make sweep  - run the sweep SWEEP=$(SWEEP) (resumable) and collect its table"
+	@echo "make bench  - performance benchmarks on this machine (< 5 min on 2 cores)"
 
 # The environment is rebuilt only when requirements.txt or pyproject.toml change.
 env: $(STAMP)
@@ -46,6 +50,12 @@ test: $(STAMP) sysdeps
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
+
+sweep: $(STAMP)
+	$(BIN)/python -m advinterp.sweep $(SWEEP)
+
+bench: $(STAMP)
+	$(BIN)/python -m advinterp.bench
 
 clean-cache:
 	rm -rf data/cache

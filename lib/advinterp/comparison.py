@@ -16,6 +16,7 @@ import torch
 
 from . import cache, interpretability, progress
 from .advdata import cached_adversarial_set
+from .dissection import neuron_report
 from .evaluation import accuracy, predict, test_accuracies
 from .experiment import Experiment
 from .training import TrainedModel
@@ -37,9 +38,10 @@ def attribution_metrics(tm: TrainedModel, x: torch.Tensor, method: str, *, digit
 
 def interpretability_study(experiments: dict[int, Experiment], models_for: Callable[[Experiment], dict[str, TrainedModel]],
                            methods: Sequence[str], *, n_eval: int, eval_eps: float, eval_steps: int, restarts: int,
-                           digit_mask: bool) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                           digit_mask: bool, layer: str, A: torch.Tensor, k: int = 20) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """Returns ``(metrics, accuracy, maps)``: metrics per (seed, model, method) averaged over the
-    evaluated images; accuracy per (seed, model); attribution maps of the first seed per
+    evaluated images; accuracy and neuron consistency at ``layer`` (real probes and the model's own
+    PGD probes, true labels) per (seed, model); attribution maps of the first seed per
     (model, method) for galleries."""
     metric_rows, acc_rows, maps = [], [], {}
     first = next(iter(experiments))
@@ -49,9 +51,12 @@ def interpretability_study(experiments: dict[int, Experiment], models_for: Calla
         for name, tm in models_for(exp).items():
             adv = cached_adversarial_set("pgd", [tm], exp.bundle, exp.probe_index, eps=eval_eps, steps=eval_steps,
                                          seed=seed, device=exp.device, restarts=restarts)
+            pred_adv = predict(tm.model, adv.x_adv)
+            live = neuron_report(tm.model, adv, pred_adv, [layer], k, A).table.query("live")
             acc_rows.append({"seed": seed, "model": name,
                              "clean_acc": test_accuracies({"m": tm.model}, exp.bundle.test)["m"],
-                             "pgd_acc": accuracy(predict(tm.model, adv.x_adv), y)})
+                             "pgd_acc": accuracy(pred_adv, y), "consis_real": float(live.consis_real.mean()),
+                             "consis_adv_true": float(live.consis_adv_true.mean())})
             for method in methods:
                 m = attribution_metrics(tm, x_eval, method, digit_mask=digit_mask)
                 metric_rows.append({"seed": seed, "model": name, "method": method,

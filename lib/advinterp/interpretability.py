@@ -14,7 +14,7 @@ al., saliency averaged over Gaussian-noised copies). Metrics, per image:
   relevant, area under the target probability curve (lower is better);
 * ``alignment`` - ``|<x, g>| / (||x|| ||g||)`` for the saliency map g (higher: the gradient looks
   like the image, as for robust models);
-* ``relevance_mass`` - for MNIST, the share of ``|attribution|`` on the digit (pixels > 0)
+* ``relevance_mass`` - for MNIST, the share of absolute attribution on the digit (pixels > 0)
   (higher is better).
 """
 
@@ -91,7 +91,7 @@ def sensitivity_max(explain: Callable[..., torch.Tensor], x: torch.Tensor, targe
 @torch.no_grad()
 def deletion_curve(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor, *,
                    steps: int = 20, baseline: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Target probability as the most relevant pixels (by summed |attribution| over channels) are
+    """Target probability as the most relevant pixels (by absolute attribution summed over channels) are
     deleted in ``steps`` equal chunks; returns ``(fractions (steps+1,), probs (N, steps+1))``."""
     n, _, h, w = x.shape
     relevance = attributions.abs().sum(1).reshape(n, -1)
@@ -123,7 +123,7 @@ def alignment(x: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
 
 
 def relevance_mass(attributions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Share of ``|attribution|`` (summed over channels) inside ``mask`` ``(N, H, W)``."""
+    """Share of the absolute attribution (summed over channels) inside ``mask`` ``(N, H, W)``."""
     r = attributions.abs().sum(1)
     return (r * mask).flatten(1).sum(1) / r.flatten(1).sum(1).clamp_min(1e-12)
 

@@ -29,7 +29,8 @@ class ChapterParams(dict[str, Any]):
 
     def public(self) -> dict[str, Any]:
         """The parameters as written to the results JSON (plain values only)."""
-        return {k: v for k, v in self.items() if k not in ("bundle",)}
+        return {k: (str(v) if hasattr(v, "__fspath__") else v) for k, v in self.items()
+                if k not in ("bundle", "spec_path", "runs_root", "table_path")}
 
 
 # ----------------------------------------------------------------------------- shared pieces
@@ -286,6 +287,21 @@ def _ch07(v: dict[str, Any]) -> dict[str, Any]:
     return {"bundle": b}
 
 
+def _ch08(v: dict[str, Any]) -> dict[str, Any]:
+    from pathlib import Path
+
+    from . import paths, sweep
+
+    spec_path = Path(check_str("sweep_spec", v["sweep_spec"]))
+    spec_path = spec_path if spec_path.is_absolute() else paths.repo_root() / spec_path
+    spec = sweep.load_spec(spec_path, name="sweep_spec")
+    runs_root = Path(check_str("runs_dir", v["runs_dir"]))
+    runs_root = runs_root if runs_root.is_absolute() else paths.repo_root() / runs_root
+    check_bool("rerun", v["rerun"])
+    check_str("results_dir", v["results_dir"])
+    return {"spec_path": spec_path, "runs_root": runs_root, "table_path": runs_root / spec["name"] / "table.csv"}
+
+
 DISSECTION = ("attack", "k", "statistic", "affinity", "seeds", "device", "results_dir")
 TRAINING = ("train_attack", "train_eps", "train_steps", "alpha", "lambdas", "lambda_cl", "layer", "normalize")
 
@@ -326,6 +342,7 @@ CHAPTERS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], dict[str, 
          "attribution", "n_eval", "eval_steps", "eval_restarts", "seeds", "device", "results_dir"),
         _ch07,
     ),
+    "08-side-by-side": (("sweep_spec", "runs_dir", "rerun", "results_dir"), _ch08),
 }
 
 

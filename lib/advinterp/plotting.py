@@ -339,8 +339,8 @@ def mutants_and_coverage(counts: Sequence[int], aurocs: np.ndarray, wrong: np.nd
 
 def attribution_gallery(x: torch.Tensor, maps: dict[tuple[str, str], torch.Tensor], models: Sequence[str],
                         methods: Sequence[str], n_images: int = 3) -> Figure:
-    """Top row: the inputs; then one row per (model, method). Each map is |attribution| summed
-    over channels and scaled to its own maximum (white = most relevant)."""
+    """Top row: the inputs; then one row per (model, method). Each map is the absolute attribution
+    summed over channels and scaled to its own maximum (white = most relevant)."""
     rows = [(m, meth) for m in models for meth in methods]
     fig, axes = plt.subplots(len(rows) + 1, n_images + 1,
                              figsize=(1.2 * (n_images + 1) + 1.4, 1.15 * (len(rows) + 1) + 0.3), squeeze=False)
@@ -359,4 +359,31 @@ def attribution_gallery(x: torch.Tensor, maps: dict[tuple[str, str], torch.Tenso
             ax.set_xticks([])
             ax.set_yticks([])
     fig.tight_layout(pad=0.3)
+    return fig
+
+
+def tradeoff_curves(lam: "object", eps: "object") -> Figure:
+    """Left three panels: clean accuracy, PGD accuracy and consistency against lambda (chapter 4);
+    right: consistency against the budget eps (chapter 3). Bars: one std over seeds."""
+    import pandas as pd
+
+    assert isinstance(lam, pd.DataFrame) and isinstance(eps, pd.DataFrame)
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.3))
+    xs = range(len(lam))
+    for ax, (col, label) in zip(axes[:3], [("clean_acc", "clean test accuracy"), ("pgd_acc", "accuracy under PGD"),
+                                           ("consis_adv_true", "consis (adversarial,\ntrue labels)")]):
+        if len(lam):
+            ax.errorbar(xs, lam[col], yerr=lam[f"{col}_std"], marker="o", capsize=3, color="#C44E52")
+            ax.set_xticks(list(xs), [f"{v:g}" for v in lam["lambda"]])
+        ax.set_xlabel("consistency weight lambda (0 = plain AT)")
+        ax.set_ylabel(label)
+    ax = axes[3]
+    for col, name, color in (("consis_real", "real", "#4C72B0"), ("consis_adv_true", "adversarial, true label", "#DD8452"),
+                             ("consis_adv_target", "adversarial, target label", "#55A868")):
+        if col in eps:
+            ax.errorbar(eps["eps"], eps[col], yerr=eps.get(f"{col}_std"), marker="o", capsize=3, label=name, color=color)
+    ax.set_xlabel("L-inf budget eps (pixel units)")
+    ax.set_ylabel("consis(n), deepest layer")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig

@@ -7,8 +7,8 @@ The regulariser penalises how strongly hidden units react to small input changes
 averaged over the batch, and the loss is ``CE + lambda * R`` (:class:`SensitivityObjective`, a
 loss hook of :func:`advinterp.training.train`). Two estimators:
 
-* ``"subset"``: the exact mean over the |S| sampled units, one double-backward pass per unit;
-* ``"projection"``: ``||grad_x (v . a_S(x))||^2 / |S|`` with a Rademacher vector v, one
+* ``"subset"``: the exact mean over the sampled units S, one double-backward pass per unit;
+* ``"projection"``: ``||grad_x (v . a_S(x))||^2 / len(S)`` with a Rademacher vector v, one
   double-backward pass per layer. Because ``E[v_i v_j] = delta_ij`` it equals the subset mean in
   expectation (:func:`projection_estimate` is tested against :func:`exact_sensitivity`).
 

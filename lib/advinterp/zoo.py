@@ -29,6 +29,9 @@ RECIPES: dict[str, dict[str, Any]] = {
                         schedule="cosine", augment=True),
 }
 
+#: datasets whose recipes switch on mixed precision and channels-last memory when trained on CUDA
+GPU_FAST_PATH = ("cifar10", "imagefolder")
+
 #: Default architectures per dataset: (dissected model, other ensemble members, held-out model)
 DEFAULT_MODELS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "mnist5k": ("small_cnn", ("wide_cnn", "mlp"), "small_resnet"),
@@ -58,10 +61,13 @@ def standard_model(dataset: str, model: str, seed: int = 0, *, data_root: str | 
     ``pretrained=True`` (alexnet / vgg16 / resnet18 / resnet50 only) returns the ImageNet model untrained
     by us; its ``history`` is empty.
     """
+    from .devices import resolve_device
+
+    if resolve_device(device).type == "cuda" and dataset in GPU_FAST_PATH:
+        # mixed precision and channels-last help convolutional training on GPUs (part of the cache key)
+        overrides = {"amp": True, "channels_last": True, **{k: v for k, v in overrides.items() if v is not None}}
     cfg = recipe(dataset, model, seed, data_root=data_root, image_size=image_size, **overrides)
     if pretrained:
-        from .devices import resolve_device
-
         b = bundle_for(cfg)
         net = models.build_model(model, b.input_shape, b.num_classes, b.mean, b.std, pretrained=True)
         net = net.to(resolve_device(device)).eval()

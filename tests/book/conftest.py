@@ -3,16 +3,28 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+SESSION_START = time.time()
+
+
+def _results_since(start: float) -> dict[str, str]:
+    """Default-parameter results files written since ``start`` (chapters run in this session)."""
+    folder = REPO / "results"
+    if not folder.is_dir():
+        return {}
+    return {p.name: p.read_text() for p in folder.glob("*.json") if p.stat().st_mtime >= start}
 
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory) -> dict:
     """Build the whole book once (every chapter executed, warnings are errors) into a temporary folder."""
+    before = _results_since(SESSION_START)
+    build_start = time.time()
     out = tmp_path_factory.mktemp("book")
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"TQDM_DISABLE": "1"}
     jb = Path(sys.executable).with_name("jupyter-book")
@@ -20,4 +32,5 @@ def built_book(tmp_path_factory) -> dict:
                           capture_output=True, text=True, env=env, cwd=REPO)
     log = proc.stdout + proc.stderr
     (out / "build.log").write_text(log)
-    return {"returncode": proc.returncode, "log": log, "html": out / "_build" / "html"}
+    return {"returncode": proc.returncode, "log": log, "html": out / "_build" / "html",
+            "results_before": before, "results_after": _results_since(build_start)}

@@ -1,0 +1,147 @@
+"""Performance benchmarks of the book's hot paths (``make bench``; < 5 minutes on 2 CPU cores).
+
+Each row is a ratio measured on the machine it runs on, against the budget of the design:
+
+* PGD-k time / (k forward+backward passes of the same batch) - target <= 1.1;
+* consistent-loss epoch / standard epoch - about train_steps + 2;
+* top-K mining throughput / forward-only throughput - target >= 0.9;
+* our conductance / Captum's ``LayerConductance`` on the same layer and batch;
+* our PGD / a reference implementation (torchattacks), when installed.
+
+``python -m advinterp.bench --json book/recorded/bench-<machine>.json`` also records the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import attacks
+from .conductance import layer_conductance, zero_baseline
+from .devices import resolve_device
+from .models import build_model
+from .neurons import mine_topk
+
+
+def _time(fn: Callable[[], object], repeat: int = 3, device: torch.device | None = None) -> float:
+    """Best of ``repeat`` wall times (after one warm-up)."""
+    def sync() -> None:
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize()
+
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def run(device: str = "auto", batch: int = 256, k: int = 20) -> list[dict[str, object]]:
+    dev = resolve_device(device)
+    torch.manual_seed(0)
+    model = build_model("small_cnn", (1, 28, 28), 10, [0.13], [0.31]).to(dev).eval()
+    x = torch.rand(batch, 1, 28, 28, device=dev)
+    y = torch.randint(0, 10, (batch,), device=dev)
+    rows: list[dict[str, object]] = []
+
+    def fwd_bwd() -> None:
+        xg = x.detach().requires_grad_(True)
+        torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
+
+    with attacks.frozen([model]):
+        t_pass = _time(fwd_bwd, device=dev)
+    t_pgd = _time(lambda: attacks.pgd(model, x, y, 0.3, steps=k), device=dev)
+    rows.append({"benchmark": f"PGD-{k} / {k} forward+backward", "value": t_pgd / (k * t_pass), "target": "<= 1.1"})
+
+    from .consistent_loss import AdversarialObjective
+    from .objectives import CrossEntropy
+
+    train_model = build_model("small_cnn", (1, 28, 28), 10, [0.13], [0.31]).to(dev)
+    opt = torch.optim.Adam(train_model.parameters(), 1e-3)
+    xs, ys = torch.rand(2048, 1, 28, 28, device=dev), torch.randint(0, 10, (2048,), device=dev)
+
+    def epoch(objective: object) -> None:
+        for i in range(0, len(xs), 64):
+            out = objective(train_model, xs[i:i + 64], ys[i:i + 64])  # type: ignore[operator]
+            opt.zero_grad()
+            out.loss.backward()
+            opt.step()
+
+    steps = 3
+    t_std = _time(lambda: epoch(CrossEntropy()), repeat=2, device=dev)
+    t_cl = _time(lambda: epoch(AdversarialObjective(eps=0.3, steps=steps, lam=10.0)), repeat=2, device=dev)
+    rows.append({"benchmark": f"consistent-loss epoch / standard epoch (PGD-{steps})", "value": t_cl / t_std,
+                 "target": f"about {steps + 2}"})
+
+    probes = torch.rand(4096, 1, 28, 28, device=dev)
+
+    def forward_only() -> None:
+        with torch.no_grad():
+            for i in range(0, len(probes), 256):
+                model(probes[i:i + 256])
+
+    t_fwd = _time(forward_only, device=dev)
+    t_mine = _time(lambda: mine_topk(model, probes, ["conv2", "fc1"], 20), device=dev)
+    rows.append({"benchmark": "top-K mining throughput / forward throughput", "value": t_fwd / t_mine,
+                 "target": ">= 0.9"})
+
+    from captum.attr import LayerConductance
+
+    xc = x[:64]
+    target = model(xc).argmax(1)
+    lc = LayerConductance(model, model.conv2)
+    t_ours = _time(lambda: layer_conductance(model, xc, "conv2", steps=10, reduce="none"), device=dev)
+    t_captum = _time(lambda: lc.attribute(xc, baselines=zero_baseline(model, xc), target=target, n_steps=10,
+                                          method="riemann_trapezoid"), device=dev)
+    rows.append({"benchmark": "conductance (ours, right rule) / Captum LayerConductance", "value": t_ours / t_captum,
+                 "target": "<= 1 is faster"})
+    try:
+        import torchattacks  # type: ignore[import-not-found]
+
+        ref = torchattacks.PGD(model, eps=0.3, alpha=2.5 * 0.3 / k, steps=k, random_start=True)
+        t_ref = _time(lambda: ref(x, y), device=dev)
+        rows.append({"benchmark": f"PGD-{k} (ours) / torchattacks PGD", "value": t_pgd / t_ref, "target": "<= 1 is faster"})
+    except ImportError:
+        rows.append({"benchmark": f"PGD-{k} (ours) / torchattacks PGD", "value": None,
+                     "target": "torchattacks not installed"})
+    return rows
+
+
+def machine() -> str:
+    dev = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {dev}, torch {torch.__version__}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m advinterp.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    t0 = time.perf_counter()
+    rows = run(args.device)
+    print(f"machine: {machine()}")
+    width = max(len(str(r["benchmark"])) for r in rows)
+    for r in rows:
+        value = "n/a" if r["value"] is None else f"{r['value']:.2f}"
+        print(f"{str(r['benchmark']).ljust(width)}  {value:>6}  (target {r['target']})")
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "date": time.strftime("%Y-%m-%d"), "rows": rows}, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""The GPU configurations: every chapter accepts them, and a papermill dry run on CPU with the
+sizes scaled down by parameters runs end to end on generated data."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from chapter_tools import run_parameters  # noqa: E402
+
+CIFAR = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+WNIDS = ["n01440764", "n02084071", "n02121808"]  # tench, dog, domestic cat
+SCALE_DOWN = {"device": "cpu", "epochs": 1, "max_train": 60, "n_probe": 30, "k": 5, "k_show": 3, "n_show": 1,
+              "n_reference": 30, "k_nn": 3, "seeds": [0], "seed": 0, "n_mutants": 3, "n_eval": 4, "eval_steps": 2,
+              "attack_steps": 2, "train_steps": 1, "at_steps": 1, "eps_grid": [0.03137]}
+
+
+def _tree(root: Path, classes: list[str], per_class: int, size: int) -> Path:
+    rng = np.random.default_rng(0)
+    for split, n in (("train", per_class), ("test", max(3, per_class // 2))):
+        for c in classes:
+            (root / split / c).mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / split / c / f"{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def fake_cifar(tmp_path_factory):
+    return _tree(tmp_path_factory.mktemp("cifar"), CIFAR, 6, 32)
+
+
+@pytest.fixture(scope="module")
+def fake_imagenet(tmp_path_factory):
+    return _tree(tmp_path_factory.mktemp("imagenet"), WNIDS, 12, 72)
+
+
+def _config(name: str) -> dict:
+    return yaml.safe_load((REPO / "configs" / name).read_text())
+
+
+CHAPTERS = sorted(p.stem for p in (REPO / "book").glob("0[1-7]-*.ipynb"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_cifar10_config_validates_for_every_chapter(chapter, fake_cifar, tmp_cache):
+    cfg = {**_config("cifar10-gpu.yaml"), **SCALE_DOWN, "dataset": "imagefolder", "data_root": str(fake_cifar)}
+    run_parameters(chapter, **{k: v for k, v in cfg.items() if k in _declared(chapter)})
+
+
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if c[:2] in ("01", "02", "03")])
+def test_imagenet_config_validates_for_the_dissection_chapters(chapter, fake_imagenet, tmp_cache):
+    cfg = {**_config("imagenet-gpu.yaml"), **SCALE_DOWN, "data_root": str(fake_imagenet), "image_size": 64,
+           "pretrained": False}
+    run_parameters(chapter, **{k: v for k, v in cfg.items() if k in _declared(chapter)})
+
+
+def _declared(chapter: str) -> set[str]:
+    from advinterp.params import CHAPTERS as SPECS
+
+    return set(SPECS[chapter][0])
+
+
+@pytest.mark.parametrize("config,chapter,extra", [
+    ("cifar10-gpu.yaml", "01-adversarial-examples", {}),
+    ("imagenet-gpu.yaml", "02-neurons-and-patches", {"image_size": 64, "pretrained": False}),
+])
+def test_papermill_dry_run_on_cpu(config, chapter, extra, fake_cifar, fake_imagenet, tmp_path, monkeypatch):
+    """The real config through papermill, with sizes scaled down by parameters (no GPU, no download)."""
+    import papermill as pm
+
+    monkeypatch.setenv("ADVINTERP_CACHE", str(tmp_path / "cache"))
+    root = fake_cifar if config.startswith("cifar") else fake_imagenet
+    overrides = {**SCALE_DOWN, "dataset": "imagefolder", "data_root": str(root), "results_dir": str(tmp_path / "r"),
+                 **extra}
+    if config.startswith("imagenet"):
+        overrides.update({"ensemble": ["alexnet"], "model": "resnet18"})  # vgg16 is slow on a CPU
+    params = {**_config(config), **overrides}
+    params = {k: v for k, v in params.items() if k in _declared(chapter)}
+    pm.execute_notebook(str(REPO / "book" / f"{chapter}.ipynb"), str(tmp_path / "out.ipynb"), parameters=params,
+                        cwd=str(REPO / "book"), progress_bar=False, kernel_name="python3")
+    metrics = json.loads((tmp_path / "r" / f"{chapter}.json").read_text())["metrics"]
+    assert metrics

@@ -1,0 +1,116 @@
+"""The rendered book as a reader meets it: every page opens in headless Chromium, images load,
+no errors, claims first and findings last, figures captioned, references cited."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-quic", "--hide-scrollbars"]
+
+
+def _toc_files() -> list[str]:
+    import yaml
+
+    toc = yaml.safe_load((REPO / "_toc.yml").read_text())
+    return [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+class _Images(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sources: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            src = dict(attrs).get("src")
+            if src:
+                self.sources.append(src)
+
+
+def test_every_book_source_is_in_the_toc():
+    listed = {Path(f).name for f in _toc_files()}
+    sources = {p.stem for p in (REPO / "book").iterdir() if p.suffix in (".md", ".ipynb")}
+    assert sources <= listed, f"pages missing from _toc.yml: {sorted(sources - listed)}"
+
+
+def test_every_image_of_every_page_loads(built_book):
+    for f in _toc_files():
+        page = built_book["html"] / f"{f}.html"
+        parser = _Images()
+        parser.feed(page.read_text())
+        for src in parser.sources:
+            if src.startswith(("http://", "https://", "data:")):
+                continue
+            target = (page.parent / src.split("#")[0].split("?")[0]).resolve()
+            assert target.is_file() and target.stat().st_size > 100, f"{f}: image {src} does not load"
+            head = target.read_bytes()[:8]
+            assert head.startswith(b"\x89PNG") or head[:4] in (b"<svg", b"<?xm") or head[:3] == b"\xff\xd8\xff", src
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium not installed (make test installs Debian's chromium)")
+def test_every_page_renders_in_headless_chromium(built_book, tmp_path_factory):
+    """Screenshots land in <build>/screenshots/ for a human to look at; each must not be blank."""
+    from PIL import Image, ImageStat
+
+    shots = built_book["html"].parent / "screenshots"
+    shots.mkdir(exist_ok=True)
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    for f in _toc_files():
+        out = shots / (f.replace("/", "_") + ".png")
+        page = (built_book["html"] / f"{f}.html").resolve()
+        proc = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,2400",
+                               f"--screenshot={out}", "--virtual-time-budget=5000", page.as_uri()],
+                              capture_output=True, text=True, timeout=120)
+        assert out.is_file(), f"{f}: no screenshot ({proc.stderr[-500:]})"
+        stat = ImageStat.Stat(Image.open(out).convert("L"))
+        assert stat.stddev[0] > 5, f"{f}: the rendered page is blank"
+
+
+def _chapters() -> list[Path]:
+    return sorted((REPO / "book").glob("[0-9][0-9]-*.ipynb"))
+
+
+@pytest.mark.parametrize("path", _chapters(), ids=lambda p: p.stem)
+def test_chapter_opens_with_its_claim_and_ends_with_findings(path):
+    cells = json.loads(path.read_text())["cells"]
+    first = "".join(cells[0]["source"])
+    assert cells[0]["cell_type"] == "markdown" and re.search(r"claim", first, re.I), "the first screen states the claim"
+    last_md = next(c for c in reversed(cells) if c["cell_type"] == "markdown")
+    assert "".join(last_md["source"]).startswith("## What we found")
+
+
+@pytest.mark.parametrize("path", _chapters(), ids=lambda p: p.stem)
+def test_chapter_figures_are_captioned_and_notebooks_stripped(path):
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        assert not cell.get("outputs") and cell.get("execution_count") is None, "commit notebooks without outputs"
+        src = "".join(cell["source"])
+        if re.search(r"^fig = ", src, re.M):
+            caption = cell["metadata"].get("mystnb", {}).get("figure", {}).get("caption", "")
+            assert len(caption) > 30, f"figure cell without a caption: {src[:80]}"
+
+
+def test_every_reference_is_cited():
+    bib = (REPO / "book" / "references.bib").read_text()
+    keys = re.findall(r"@\w+\{([^,]+),", bib)
+    text = "".join(p.read_text() for p in (REPO / "book").iterdir() if p.suffix in (".md", ".ipynb"))
+    uncited = [k for k in keys if k not in text]
+    assert not uncited, f"references never cited: {uncited}"
+    for key in ("dong2017towards", "dong2019towards", "wu2019leveraging", "moshe2024improving", "goodfellow2015explaining",
+                "madry2018towards", "kurakin2017adversarial", "liu2017delving", "dhamdhere2019important",
+                "sundararajan2017axiomatic", "bau2017network", "wang2019adversarial"):
+        assert key in keys

@@ -37,6 +37,9 @@ module                    concept
 ``sensitivity``           the neural-activation-sensitivity regulariser (a loss hook)
 ``interpretability``      attribution maps (Captum) and their metrics
 ``comparison``            chapter 7's study of interpretability across training methods
+``side_by_side``          chapter 8's table of every method, read from a sweep
+``sweep``                 papermill sweeps over parameter grids (resumable) into one table
+``bench``                 performance benchmarks of the hot paths
 ``evaluation``            accuracy and attack success rates
 ``params``                each chapter's parameters and their validation
 ``results``               results JSON and glued numbers

@@ -29,7 +29,7 @@ from .models import build_model
 from .neurons import mine_topk
 
 
-def _time(fn: Callable[[], object], repeat: int = 3, device: torch.device | None = None) -> float:
+def _time(fn: Callable[[], object], repeat: int = 5, device: torch.device | None = None) -> float:
     """Best of ``repeat`` wall times (after one warm-up)."""
     def sync() -> None:
         if device is not None and device.type == "cuda":

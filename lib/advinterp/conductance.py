@@ -61,13 +61,13 @@ def layer_conductance(
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(device)
             b = zero_baseline(model, xb) if baseline is None else baseline[i:i + batch_size].to(device)
-            with torch.no_grad():
-                t = model(xb).argmax(1) if target is None else target[i:i + batch_size].to(device)
             n = len(xb)
             path = (b.unsqueeze(0) + alphas.view(-1, *[1] * xb.ndim) * (xb - b).unsqueeze(0)).reshape(-1, *xb.shape[1:])
             with torch.enable_grad(), recording(model, [layer], detach=False) as acts:
                 logits = model(path)
                 y = acts[layer]
+                # the last path point (alpha = 1) is x itself: its prediction is the default target
+                t = logits[-n:].argmax(1).detach() if target is None else target[i:i + batch_size].to(device)
                 f = logits.gather(1, t.repeat(steps + 1).view(-1, 1)).sum()
                 (grad,) = torch.autograd.grad(f, y)
             y = y.detach().view(steps + 1, n, *y.shape[1:])

@@ -9,6 +9,7 @@ rather than filling it from another model.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -72,7 +73,8 @@ def lambda_curve(table: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     row = rows.iloc[0]
-    lambdas = sorted({float(c.split("_lambda_")[1]) for c in row.index if "_lambda_" in c and not c.endswith("_std")})
+    pattern = re.compile(r"^clean_acc_lambda_([0-9][0-9.e+-]*)$")
+    lambdas = sorted({float(m.group(1)) for c in row.index if (m := pattern.match(str(c)))})
     out = []
     for lam in lambdas:
         entry: dict[str, Any] = {"lambda": lam}

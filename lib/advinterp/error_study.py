@@ -78,7 +78,7 @@ def run_seed(*, dataset: str, model: str, seed: int, data_root: str | None, imag
     mutations = {}
     for op, rate in sorted({(mutation_op, mutation_rate), *((o, r) for o in ("NAI", "GF") for r in table_rates)}):
         def mutants(op: str = op, rate: float = rate) -> dict[str, torch.Tensor]:
-            res = mutate_and_predict(net, x_test, x_test[val], y_test[val], operator=op, rate=rate,
+            res = mutate_and_predict(net, x_test, None, y_test[val], val_index=val, operator=op, rate=rate,
                                      n_mutants=n_mutants, seed=seed)
             return {"original": res.original, "predictions": res.predictions, "tried": torch.tensor(res.tried)}
 

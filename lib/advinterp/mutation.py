@@ -104,21 +104,31 @@ class MutationResult:
         return self.changes[:n_mutants].mean(0)
 
 
-def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor, y_val: torch.Tensor, *,
+def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | None, y_val: torch.Tensor, *,
                        operator: str = "NAI", rate: float = 0.05, n_mutants: int = 100, seed: int = 0,
-                       accept: float = 0.9, max_tries: int | None = None) -> MutationResult:
+                       accept: float = 0.9, max_tries: int | None = None,
+                       val_index: torch.Tensor | None = None) -> MutationResult:
     """Generate ``n_mutants`` accepted mutants and record their predictions on ``x``.
 
-    A mutant is accepted when its accuracy on ``(x_val, y_val)`` exceeds ``accept`` times the
-    original's. Raises ``RuntimeError`` if fewer are accepted within ``max_tries`` (default
-    ``20 * n_mutants``), naming the acceptance rate so the reader can lower ``mutation_rate``.
+    A mutant is accepted when its accuracy on the validation images exceeds ``accept`` times the
+    original's: ``(x_val, y_val)``, or, with ``x_val=None``, the images ``x[val_index]`` with labels
+    ``y_val`` (then one forward pass over ``x`` serves both). Raises ``RuntimeError`` if fewer are
+    accepted within ``max_tries`` (default ``20 * n_mutants``), so the reader can lower
+    ``mutation_rate``.
     """
     check_choice("mutation_op", operator, OPERATORS)
     check_int("n_mutants", n_mutants, 1, 100_000)
     n_mutated(model, rate)
     max_tries = max_tries or 20 * n_mutants
+    if x_val is None and val_index is None:
+        raise ValueError("x_val=None needs val_index (which images of x validate a mutant)")
+
+    def val_accuracy(pred_x: torch.Tensor | None) -> float:
+        pred = pred_x[val_index] if x_val is None else predict(model, x_val)  # type: ignore[index]
+        return float((pred == y_val).float().mean())
+
     original = predict(model, x)
-    base_acc = float((predict(model, x_val) == y_val).float().mean())
+    base_acc = val_accuracy(original)
     kept: list[torch.Tensor] = []
     tried = 0
     bar = progress.bar(total=n_mutants, desc=f"{operator} mutants (rate {rate})", leave=False)
@@ -127,9 +137,9 @@ def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor, y
             mutation = _Mutation(model, operator, rate, derive_seed(seed, operator, rate, tried))
             tried += 1
             with mutation:
-                acc = float((predict(model, x_val) == y_val).float().mean())
-                if acc > accept * base_acc:
-                    kept.append(predict(model, x))
+                pred_x = predict(model, x) if x_val is None else None
+                if val_accuracy(pred_x) > accept * base_acc:
+                    kept.append(pred_x if pred_x is not None else predict(model, x))
                     bar.update(1)
     bar.close()
     if len(kept) < n_mutants:

@@ -89,8 +89,7 @@ def _experiment(v: dict[str, Any]) -> data.DatasetBundle:
     if v["model"] in v["ensemble"]:
         fail("ensemble", v["ensemble"], "the other members, without model (it is always a member)")
     _epochs(v)
-    if v["max_train"] is not None:
-        check_int("max_train", v["max_train"], 1, len(b.train))  # type: ignore[arg-type]
+    _max_train(v, b)
     _eps("eps", v["eps"])
     check_int("attack_steps", v["attack_steps"], 1, 1000)
     _probe(v, b)
@@ -173,20 +172,33 @@ def _training_spec(v: dict[str, Any], b: data.DatasetBundle) -> None:
     check_number("lambda_cl", v["lambda_cl"], 0.0, 1e6, lo_open=True)
     if v["lambda_cl"] not in lambdas:
         fail("lambda_cl", v["lambda_cl"], f"one of lambdas={lambdas} (the consistent-loss model it reports)")
-    _layers("layer", [v["layer"]] if isinstance(v["layer"], str) else v["layer"], v["model"], b)
+    _single_layer(v, b)
     check_bool("normalize", v["normalize"])
 
 
-def _trainable(v: dict[str, Any]) -> data.DatasetBundle:
+def _max_train(v: dict[str, Any], b: data.DatasetBundle) -> None:
+    if v["max_train"] is not None:
+        check_int("max_train", v["max_train"], 1, len(b.train))  # type: ignore[arg-type]
+
+
+def _single_layer(v: dict[str, Any], b: data.DatasetBundle) -> str:
+    """``layer``: one named layer of ``model``."""
+    layers = _layers("layer", [v["layer"]] if isinstance(v["layer"], str) else v["layer"], v["model"], b)
+    if layers is None or len(layers) != 1:
+        fail("layer", v["layer"], "one layer name")
+    return v["layer"]
+
+
+def _trainable(v: dict[str, Any], *, probes: bool = True) -> data.DatasetBundle:
     """Data, model and recipe of chapters that train from scratch (no pretrained weights)."""
     b = _dataset(v)
     _model("model", v["model"], b)
     if models.MODELS[v["model"]].torchvision:
-        fail("model", v["model"], "a model this chapter can train on CPU-scale data (not a torchvision ImageNet model)")
+        fail("model", v["model"], "a model this chapter trains from scratch (not a torchvision ImageNet model)")
     _epochs(v)
-    if v["max_train"] is not None:
-        check_int("max_train", v["max_train"], 1, len(b.train))  # type: ignore[arg-type]
-    _probe(v, b)
+    _max_train(v, b)
+    if probes:
+        _probe(v, b)
     return b
 
 
@@ -236,16 +248,8 @@ def _ch05(v: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ch06(v: dict[str, Any]) -> dict[str, Any]:
-    b = _dataset(v)
-    _model("model", v["model"], b)
-    if models.MODELS[v["model"]].torchvision:
-        fail("model", v["model"], "a model this chapter trains (not a torchvision ImageNet model)")
-    _epochs(v)
-    if v["max_train"] is not None:
-        check_int("max_train", v["max_train"], 1, len(b.train))  # type: ignore[arg-type]
-    layers = _layers("layer", [v["layer"]] if isinstance(v["layer"], str) else v["layer"], v["model"], b)
-    if layers is None or len(layers) != 1:
-        fail("layer", v["layer"], "one layer name")
+    b = _trainable(v, probes=False)
+    _single_layer(v, b)
     check_int("conductance_steps", v["conductance_steps"], 1, 1000)
     check_int("n_mutants", v["n_mutants"], 2, 10_000)
     from .mutation import OPERATORS, n_mutated

@@ -40,7 +40,7 @@ def fake_cifar(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def fake_imagenet(tmp_path_factory):
-    return _tree(tmp_path_factory.mktemp("imagenet"), WNIDS, 12, 72)
+    return _tree(tmp_path_factory.mktemp("imagenet"), WNIDS, 24, 72)
 
 
 def _config(name: str) -> dict:

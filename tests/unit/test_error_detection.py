@@ -132,3 +132,12 @@ def test_stacking_selective_metrics_and_coverage():
     cov, acc = ed.coverage_curve(truth, score, n=5)
     assert cov[-1] == 1.0 and acc[-1] == pytest.approx(0.6) and acc[0] == 1.0
     assert ed.youden_threshold(np.array([0, 0, 1, 1]), np.array([0.1, 0.2, 0.8, 0.9])) == pytest.approx(0.8)
+
+
+def test_validation_by_index_equals_separate_validation_images(net_and_data):
+    model, x = net_and_data
+    y = model(x).argmax(1)
+    val = torch.arange(6)
+    a = mutation.mutate_and_predict(model, x, x[val], y[val], rate=0.1, n_mutants=4, seed=1, accept=0.5)
+    b = mutation.mutate_and_predict(model, x, None, y[val], val_index=val, rate=0.1, n_mutants=4, seed=1, accept=0.5)
+    assert torch.equal(a.predictions, b.predictions) and a.tried == b.tried

@@ -368,7 +368,8 @@ def tradeoff_curves(lam: "object", eps: "object") -> Figure:
     import pandas as pd
 
     assert isinstance(lam, pd.DataFrame) and isinstance(eps, pd.DataFrame)
-    fig, axes = plt.subplots(1, 4, figsize=(14, 3.3))
+    fig, grid = plt.subplots(2, 2, figsize=(9.5, 6.6))
+    axes = grid.flatten()
     xs = range(len(lam))
     for ax, (col, label) in zip(axes[:3], [("clean_acc", "clean test accuracy"), ("pgd_acc", "accuracy under PGD"),
                                            ("consis_adv_true", "consis (adversarial,\ntrue labels)")]):

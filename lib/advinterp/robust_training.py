@@ -97,3 +97,20 @@ def robustness_study(experiments: dict[int, Experiment], spec: TrainingSpec, lam
             rows.append({"seed": seed, "method": method, "lambda": lam, **ev.row})
             evals[(seed, method)] = ev
     return pd.DataFrame(rows), evals
+
+
+def before_after_rows(evals: dict[tuple[int, str], Evaluation], models: dict[str, TrainedModel], seed: int,
+                      n_show: int, k_show: int, classes: Sequence[str]) -> list[dict[str, object]]:
+    """Gallery rows (:func:`advinterp.plotting.neuron_rows`) of the most consistent neurons of each
+    model in ``models`` (its top real and top adversarial probes), labelled with the model's name."""
+    from .dissection import most_consistent
+    from .widgets import neuron_gallery_rows
+
+    rows: list[dict[str, object]] = []
+    for method, tm in models.items():
+        diss = evals[(seed, method)].dissection
+        for layer, neuron in most_consistent(diss.table, n_show):
+            for row in neuron_gallery_rows(tm.model, diss, diss.adversarial_set, diss.target, layer, neuron, classes,
+                                           k_show):
+                rows.append({**row, "label": f"{method}\n{row['label']}"})
+    return rows

@@ -91,3 +91,9 @@ def eps_curve(table: pd.DataFrame) -> pd.DataFrame:
     cols = ["eps"] + [c for c in rows.columns if c.startswith(("consis_", "cs_adv")) and c not in ("consis_real_where_drop",
                                                                                                      "consis_real_where_no_drop")]
     return rows[cols].reset_index(drop=True)
+
+
+def best_method(values: dict[str, float], column: str) -> str:
+    """The readable name of the method with the highest measured ``column``."""
+    measured = {m: values[f"{column}_{m}"] for m in METHODS if f"{column}_{m}" in values}
+    return METHODS[max(measured, key=measured.__getitem__)] if measured else "no"

@@ -12,8 +12,9 @@ spec::
 
 Each run executes the chapter with papermill's Python API and writes
 ``runs/<name>/<chapter>/<run>/notebook.ipynb``, its results JSON and a ``status.json``. A run whose
-results exist with status ``ok`` is skipped, so an interrupted sweep resumes where it stopped; a
-failing run is recorded with its error and the others go on. :func:`collect` gathers every run
+results exist with status ``ok`` is skipped (unless the chapter notebook has changed since), so
+an interrupted sweep resumes where it stopped; a failing run is recorded with its error and the
+others go on. :func:`collect` gathers every run
 into ``runs/<name>/table.csv``: one row per run, the chapter, the parameters and the metrics as
 columns.
 """
@@ -21,10 +22,14 @@ columns.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import os
+import sys
 import time
 import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,11 +100,36 @@ def run_dir(root: Path, run: Run) -> Path:
     return root / run.chapter / run.run_id
 
 
-def is_complete(root: Path, run: Run) -> bool:
+def notebook_digest(chapter: str, notebooks: Path | None = None) -> str:
+    """Digest of a chapter notebook's source: a run made with an older version is not complete."""
+    import hashlib
+
+    return hashlib.sha256(((notebooks or book_dir()) / f"{chapter}.ipynb").read_bytes()).hexdigest()[:16]
+
+
+def is_complete(root: Path, run: Run, notebooks: Path | None = None) -> bool:
+    """Finished with status ``ok``, its results present, and made by the current notebook."""
     folder = run_dir(root, run)
     status = folder / "status.json"
-    return (status.is_file() and json.loads(status.read_text()).get("status") == "ok"
-            and (folder / "results" / f"{run.chapter}.json").is_file())
+    if not status.is_file() or not (folder / "results" / f"{run.chapter}.json").is_file():
+        return False
+    recorded = json.loads(status.read_text())
+    return recorded.get("status") == "ok" and recorded.get("notebook") == notebook_digest(run.chapter, notebooks)
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Redirect file descriptor 2 (inherited by kernel processes) to ``path`` within the block."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def execute(run: Run, root: Path, *, timeout: int = 3600, notebooks: Path | None = None) -> dict[str, Any]:
@@ -112,26 +142,29 @@ def execute(run: Run, root: Path, *, timeout: int = 3600, notebooks: Path | None
     params = {**run.params, "results_dir": str((folder / "results").resolve())}
     start = time.time()
     try:
-        pm.execute_notebook(str(notebooks / f"{run.chapter}.ipynb"), str(folder / "notebook.ipynb"),
-                            parameters=params, cwd=str(notebooks), progress_bar=False,
-                            execution_timeout=timeout, kernel_name="python3")
+        with _stderr_to(folder / "kernel.log"):  # kernel chatter goes to the run's log, not the caller's output
+            pm.execute_notebook(str(notebooks / f"{run.chapter}.ipynb"), str(folder / "notebook.ipynb"),
+                                parameters=params, cwd=str(notebooks), progress_bar=False,
+                                execution_timeout=timeout, kernel_name="python3")
         status = {"status": "ok"}
     except Exception as err:  # recorded, the sweep goes on
         status = {"status": "failed", "error": f"{type(err).__name__}: {err}"[-4000:],
                   "traceback": traceback.format_exc()[-4000:]}
-    status.update({"chapter": run.chapter, "params": run.params, "seconds": round(time.time() - start, 1)})
+    status.update({"chapter": run.chapter, "params": run.params, "seconds": round(time.time() - start, 1),
+                   "notebook": notebook_digest(run.chapter, notebooks)})
     atomic_write_text(json.dumps(status, indent=1, default=str), folder / "status.json")
     return status
 
 
 def run_sweep(spec_path: str | Path, runs_root: str | Path | None = None, *, progress_bar: bool = True,
-              notebooks: Path | None = None) -> Path:
-    """Execute every incomplete run of the spec, then collect the table; returns its path."""
+              notebooks: Path | None = None, force: bool = False) -> Path:
+    """Execute every incomplete run of the spec (every run with ``force``), then collect the
+    table; returns its path."""
     spec = load_spec(spec_path, notebooks)
     root = Path(runs_root) if runs_root is not None else paths.repo_root() / "runs"
     root = root / spec["name"]
     runs = expand(spec)
-    todo = [r for r in runs if not is_complete(root, r)]
+    todo = [r for r in runs if force or not is_complete(root, r, notebooks)]
     bar = progress.bar(todo, desc=f"sweep {spec['name']}", disable=not progress_bar)
     for run in bar:
         bar.set_postfix_str(f"{run.chapter} {run.run_id[:30]}")

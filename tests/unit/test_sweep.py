@@ -69,3 +69,15 @@ def test_bad_specs(toy, tmp_path, text, match):
     bad.write_text(text)
     with pytest.raises(ValueError, match=match):
         sweep.load_spec(bad, book)
+
+
+def test_a_changed_notebook_invalidates_finished_runs(toy):
+    book, spec, runs_root = toy
+    runs = sweep.expand(sweep.load_spec(spec, book))
+    root = runs_root / "toy"
+    sweep.execute(runs[0], root, notebooks=book)
+    assert sweep.is_complete(root, runs[0], book)
+    nb = nbformat.read(book / "99-toy.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("a new paragraph"))
+    nbformat.write(nb, book / "99-toy.ipynb")
+    assert not sweep.is_complete(root, runs[0], book)

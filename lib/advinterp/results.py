@@ -73,7 +73,8 @@ def glue_all(metrics: Mapping[str, Any], prefix: str = "") -> None:
     from myst_nb import glue
 
     for name, value in metrics.items():
-        glue(prefix + name, plain(value), display=False)
+        value = plain(value)
+        glue(prefix + name, float("nan") if value is None else value, display=False)  # "nan" in prose, not an error
 
 
 def compare(a: float, b: float, *, tol: float = 0.0, higher: str = "higher than", lower: str = "lower than",

@@ -97,3 +97,11 @@ def best_method(values: dict[str, float], column: str) -> str:
     """The readable name of the method with the highest measured ``column``."""
     measured = {m: values[f"{column}_{m}"] for m in METHODS if f"{column}_{m}" in values}
     return METHODS[max(measured, key=measured.__getitem__)] if measured else "no"
+
+
+def best_lambda(curve: pd.DataFrame, clean_reference: float, tolerance: float = 0.05) -> float | None:
+    """The consistent-loss weight (lambda > 0) with the highest consistency on adversarial probes
+    among those whose clean accuracy stays within ``tolerance`` of ``clean_reference`` (a collapsed
+    model, whose few live units are trivially "consistent", does not count)."""
+    ok = curve[(curve["lambda"] > 0) & (curve["clean_acc"] >= clean_reference - tolerance)]
+    return float(ok.loc[ok["consis_adv_true"].idxmax(), "lambda"]) if len(ok) else None

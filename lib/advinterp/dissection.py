@@ -113,11 +113,6 @@ def consistency_study(
     return pd.concat(neuron_rows, ignore_index=True), pd.concat(repr_rows, ignore_index=True)
 
 
-def live_mean(table: pd.DataFrame, column: str, by: Sequence[str] = ("seed",)) -> pd.Series:
-    """Mean of ``column`` over live neurons, grouped by ``by``."""
-    return table[table["live"]].groupby(list(by))[column].mean()
-
-
 def most_consistent(table: pd.DataFrame, n: int) -> list[tuple[str, int]]:
     """The ``n`` live neurons of each layer with the purest real top-K (highest ``consis_real``;
     ties by neuron index), as ``(layer, neuron)`` pairs in layer order."""

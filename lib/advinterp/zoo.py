@@ -32,15 +32,6 @@ RECIPES: dict[str, dict[str, Any]] = {
 #: datasets whose recipes switch on mixed precision and channels-last memory when trained on CUDA
 GPU_FAST_PATH = ("cifar10", "imagefolder")
 
-#: Default architectures per dataset: (dissected model, other ensemble members, held-out model)
-DEFAULT_MODELS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "mnist5k": ("small_cnn", ("wide_cnn", "mlp"), "small_resnet"),
-    "mnist": ("small_cnn", ("wide_cnn", "mlp"), "small_resnet"),
-    "cifar10": ("vgg_cifar", ("resnet20", "small_cnn"), "small_resnet"),
-    "imagefolder": ("vgg_cifar", ("resnet20", "small_cnn"), "small_resnet"),
-}
-
-
 def recipe(dataset: str, model: str, seed: int = 0, *, data_root: str | None = None,
            image_size: int | None = None, **overrides: Any) -> TrainConfig:
     """The :class:`TrainConfig` of ``model`` on ``dataset``; ``None`` overrides are ignored."""

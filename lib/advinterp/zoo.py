@@ -32,6 +32,7 @@ RECIPES: dict[str, dict[str, Any]] = {
 #: datasets whose recipes switch on mixed precision and channels-last memory when trained on CUDA
 GPU_FAST_PATH = ("cifar10", "imagefolder")
 
+
 def recipe(dataset: str, model: str, seed: int = 0, *, data_root: str | None = None,
            image_size: int | None = None, **overrides: Any) -> TrainConfig:
     """The :class:`TrainConfig` of ``model`` on ``dataset``; ``None`` overrides are ignored."""

@@ -90,20 +90,21 @@ def mine_topk(
         with torch.no_grad(), recording(model, layers) as acts:
             for xb, _ in progress.bar(batches, total=math.ceil(n / batch_size), desc=desc, leave=False,
                                       min_total=8):
+                # running buffers stay on the model's device (a copy per batch made GPU mining CPU-bound)
                 logits = model(xb.to(device))
-                preds.append(logits.argmax(1).cpu())
-                idx = torch.arange(start, start + len(xb))
+                preds.append(logits.argmax(1))
+                idx = torch.arange(start, start + len(xb), device=device)
                 for layer in layers:
                     act = acts[layer].float()
                     spatial[layer] = act.ndim == 4
-                    vals = neuron_values(act, statistic).T.cpu()  # (neurons, B)
+                    vals = neuron_values(act, statistic).T  # (neurons, B)
                     cand_v = torch.cat([top_v[layer], vals], 1) if layer in top_v else vals
                     cand_i = torch.cat([top_i[layer], idx.expand_as(vals)], 1) if layer in top_i else idx.expand_as(vals)
                     kk = min(k, cand_v.shape[1])
                     top_v[layer], pos = cand_v.topk(kk, dim=1)
                     top_i[layer] = cand_i.gather(1, pos)
                     # running top-m of all activation values, m = ceil(quantile * total values)
-                    flat = act.transpose(0, 1).reshape(act.shape[1], -1).cpu()  # (neurons, B*H*W)
+                    flat = act.transpose(0, 1).reshape(act.shape[1], -1)  # (neurons, B*H*W)
                     per_image = flat.shape[1] // len(xb)
                     m = max(1, math.ceil(quantile * n * per_image))
                     cand_q = torch.cat([q_top[layer], flat], 1) if layer in q_top else flat
@@ -111,7 +112,10 @@ def mine_topk(
                 start += len(xb)
     finally:
         model.train(was)
-    predicted = torch.cat(preds)
+    predicted = torch.cat(preds).cpu()
+    top_v = {name: v.cpu() for name, v in top_v.items()}
+    top_i = {name: i.cpu() for name, i in top_i.items()}
+    q_top = {name: q.cpu() for name, q in q_top.items()}
     out = {}
     for layer in layers:
         label_sets = {"pred": predicted[top_i[layer]]}

@@ -102,6 +102,30 @@ def test_early_stop_on_training_accuracy(tmp_cache):
     assert len(tm.history) < 5 and tm.final_train_acc >= 0.5
 
 
+def test_early_stop_checks_a_subset_before_the_whole_training_set(tmp_cache, monkeypatch):
+    calls: list[tuple[int, float]] = []
+    real = training.accuracy
+
+    def spy(model, dataset, device, batch_size=512, indices=None):
+        acc = real(model, dataset, device, batch_size, indices)
+        calls.append((len(indices) if indices is not None else len(dataset), acc))
+        return acc
+
+    monkeypatch.setattr(training, "accuracy", spy)
+    cfg = dataclasses.replace(SMALL, epochs=5, stop_at_train_acc=0.6, stop_check_every=2, stop_check_size=100)
+    tm = training.train(cfg, device="cpu", progress=False)
+    assert tm.history[-1].get("stopped_early") == 1.0 and tm.final_train_acc >= 0.6
+    sizes = [n for n, _ in calls]
+    assert set(sizes) == {100, 512}
+    # the whole training set is evaluated only right after the subset estimate reached the target
+    for i, (n, _) in enumerate(calls):
+        if n == 512 and calls[i - 1][0] == 100:
+            assert calls[i - 1][1] >= 0.6
+    assert sizes.count(512) < sizes.count(100)
+    with pytest.raises(ValueError, match="stop_check_size=0"):
+        dataclasses.replace(cfg, stop_check_size=0).validate()
+
+
 def test_augmentation_keeps_shape_and_range():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(6, 3, 8, 8)

@@ -19,7 +19,7 @@ passes (clean and adversarial), i.e. about ``steps + 2`` standard steps.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -75,6 +75,10 @@ class AdversarialObjective:
             dead = dead_fraction(phi)
         return ObjectiveOutput(loss, logits, {"ce_clean": float(ce_clean.detach()), "ce_adv": float(ce_adv.detach()),
                                               "consistency": float(consistency.detach()), "dead_fraction": dead})
+
+    def with_lambda(self, lam: float) -> "AdversarialObjective":
+        """The same training with consistency weight ``lam`` (0: plain adversarial training)."""
+        return replace(self, lam=lam)
 
     def describe(self) -> dict[str, Any]:
         return {"objective": "adversarial", **asdict(self),

@@ -24,22 +24,6 @@ from .experiment import Experiment
 from .training import TrainedModel
 
 
-@dataclass(frozen=True)
-class TrainingSpec:
-    """The adversarial-training settings shared by the variants (chapter 4's parameters)."""
-
-    train_attack: str = "pgd"
-    train_eps: float = 0.3
-    train_steps: int = 3
-    alpha: float = 1.0
-    layer: str = "fc1"
-    normalize: bool = False
-
-    def objective(self, lam: float) -> AdversarialObjective:
-        return AdversarialObjective(attack=self.train_attack, eps=self.train_eps, steps=self.train_steps,
-                                    alpha=self.alpha, lam=lam, layer=self.layer, normalize=self.normalize)
-
-
 def method_name(lam: float | None) -> str:
     """``standard`` (None), ``at`` (lambda = 0), ``cl-<lambda>`` otherwise."""
     if lam is None:
@@ -47,11 +31,11 @@ def method_name(lam: float | None) -> str:
     return "at" if lam == 0 else f"cl-{lam:g}"
 
 
-def variants(exp: Experiment, spec: TrainingSpec, lambdas: Sequence[float]) -> dict[str, TrainedModel]:
-    """The standard model and one adversarially trained model per lambda (0 = plain AT always)."""
+def variants(exp: Experiment, spec: AdversarialObjective, lambdas: Sequence[float]) -> dict[str, TrainedModel]:
+    """The standard model and one model trained with ``spec`` per lambda (0 = plain AT, always included)."""
     out = {"standard": exp.trained(exp.model)}
     for lam in sorted({0.0, *map(float, lambdas)}):
-        out[method_name(lam)] = exp.trained(exp.model, spec.objective(lam))
+        out[method_name(lam)] = exp.trained(exp.model, spec.with_lambda(lam))
     return out
 
 
@@ -82,7 +66,7 @@ def evaluate(exp: Experiment, tm: TrainedModel, *, eval_eps: float, eval_steps: 
     return Evaluation(row, diss)
 
 
-def robustness_study(experiments: dict[int, Experiment], spec: TrainingSpec, lambdas: Sequence[float], *,
+def robustness_study(experiments: dict[int, Experiment], spec: AdversarialObjective, lambdas: Sequence[float], *,
                      eval_eps: float, eval_steps: int, restarts: int, k: int,
                      A: torch.Tensor) -> tuple[pd.DataFrame, dict[tuple[int, str], Evaluation]]:
     """One row per (seed, method); the evaluations (with their dissections) keyed likewise."""

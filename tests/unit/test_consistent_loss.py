@@ -84,6 +84,15 @@ def test_bad_objective_settings():
         AdversarialObjective(alpha=0, clean_weight=0)
 
 
+def test_with_lambda_changes_only_the_consistency_weight_and_validates():
+    base = AdversarialObjective(attack="fgsm_rs", eps=0.1, steps=2, alpha=0.5, layer="conv2", normalize=True)
+    cl = base.with_lambda(7.0)
+    assert cl.lam == 7.0 and base.lam == 0.0
+    assert {k: v for k, v in cl.describe().items() if k != "lam"} == {k: v for k, v in base.describe().items() if k != "lam"}
+    with pytest.raises(ValueError, match="lambda=-1"):
+        base.with_lambda(-1.0)
+
+
 def test_adversarial_training_runs_through_the_loop_and_is_cached(tmp_cache):
     cfg = training.TrainConfig(model="small_cnn", epochs=1, max_train=128)
     obj = AdversarialObjective(attack="pgd", eps=0.1, steps=2, lam=1.0)

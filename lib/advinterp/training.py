@@ -275,7 +275,7 @@ def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.G
     stats_sum: dict[str, float] = {}
     n = len(train_idx) if train_idx is not None else len(bundle.train)  # type: ignore[arg-type]
     bar = tqdm(total=math.ceil(n / config.batch_size), desc=f"epoch {epoch + 1}", leave=False, disable=not progress)
-    stopped = False
+    stopped_at: float | None = None  # whole-training-set accuracy when early stopping fired
     for step, (x, y) in enumerate(data.batches(bundle.train, config.batch_size, shuffle=True, generator=g,
                                                indices=train_idx), start=1):
         if config.augment:
@@ -296,16 +296,17 @@ def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.G
             stats_sum[k] = stats_sum.get(k, 0.0) + float(v) * len(y)
         bar.update(1)
         if config.stop_at_train_acc is not None and step % config.stop_check_every == 0:
-            stopped = _reached(model, bundle, dev, config.stop_at_train_acc, train_idx, check_idx)
+            acc = _whole_set_accuracy(model, bundle, dev, config.stop_at_train_acc, train_idx, check_idx)
             model.train()
-            if stopped:
+            if acc is not None and acc >= config.stop_at_train_acc:
+                stopped_at = acc
                 break
     bar.close()
     record = {"epoch": epoch, "loss": loss_sum / seen, "train_acc": correct / seen,
               "seconds": time.perf_counter() - t0, **{k: v / seen for k, v in stats_sum.items()}}
-    if stopped:
+    if stopped_at is not None:
         record["stopped_early"] = 1.0
-        record["train_acc"] = accuracy(model, bundle.train, dev, indices=train_idx)
+        record["train_acc"] = stopped_at
     return record
 
 
@@ -324,13 +325,13 @@ def _stop_check_indices(config: TrainConfig, bundle: data.DatasetBundle,
     return pool[torch.randperm(len(pool), generator=g)[:config.stop_check_size]].sort().values
 
 
-def _reached(model: nn.Module, bundle: data.DatasetBundle, dev: torch.device, target: float,
-             train_idx: torch.Tensor | None, check_idx: torch.Tensor | None) -> bool:
-    """Whether the training accuracy (eval mode, whole training set) has reached ``target``;
-    the whole set is evaluated only once the estimate on ``check_idx`` has reached it."""
+def _whole_set_accuracy(model: nn.Module, bundle: data.DatasetBundle, dev: torch.device, target: float,
+                        train_idx: torch.Tensor | None, check_idx: torch.Tensor | None) -> float | None:
+    """The training accuracy (eval mode, whole training set), or ``None`` while the estimate on
+    ``check_idx`` is still below ``target`` (then the whole set is not evaluated)."""
     if check_idx is not None and accuracy(model, bundle.train, dev, indices=check_idx) < target:
-        return False
-    return accuracy(model, bundle.train, dev, indices=train_idx) >= target
+        return None
+    return accuracy(model, bundle.train, dev, indices=train_idx)
 
 
 def _load_final(config: TrainConfig, objective: objectives.Objective, key: str, final: Path, meta_path: Path,

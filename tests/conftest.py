@@ -21,7 +21,7 @@ def tmp_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def mnist5k():
-    from advinterp.training import cached_bundle
+    from advinterp.data.datasets import cached_bundle
 
     return cached_bundle("mnist5k", None, None)
 
@@ -29,7 +29,7 @@ def mnist5k():
 @pytest.fixture(scope="session")
 def zoo_models():
     """The four chapter-1 networks on the embedded default, seed 0 (cached in data/cache)."""
-    from advinterp import zoo
+    from advinterp.training import recipes as zoo
 
     return {name: zoo.standard_model("mnist5k", name, 0, device="cpu", progress=False)
             for name in ("small_cnn", "wide_cnn", "mlp", "small_resnet")}
@@ -38,10 +38,11 @@ def zoo_models():
 @pytest.fixture(scope="session")
 def probes(mnist5k):
     """300 class-balanced test images and labels."""
-    from advinterp import data
+    from advinterp.data.datasets import take
+    from advinterp.data.probes import probe_indices
 
-    idx = data.probe_indices(mnist5k.test, 300, 0)
-    return data.take(mnist5k.test, idx)
+    idx = probe_indices(mnist5k.test, 300, 0)
+    return take(mnist5k.test, idx)
 
 
 @pytest.fixture

@@ -22,11 +22,13 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from . import attacks
-from .conductance import layer_conductance, zero_baseline
-from .devices import resolve_device
-from .models import build_model
-from .neurons import mine_topk
+from .attacks import linf
+from .core.devices import resolve_device, seeded_rng
+from .interpret.conductance import layer_conductance, zero_baseline
+from .interpret.topk import mine_topk
+from .models.architectures import build_model
+from .training.adversarial import AdversarialObjective
+from .training.objectives import CrossEntropy
 
 
 def _time(fn: Callable[[], object], repeat: int = 5, device: torch.device | None = None) -> float:
@@ -48,7 +50,11 @@ def _time(fn: Callable[[], object], repeat: int = 5, device: torch.device | None
 
 def run(device: str = "auto", batch: int = 256, k: int = 20) -> list[dict[str, object]]:
     dev = resolve_device(device)
-    torch.manual_seed(0)
+    with seeded_rng(0, dev):
+        return _run(dev, batch, k)
+
+
+def _run(dev: torch.device, batch: int, k: int) -> list[dict[str, object]]:
     model = build_model("small_cnn", (1, 28, 28), 10, [0.13], [0.31]).to(dev).eval()
     x = torch.rand(batch, 1, 28, 28, device=dev)
     y = torch.randint(0, 10, (batch,), device=dev)
@@ -58,13 +64,10 @@ def run(device: str = "auto", batch: int = 256, k: int = 20) -> list[dict[str, o
         xg = x.detach().requires_grad_(True)
         torch.autograd.grad(F.cross_entropy(model(xg), y, reduction="sum"), xg)
 
-    with attacks.frozen([model]):
+    with linf.frozen([model]):
         t_pass = _time(fwd_bwd, device=dev)
-    t_pgd = _time(lambda: attacks.pgd(model, x, y, 0.3, steps=k), device=dev)
+    t_pgd = _time(lambda: linf.pgd([model], x, y, eps=0.3, steps=k), device=dev)
     rows.append({"benchmark": f"PGD-{k} / {k} forward+backward", "value": t_pgd / (k * t_pass), "target": "<= 1.1"})
-
-    from .consistent_loss import AdversarialObjective
-    from .objectives import CrossEntropy
 
     train_model = build_model("small_cnn", (1, 28, 28), 10, [0.13], [0.31]).to(dev)
     opt = torch.optim.Adam(train_model.parameters(), 1e-3)

@@ -64,9 +64,9 @@ def test_imagenet_config_validates_for_the_dissection_chapters(chapter, fake_ima
 
 
 def _declared(chapter: str) -> set[str]:
-    from advinterp.params import CHAPTERS as SPECS
+    from advinterp.studies import chapter as declaration
 
-    return set(SPECS[chapter][0])
+    return set(declaration(chapter).names)
 
 
 @pytest.mark.parametrize("config,chapter,extra", [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advinterp import affinity, data
+from advinterp.data import datasets as data
+from advinterp.interpret import affinity
 
 WNIDS = ["n02084071", "n02121808", "n02958343"]  # dog, domestic cat, car
 

@@ -5,19 +5,25 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advinterp import attacks, evaluation
+from advinterp.attacks import linf as attacks
+from advinterp.models import predict as evaluation
+from advinterp.attacks.linf import targeted_success
 
 EPS = 0.3
 
 
 def _all_attacks(model, others, x, y):
+    """Every registered attack through the one calling convention (and ILLC with Kurakin's schedule)."""
     g = torch.Generator().manual_seed(0)
-    yield "fgsm", attacks.fgsm(model, x, y, EPS)
-    yield "illc", attacks.illc(model, x, EPS, steps=10)[0]
-    yield "illc-kurakin", attacks.illc(model, x, EPS)[0]
-    yield "pgd", attacks.pgd(model, x, y, EPS, steps=10, generator=g)
-    yield "pgd-targeted", attacks.pgd(model, x, (y + 1) % 10, EPS, steps=10, targeted=True, restarts=2)
-    yield "ensemble", attacks.ensemble_attack([model, *others], x, y, EPS, steps=10, num_classes=10, generator=g)[0]
+    target = attacks.random_targets(y, 10, g)
+    for name in attacks.ATTACKS:
+        out = attacks.run(name, [model, *others], x, y, eps=EPS, steps=10, generator=g, restarts=2, target=target)
+        yield name, out.x_adv
+    yield "illc-kurakin", attacks.illc([model], x, y, eps=EPS).x_adv
+
+
+def _acc(model, x, y):
+    return float((evaluation.predict(model, x) == y).float().mean())
 
 
 def test_bounds_and_range(zoo_models, probes):
@@ -55,11 +61,10 @@ def test_models_mode_and_gradients_untouched(zoo_models, probes):
 def test_attacks_succeed_far_above_clean_error(zoo_models, probes):
     x, y = probes
     model = zoo_models["small_cnn"].model
-    pred = evaluation.predict(model, x)
-    clean_error = 1 - evaluation.accuracy(pred, y)
-    for name, x_adv in (("fgsm", attacks.fgsm(model, x, y, EPS)),
-                        ("pgd", attacks.pgd(model, x, y, EPS, steps=20))):
-        adv_error = 1 - evaluation.accuracy(evaluation.predict(model, x_adv), y)
+    clean_error = 1 - evaluation.accuracy(model, x, y)
+    for name in ("fgsm", "fgsm_rs", "pgd"):
+        x_adv = attacks.run(name, [model], x, y, eps=EPS, steps=20).x_adv
+        adv_error = 1 - evaluation.accuracy(model, x_adv, y)
         assert adv_error > clean_error + 0.5, (name, clean_error, adv_error)
 
 
@@ -69,16 +74,17 @@ def test_targeted_attacks_reach_their_target(zoo_models, probes):
     pred = evaluation.predict(model, x)
     target = attacks.random_targets(y, 10, torch.Generator().manual_seed(1))
     assert not (target == y).any()
-    x_pgd = attacks.pgd(model, x, target, EPS, steps=40, targeted=True)
-    assert evaluation.targeted_success(pred, evaluation.predict(model, x_pgd), y, target) > 0.9
-    x_ll, y_ll = attacks.illc(model, x, EPS, steps=40)
+    x_one, t = attacks.ensemble([model], x, y, eps=EPS, steps=40, target=target)
+    assert torch.equal(t, target)
+    assert targeted_success(pred, evaluation.predict(model, x_one), y, target) > 0.9
+    x_ll, y_ll = attacks.illc([model], x, y, eps=EPS, steps=40)
     assert torch.equal(y_ll, evaluation.logits_of(model, x).argmin(1))
-    assert evaluation.targeted_success(pred, evaluation.predict(model, x_ll), y, y_ll) > 0.5
+    assert targeted_success(pred, evaluation.predict(model, x_ll), y, y_ll) > 0.5
     members = [zoo_models[n].model for n in ("small_cnn", "wide_cnn", "mlp")]
-    x_ens, t = attacks.ensemble_attack(members, x, y, EPS, steps=20, target=target)
+    x_ens, t = attacks.ensemble(members, x, y, eps=EPS, steps=20, target=target)
     for m in members:
         p = evaluation.predict(m, x)
-        assert evaluation.targeted_success(p, evaluation.predict(m, x_ens), y, t) > 0.8
+        assert targeted_success(p, evaluation.predict(m, x_ens), y, t) > 0.8
 
 
 def test_ensemble_transfers_better_than_single_models(zoo_models, probes):
@@ -91,8 +97,8 @@ def test_ensemble_transfers_better_than_single_models(zoo_models, probes):
     pred = evaluation.predict(held, x)
 
     def transfer(ms):
-        x_adv, _ = attacks.ensemble_attack(ms, x, y, EPS, steps=20, target=target)
-        return evaluation.targeted_success(pred, evaluation.predict(held, x_adv), y, target)
+        x_adv, _ = attacks.ensemble(ms, x, y, eps=EPS, steps=20, target=target)
+        return targeted_success(pred, evaluation.predict(held, x_adv), y, target)
 
     ensemble = transfer([zoo_models[n].model for n in names])
     singles = [transfer([zoo_models[n].model]) for n in names]
@@ -104,15 +110,60 @@ def test_illc_default_schedule():
     assert attacks.illc_defaults(8 / 255) == (10, 1 / 255)
 
 
+@pytest.mark.parametrize("name", list(attacks.ATTACKS))
 @pytest.mark.parametrize("eps", [-0.1, 2.0])
-def test_bad_eps(zoo_models, probes, eps):
+def test_bad_eps(zoo_models, probes, eps, name):
+    x, y = probes[0][:2], probes[1][:2]
     with pytest.raises(ValueError, match=f"eps={eps}"):
-        attacks.fgsm(zoo_models["mlp"].model, probes[0][:2], probes[1][:2], eps)
+        attacks.run(name, [zoo_models["mlp"].model], x, y, eps=eps, target=y)
+
+
+def test_unknown_attack_names_the_parameter(zoo_models, probes):
+    with pytest.raises(ValueError, match=r"^train_attack='cw' is not allowed: one of 'fgsm', 'fgsm_rs'"):
+        attacks.run("cw", [zoo_models["mlp"].model], probes[0][:2], probes[1][:2], eps=0.1,
+                    allowed=attacks.TRAINING_ATTACKS, param="train_attack")
+    with pytest.raises(ValueError, match=r"^target=None is not allowed"):
+        attacks.run("ensemble", [zoo_models["mlp"].model], probes[0][:2], probes[1][:2], eps=0.1)
+
+
+def test_registry_flags_match_what_attacks_return(zoo_models, probes):
+    """One convention: every attack returns (x_adv, target); target is -1 exactly for the untargeted ones."""
+    x, y = probes[0][:16], probes[1][:16]
+    model = zoo_models["small_cnn"].model
+    for name, spec in attacks.ATTACKS.items():
+        out = attacks.run(name, [model], x, y, eps=0.1, steps=2, target=(y + 1) % 10)
+        assert isinstance(out, attacks.AttackOutput)
+        assert bool((out.target >= 0).all()) == spec.targeted, name
+    assert attacks.EVAL_ATTACKS == ("fgsm", "illc", "pgd", "ensemble")
+    assert attacks.TRAINING_ATTACKS == ("fgsm", "fgsm_rs", "illc", "pgd")
+
+
+def test_default_step_size_is_the_one_documented():
+    assert attacks.default_step_size(0.3, 10) == pytest.approx(0.075)
 
 
 def test_batched_equals_unbatched(zoo_models, probes):
     x, y = probes[0][:40], probes[1][:40]
     model = zoo_models["mlp"].model
-    whole = attacks.fgsm(model, x, y, 0.1)
-    parts = attacks.in_batches(lambda a, b: attacks.fgsm(model, a, b, 0.1), x, y, batch_size=16)
-    assert torch.allclose(whole, parts)
+    whole = attacks.fgsm([model], x, y, eps=0.1).x_adv
+    parts = attacks.in_batches(lambda a, b: attacks.fgsm([model], a, b, eps=0.1), x, y, batch_size=16)
+    assert torch.allclose(whole, parts.x_adv)
+
+
+def test_adversarial_sets_are_cached_bounded_and_targeted(zoo_models, mnist5k, tmp_cache):
+    from advinterp.attacks.advdata import cached_adversarial_set, make_adversarial_set
+    from advinterp.data.probes import probe_indices
+
+    idx = probe_indices(mnist5k.test, 20, 0)
+    members = [zoo_models[n] for n in ("small_cnn", "mlp")]
+    first = cached_adversarial_set("ensemble", members, mnist5k, idx, eps=0.2, steps=3, seed=0, device="cpu")
+    again = cached_adversarial_set("ensemble", members, mnist5k, idx, eps=0.2, steps=3, seed=0, device="cpu")
+    assert torch.equal(first.x_adv, again.x_adv) and torch.equal(first.target, again.target)
+    assert len(list(tmp_cache.rglob("ensemble-*.pt"))) == 1, "the second call loads the cached set"
+    assert first.targeted and not (first.target == first.y).any() and first.max_linf <= 0.2 + 1e-6
+    pgd = make_adversarial_set("pgd", [m.model for m in members], first.x, first.y, eps=0.2, steps=3,
+                               num_classes=10, seed=0, device="cpu")
+    assert not pgd.targeted and (pgd.target == -1).all()
+    with pytest.raises(ValueError, match="^attack='fgsm_rs' is not allowed"):
+        make_adversarial_set("fgsm_rs", [members[0].model], first.x, first.y, eps=0.2, steps=1, num_classes=10,
+                             seed=0)

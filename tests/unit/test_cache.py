@@ -15,8 +15,11 @@ import zipfile
 import pytest
 import torch
 
-from advinterp import cache, objectives, training
-from advinterp.training import TrainConfig
+from advinterp.core import cache
+from advinterp.data.datasets import cached_bundle
+from advinterp.training import loop as training
+from advinterp.training import objectives
+from advinterp.training.loop import TrainConfig
 
 
 def test_roundtrip_and_atomic_file(tmp_path):
@@ -71,7 +74,7 @@ def test_killed_save_leaves_the_old_file(tmp_path):
     cache.save_tensors(path, old)
     script = textwrap.dedent(f"""
         import torch, sys
-        from advinterp import cache
+        from advinterp.core import cache
         big = {{"x": torch.ones(60_000_000)}}
         print("ready", flush=True)
         while True:
@@ -104,7 +107,7 @@ def _variant(value):
 def test_key_changes_with_every_determining_input(monkeypatch):
     base = TrainConfig()
     obj = objectives.CrossEntropy()
-    monkeypatch.setattr(training, "bundle_for", lambda cfg: training.cached_bundle("mnist5k", None, None))
+    monkeypatch.setattr(training, "bundle_for", lambda cfg: cached_bundle("mnist5k", None, None))
     keys = {training.model_key(base, obj)}
     for f in dataclasses.fields(TrainConfig):
         changed = dataclasses.replace(base, **{f.name: _variant(getattr(base, f.name))})

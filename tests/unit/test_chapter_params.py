@@ -55,7 +55,7 @@ BAD: dict[str, list[tuple[str, object]]] = {
         ("lambdas_nas", [0.0]), ("lambdas_nas", [-1.0]), ("lambdas_nas", []), ("lambda_nas", 5.0),
         ("nas_layers", ["nope"]), ("nas_layers", []), ("units_per_layer", 0), ("estimator", "exact"),
         ("attribution", "lime"), ("n_eval", 1), ("n_eval", 10**5), ("eval_steps", 0), ("eval_restarts", 0),
-        ("lambda_cl", 7.0), ("seeds", [0, -1]),
+        ("lambda_cl", 7.0), ("seeds", [0, -1]), ("k", 0), ("k", 501),
     ],
     "08-side-by-side": [
         ("sweep_spec", "configs/nope.yaml"), ("sweep_spec", 3), ("runs_dir", ""), ("rerun", "yes"), ("results_dir", ""),
@@ -81,14 +81,14 @@ def test_imagefolder_without_data_root(stem, no_writes):
 @pytest.mark.parametrize("stem", sorted(BAD))
 def test_defaults_validate_and_every_parameter_is_declared(stem):
     ns = run_parameters(stem)
-    from advinterp.params import CHAPTERS
+    from advinterp.studies import chapter
 
     cells = notebook_cells(stem)
     first = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
     assigned: dict = {}
     exec("".join(first["source"]), assigned)
     declared = {k for k in assigned if not k.startswith("__")}
-    assert declared == set(CHAPTERS[stem][0]), "parameters cell and advinterp.params must agree"
+    assert declared == set(chapter(stem).names), "parameters cell and the study's declaration must agree"
     assert ns["P"].public().keys() == declared
 
 
@@ -122,7 +122,60 @@ def test_papermill_sees_every_parameter(stem):
     import nbformat
     from papermill.inspection import _infer_parameters
 
-    from advinterp.params import CHAPTERS
+    from advinterp.studies import chapter
 
     nb = nbformat.read(str(REPO / "book" / f"{stem}.ipynb"), as_version=4)
-    assert {p.name for p in _infer_parameters(nb)} == set(CHAPTERS[stem][0])
+    assert {p.name for p in _infer_parameters(nb)} == set(chapter(stem).names)
+
+
+@pytest.mark.parametrize("stem", sorted(BAD))
+def test_notebook_defaults_are_the_declared_defaults(stem):
+    """Each parameter is declared once (in the chapter's study); the notebook's parameters cell is a
+    copy papermill can read, and a drift between the two (say, chapter 5's copy of chapter 4's
+    training settings) fails here instead of silently training other models."""
+    from advinterp.studies import chapter
+
+    cells = notebook_cells(stem)
+    first = next(c for c in cells if "parameters" in c.get("metadata", {}).get("tags", []))
+    assigned: dict = {}
+    exec("".join(first["source"]), assigned)
+    declared = chapter(stem).defaults
+    differ = {k: (assigned[k], declared[k]) for k in declared if assigned[k] != declared[k]}
+    assert not differ, f"notebook vs declared defaults: {differ}"
+
+
+def test_shared_training_parameters_are_one_declaration():
+    from advinterp.studies import consistent_loss, interpretability, tracing
+
+    for study in (tracing, interpretability):
+        shared = [p for p in study.CHAPTER.params if p.name in {q.name for q in consistent_loss.TRAINING}]
+        assert shared == list(consistent_loss.TRAINING)
+
+
+@pytest.mark.parametrize("stem", sorted(BAD))
+def test_validation_loads_no_data_and_builds_no_model(stem, monkeypatch):
+    from advinterp.data import datasets
+    from advinterp.models import architectures
+    from advinterp.studies import chapter
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("validation must not load data or build a model")
+
+    monkeypatch.setattr(datasets, "load_dataset", forbidden)
+    datasets.cached_bundle.cache_clear()
+    monkeypatch.setattr(architectures, "build_model", forbidden)
+    chapter(stem).validate(chapter(stem).defaults)
+    datasets.cached_bundle.cache_clear()
+
+
+def test_library_checks_use_the_chapter_bounds():
+    """A bound is written once: the chapter's epochs and train_steps are the library's own checks."""
+    from advinterp.studies import consistent_loss
+    from advinterp.training import adversarial, loop
+
+    assert consistent_loss.CHAPTER.params[consistent_loss.CHAPTER.names.index("epochs")] is loop.EPOCHS
+    assert adversarial.TRAIN_STEPS in consistent_loss.TRAINING
+    with pytest.raises(ValueError, match="^epochs=10001"):
+        loop.TrainConfig(epochs=10_001).validate()
+    with pytest.raises(ValueError, match="^train_steps=1001"):
+        adversarial.AdversarialObjective(steps=1001)

@@ -9,9 +9,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advinterp import activations, attacks, influence, tracing, training
-from advinterp.consistent_loss import AdversarialObjective, consistency_term, dead_fraction, dead_units, madry
-from advinterp.models import build_model
+from advinterp.attacks import linf as attacks
+from advinterp.interpret import influence, tracing
+from advinterp.models import layers as activations
+from advinterp.training import loop as training
+from advinterp.models.layers import dead_units
+from advinterp.training.adversarial import AdversarialObjective, consistency_term, dead_fraction, madry
+from advinterp.models.architectures import build_model
 
 
 def _model(seed: int = 0) -> nn.Module:
@@ -28,7 +32,7 @@ def test_lambda_zero_is_the_adversarial_training_loss():
     model, (x, y) = _model(), _batch()
     obj = AdversarialObjective(attack="fgsm", eps=0.1, steps=1, alpha=0.7, lam=0.0)
     out = obj(model, x, y)
-    x_adv = attacks.fgsm(model, x, y, 0.1)
+    x_adv = attacks.fgsm([model], x, y, eps=0.1).x_adv
     expected = F.cross_entropy(model(x), y) + 0.7 * F.cross_entropy(model(x_adv), y)
     assert torch.allclose(out.loss, expected)
     lam = dataclasses.replace(obj, lam=2.0)(model, x, y)
@@ -38,7 +42,7 @@ def test_lambda_zero_is_the_adversarial_training_loss():
 def test_madry_objective_uses_only_the_adversarial_batch():
     model, (x, y) = _model(), _batch()
     obj = madry(0.1, 1, attack="fgsm")
-    x_adv = attacks.fgsm(model, x, y, 0.1)
+    x_adv = attacks.fgsm([model], x, y, eps=0.1).x_adv
     assert torch.allclose(obj(model, x, y).loss, F.cross_entropy(model(x_adv), y))
 
 
@@ -49,7 +53,7 @@ def test_consistency_term_is_zero_without_perturbation_and_its_gradient_flows():
         a = acts["fc1"]
         model(x)
         b = acts["fc1"]
-    assert float(consistency_term(a, b).detach()) == 0.0
+    assert abs(float(consistency_term(a, b).detach())) < 1e-12
     obj = AdversarialObjective(attack="fgsm", eps=0.2, steps=1, alpha=0.0, lam=1.0, clean_weight=1.0)
     model.zero_grad()
     out = obj(model, x, y)
@@ -80,7 +84,7 @@ def test_bad_objective_settings():
         AdversarialObjective(lam=-1)
     with pytest.raises(ValueError, match="train_attack='cw'"):
         AdversarialObjective(attack="cw")
-    with pytest.raises(ValueError, match="clean_weight=0 and alpha=0"):
+    with pytest.raises(ValueError, match="alpha=0 is not allowed: a positive weight when clean_weight=0"):
         AdversarialObjective(alpha=0, clean_weight=0)
 
 
@@ -128,7 +132,8 @@ def test_a_neuron_that_feeds_nothing_has_zero_prediction_difference():
     with torch.no_grad():
         model.logits.weight[:, 7] = 0.0  # fc1 unit 7 no longer reaches the logits
     pd, _ = influence.prediction_difference(model, x, "fc1", torch.zeros(128))
-    assert torch.all(pd[:, 7] == 0)
+    # an identity up to float rounding, which differs between CPUs' kernels (-1.5e-8 seen): a tolerance
+    assert torch.allclose(pd[:, 7], torch.zeros(len(x)), atol=1e-6)
 
 
 def test_agreement_score_and_detector_on_a_constructed_case():

@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from advinterp import data
+from advinterp.data import datasets as data
+from advinterp.data.probes import probe_indices
 
 
 def test_mnist5k_split_is_deterministic_balanced_and_in_range(mnist5k):
@@ -113,9 +114,9 @@ def test_unknown_dataset():
 
 
 def test_probe_indices_balanced_and_deterministic(mnist5k):
-    a = data.probe_indices(mnist5k.test, 50, 3)
-    assert torch.equal(a, data.probe_indices(mnist5k.test, 50, 3))
+    a = probe_indices(mnist5k.test, 50, 3)
+    assert torch.equal(a, probe_indices(mnist5k.test, 50, 3))
     assert torch.bincount(mnist5k.test.labels[a], minlength=10).tolist() == [5] * 10
-    assert not torch.equal(a, data.probe_indices(mnist5k.test, 50, 4))
+    assert not torch.equal(a, probe_indices(mnist5k.test, 50, 4))
     with pytest.raises(ValueError, match="n_probe=1001"):
-        data.probe_indices(mnist5k.test, 1001, 0)
+        probe_indices(mnist5k.test, 1001, 0)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from advinterp import conductance, error_detection as ed, mutation
-from advinterp.models import build_model
+from advinterp.interpret import conductance, error_detection as ed, mutation
+from advinterp.models.architectures import build_model
 
 
 @pytest.fixture(scope="module")

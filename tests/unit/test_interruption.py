@@ -13,8 +13,10 @@ import time
 import pytest
 import torch
 
-from advinterp import cache, objectives, training
-from advinterp.training import TrainConfig
+from advinterp.core import cache
+from advinterp.training import loop as training
+from advinterp.training import objectives
+from advinterp.training.loop import TrainConfig
 
 CFG = TrainConfig(model="small_cnn", epochs=6, max_train=1500, batch_size=50)
 
@@ -26,8 +28,8 @@ def _same(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 def test_sigkilled_training_resumes_to_identical_weights(tmp_cache):
     folder = training.model_dir(CFG, objectives.CrossEntropy())
     script = textwrap.dedent("""
-        from advinterp import training
-        from advinterp.training import TrainConfig
+        from advinterp.training import loop as training
+        from advinterp.training.loop import TrainConfig
         training.train(TrainConfig(model="small_cnn", epochs=6, max_train=1500, batch_size=50), device="cpu",
                        progress=False)
     """)

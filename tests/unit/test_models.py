@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from advinterp import activations, models
+from advinterp.models import architectures as models
+from advinterp.models import layers as activations
 
 SMALL = ["small_cnn", "wide_cnn", "mlp", "small_resnet", "vgg_cifar", "resnet20"]
 

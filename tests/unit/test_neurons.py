@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from advinterp import consistency as C
-from advinterp import patches, representation
-from advinterp.neurons import mine_topk
+from advinterp.interpret import consistency as C
+from advinterp.interpret import patches, representation
+from advinterp.interpret.topk import mine_topk
 
 
 class _Probe(nn.Module):
@@ -91,7 +91,7 @@ def test_patch_masks_upsample_small_maps():
 
 def test_consistency_half_cat_half_dog_is_0_6():
     """papers.md's check: top images half cat, half dog, CIFAR-10 path similarity (A = 0.2)."""
-    from advinterp import affinity
+    from advinterp.interpret import affinity
 
     A = affinity.cifar10()
     labels = torch.tensor([[3] * 10 + [5] * 10])  # cat = 3, dog = 5

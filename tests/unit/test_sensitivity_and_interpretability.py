@@ -9,10 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advinterp import interpretability as I
-from advinterp.models import Normalize, build_model
-from advinterp.sensitivity import SensitivityObjective, exact_sensitivity, projection_estimate
-from advinterp.activations import recording
+from advinterp.interpret import attribution as I
+from advinterp.models.architectures import Normalize, build_model
+from advinterp.training.sensitivity import SensitivityObjective, exact_sensitivity, projection_estimate
+from advinterp.models.layers import recording
 
 
 def _tiny() -> nn.Module:

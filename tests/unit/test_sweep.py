@@ -9,10 +9,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from advinterp import sweep
+from advinterp.report import sweeps as sweep
 
 TOY = '''
-from advinterp import results
+from advinterp.report import results
 if x == 2 and fail_on_two:
     raise RuntimeError("boom at x=2")
 results.write_results("99-toy", {"x": x, "y": y}, {"double": 2 * x, "label": y}, results_dir)

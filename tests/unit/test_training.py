@@ -7,8 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from advinterp import cache, objectives, training
-from advinterp.training import TrainConfig
+from advinterp.core import cache
+from advinterp.training import loop as training
+from advinterp.training import objectives
+from advinterp.training.loop import TrainConfig
 
 SMALL = TrainConfig(model="mlp", epochs=3, batch_size=64, max_train=512)
 
@@ -106,8 +108,8 @@ def test_early_stop_checks_a_subset_before_the_whole_training_set(tmp_cache, mon
     calls: list[tuple[int, float]] = []
     real = training.accuracy
 
-    def spy(model, dataset, device, batch_size=512, indices=None):
-        acc = real(model, dataset, device, batch_size, indices)
+    def spy(model, dataset, labels=None, *, indices=None, batch_size=512):
+        acc = real(model, dataset, labels, indices=indices, batch_size=batch_size)
         calls.append((len(indices) if indices is not None else len(dataset), acc))
         return acc
 

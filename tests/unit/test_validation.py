@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from advinterp import validation as v
+from advinterp.core import validation as v
 
 
 @pytest.mark.parametrize("value", [-0.1, 1.5, math.nan, math.inf, "0.3", None, True])

@@ -1,0 +1,302 @@
+"""Adversarial attacks under an L-infinity budget (pixel units, images in ``[0, 1]``).
+
+* :func:`fgsm` - Goodfellow et al. (2015): ``x + eps * sign(grad_x CE(f(x), y))``.
+* :func:`fgsm_rs` - Wong et al. (2020): FGSM from a uniform random start in the eps-ball, step
+  ``1.25 * eps`` (fast adversarial training).
+* :func:`illc` - Kurakin et al. (2017), iterative least-likely class:
+  ``x_{t+1} = clip_{x,eps}(x_t - a * sign(grad_x CE(f(x_t), y_LL)))``, ``y_LL = argmin_y p(y|x)``.
+* :func:`pgd` - Madry et al. (2018): sign-gradient steps from a random start in the eps-ball,
+  projected back after each step, ascending ``CE(f(x'), y)``, with random restarts keeping each
+  image's strongest result.
+* :func:`ensemble` - Liu et al. (2017) ensemble optimisation as used by Dong et al. (version A,
+  sec. 3): minimise ``-log( mean_i softmax(f_i(x'))[y*] )`` over k models with sign-gradient
+  steps, random target ``y* != y``, L-inf bound ``eps`` (our reading; see ``papers.md``).
+
+**One calling convention.** Every attack is ``attack(models, x, y, *, eps, steps, step_size,
+generator, restarts, target) -> AttackOutput(x_adv, target)``; single-model attacks use
+``models[0]``; ``target`` is the label the attack aims at (ILLC's least-likely class, the
+ensemble's y*) or ``-1`` for untargeted attacks. :data:`ATTACKS` registers them by name and
+:func:`run` calls one by name: the names are written only there. ``steps=None`` and
+``step_size=None`` take each attack's documented default (:func:`default_step_size` for the
+iterative ones). Every attack is batched and device-agnostic, returns images in ``[0, 1]`` with
+``||x_adv - x||_inf <= eps``, and leaves each model's train/eval mode, ``requires_grad`` flags
+and parameter ``.grad`` exactly as it found them (gradients are taken with respect to the input
+only, with the models in eval mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..core._helpers import chunks, eval_mode
+from ..core.params import number
+from ..core.validation import check_choice, check_int, check_number, fail
+
+EPS = number("eps", 0.3, 0.0, 1.0, "L-inf budget in pixel units (images in [0, 1])", lo_open=True)
+
+
+class AttackOutput(NamedTuple):
+    """Adversarial images and the label each one aims at (``-1``: untargeted)."""
+
+    x_adv: torch.Tensor
+    target: torch.Tensor
+
+
+class AttackFn(Protocol):
+    def __call__(self, models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                 steps: int | None = None, step_size: float | None = None,
+                 generator: torch.Generator | None = None, restarts: int = 1,
+                 target: torch.Tensor | None = None) -> AttackOutput: ...
+
+
+@contextmanager
+def frozen(models: Sequence[nn.Module]) -> Iterator[None]:
+    """Eval mode and ``requires_grad=False`` for every parameter inside the block; the exact
+    previous state is restored afterwards (also on error)."""
+    flags = [(p, p.requires_grad) for m in models for p in m.parameters()]
+    with eval_mode(*models):
+        for p, _ in flags:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p, flag in reversed(flags):
+                p.requires_grad_(flag)
+
+
+@dataclass(frozen=True)
+class LinfBall:
+    """The L-infinity ball of radius ``eps`` around ``x0`` intersected with the image box [0,1]
+    (the *project / step / random start* decomposition of MadryLab's ``robustness``)."""
+
+    x0: torch.Tensor
+    eps: float
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.min(torch.max(x, self.x0 - self.eps), self.x0 + self.eps).clamp(0.0, 1.0)
+
+    def step(self, x: torch.Tensor, grad: torch.Tensor, step_size: float) -> torch.Tensor:
+        """Ascend ``grad`` by one sign step of ``step_size`` and project."""
+        return self.project(x + step_size * grad.sign())
+
+    def random_start(self, generator: torch.Generator | None) -> torch.Tensor:
+        noise = torch.empty(self.x0.shape, dtype=self.x0.dtype).uniform_(-self.eps, self.eps, generator=generator)
+        return self.project(self.x0 + noise.to(self.x0.device))
+
+
+def default_step_size(eps: float, steps: int) -> float:
+    """The step of the iterative attacks when none is given: ``2.5 * eps / steps`` (Madry et al.)."""
+    return 2.5 * eps / steps
+
+
+def illc_defaults(eps: float) -> tuple[int, float]:
+    """Kurakin et al.'s schedule: step ``a = 1/255`` and ``T = min(eps*255 + 4, 1.25*eps*255)`` steps."""
+    steps = int(min(eps * 255 + 4, 1.25 * eps * 255))
+    return max(steps, 1), 1.0 / 255
+
+
+def _schedule(eps: float, steps: int | None, step_size: float | None, default_steps: int) -> tuple[float, int, float]:
+    eps = EPS.validate(eps)
+    steps = check_int("steps", default_steps if steps is None else steps, 1)
+    size = default_step_size(eps, steps) if step_size is None else check_number("step_size", step_size, 0.0, 1.0)
+    return eps, steps, size
+
+
+def _input_grad(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = objective(x)
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def iterate(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, eps: float, step_size: float,
+            steps: int, *, random_start: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Maximise ``objective`` (a sum over the batch, so images do not interact) by ``steps``
+    projected sign-gradient steps inside the eps-ball around ``x``."""
+    ball = LinfBall(x.detach(), eps)
+    x_adv = ball.random_start(generator) if random_start else x.detach().clone()
+    for _ in range(steps):
+        x_adv = ball.step(x_adv, _input_grad(objective, x_adv), step_size)
+    return x_adv.detach()
+
+
+def _untargeted(y: torch.Tensor) -> torch.Tensor:
+    return torch.full_like(y, -1)
+
+
+def fgsm(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
+         step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
+         target: torch.Tensor | None = None) -> AttackOutput:
+    """Fast gradient sign method (Goodfellow et al. 2015), untargeted, one step of ``eps``
+    (``steps`` and ``restarts`` do not apply)."""
+    eps = EPS.validate(eps)
+    model = models[0]
+    ball = LinfBall(x.detach(), eps)
+    with frozen([model]):
+        grad = _input_grad(lambda z: F.cross_entropy(model(z), y, reduction="sum"), x)
+    return AttackOutput(ball.step(x.detach(), grad, eps if step_size is None else step_size), _untargeted(y))
+
+
+def fgsm_rs(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
+            step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
+            target: torch.Tensor | None = None) -> AttackOutput:
+    """Wong et al.'s (2020) FGSM-RS: a uniform random start in the eps-ball, one step of
+    ``step_size`` (default ``1.25 * eps``), projected."""
+    eps = EPS.validate(eps)
+    model = models[0]
+    ball = LinfBall(x.detach(), eps)
+    start = ball.random_start(generator)
+    with frozen([model]):
+        grad = _input_grad(lambda z: F.cross_entropy(model(z), y, reduction="sum"), start)
+    return AttackOutput(ball.step(start, grad, 1.25 * eps if step_size is None else step_size), _untargeted(y))
+
+
+def illc(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
+         step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
+         target: torch.Tensor | None = None) -> AttackOutput:
+    """Iterative least-likely class method; its target is ``y_LL`` (``y`` is not used).
+
+    ``steps=None`` uses Kurakin et al.'s schedule (:func:`illc_defaults`); given ``steps``
+    without ``step_size``, the step is :func:`default_step_size`.
+    """
+    eps = EPS.validate(eps)
+    if steps is None:
+        steps, kurakin_step = illc_defaults(eps)
+        step_size = kurakin_step if step_size is None else step_size
+    eps, steps, step_size = _schedule(eps, steps, step_size, steps)
+    model = models[0]
+    with frozen([model]), torch.no_grad():
+        y_ll = model(x).argmin(dim=1)
+    with frozen([model]):
+        x_adv = iterate(lambda z: -F.cross_entropy(model(z), y_ll, reduction="sum"), x, eps, step_size, steps,
+                        random_start=False)
+    return AttackOutput(x_adv, y_ll)
+
+
+def pgd(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
+        step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
+        target: torch.Tensor | None = None) -> AttackOutput:
+    """Projected gradient descent under L-inf (Madry et al. 2018), untargeted: ascend
+    ``CE(f(x'), y)`` from a random start (``steps`` default 20). With ``restarts > 1`` each image
+    keeps the restart that succeeds (or, failing all, the one of highest loss)."""
+    eps, steps, step_size = _schedule(eps, steps, step_size, 20)
+    restarts = check_int("restarts", restarts, 1)
+    model = models[0]
+    best = x.detach().clone()
+    best_score = torch.full((len(x),), -float("inf"), device=x.device)
+    with frozen([model]):
+        for _ in range(restarts):
+            x_adv = iterate(lambda z: F.cross_entropy(model(z), y, reduction="sum"), x, eps, step_size, steps,
+                            random_start=True, generator=generator)
+            with torch.no_grad():
+                logits = model(x_adv)
+                loss = F.cross_entropy(logits, y, reduction="none")
+                score = loss + (logits.argmax(1) != y).float() * 1e6  # success first, then loss
+                better = score > best_score
+                best[better] = x_adv[better]
+                best_score = torch.where(better, score, best_score)
+    return AttackOutput(best, _untargeted(y))
+
+
+def random_targets(y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A uniformly random target ``y* != y`` for each label."""
+    offset = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
+    return (y + offset) % num_classes
+
+
+def ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
+             step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
+             target: torch.Tensor | None = None) -> AttackOutput:
+    """Targeted ensemble-optimisation attack (Liu et al. 2017; Dong et al. version A) on every
+    model of ``models`` with equal weights.
+
+    Minimises ``-log(mean_i softmax(f_i(x'))[y*])`` with ``steps`` (default 20) sign-gradient steps
+    from ``x``, projected onto the eps-ball. ``target`` (y*) is required: draw it with
+    :func:`random_targets` (as :func:`advinterp.attacks.advdata.make_adversarial_set` does).
+    """
+    eps, steps, step_size = _schedule(eps, steps, step_size, 20)
+    if len(models) < 1:
+        fail("models", list(models), "at least one model")
+    if target is None:
+        fail("target", None, "the target labels y* of the ensemble attack (see random_targets)")
+    assert target is not None
+
+    w = torch.full((len(models),), 1.0 / len(models), device=x.device)
+
+    def objective(z: torch.Tensor) -> torch.Tensor:
+        probs = sum(wi * F.softmax(m(z), dim=1) for wi, m in zip(w, models))
+        return torch.log(probs.gather(1, target.view(-1, 1)).clamp_min(1e-12)).sum()  # ascend log p(y*)
+
+    with frozen(models):
+        x_adv = iterate(objective, x, eps, step_size, steps, random_start=False)
+    return AttackOutput(x_adv, target)
+
+
+@dataclass(frozen=True)
+class Attack:
+    """A registered attack and what it is for."""
+
+    fn: AttackFn
+    #: aims at a label of its own (ILLC's least-likely class, the ensemble's y*)
+    targeted: bool
+    #: attacks every model it is given (else the first)
+    multi_model: bool
+    #: usable inside training (generated against the model being trained)
+    training: bool
+    #: usable to build an adversarial probe set
+    evaluation: bool
+    #: needs a random target y* != y drawn by the caller (``target=``)
+    draws_target: bool = False
+
+
+ATTACKS: dict[str, Attack] = {
+    "fgsm": Attack(fgsm, targeted=False, multi_model=False, training=True, evaluation=True),
+    "fgsm_rs": Attack(fgsm_rs, targeted=False, multi_model=False, training=True, evaluation=False),
+    "illc": Attack(illc, targeted=True, multi_model=False, training=True, evaluation=True),
+    "pgd": Attack(pgd, targeted=False, multi_model=False, training=True, evaluation=True),
+    "ensemble": Attack(ensemble, targeted=True, multi_model=True, training=False, evaluation=True,
+                       draws_target=True),
+}
+#: attacks that build adversarial probe sets (chapters 1-5)
+EVAL_ATTACKS: tuple[str, ...] = tuple(n for n, a in ATTACKS.items() if a.evaluation)
+#: attacks usable inside training (generated on the fly against the model being trained)
+TRAINING_ATTACKS: tuple[str, ...] = tuple(n for n, a in ATTACKS.items() if a.training)
+
+
+def run(name: str, models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float,
+        steps: int | None = None, step_size: float | None = None, generator: torch.Generator | None = None,
+        restarts: int = 1, target: torch.Tensor | None = None, allowed: Sequence[str] | None = None,
+        param: str = "attack") -> AttackOutput:
+    """Run registered attack ``name`` (one of ``allowed``, default every attack; a bad name is a
+    ``ValueError`` naming ``param``)."""
+    check_choice(param, name, tuple(ATTACKS) if allowed is None else tuple(allowed))
+    return ATTACKS[name].fn(models, x, y, eps=eps, steps=steps, step_size=step_size, generator=generator,
+                            restarts=restarts, target=target)
+
+
+def in_batches(fn: Callable[..., AttackOutput], *tensors: torch.Tensor, batch_size: int = 256,
+               device: torch.device | str = "cpu") -> AttackOutput:
+    """Apply an attack ``fn(*batch_tensors)`` batch by batch on ``device``; results on CPU."""
+    parts = [fn(*(t[part].to(device) for t in tensors)) for part in chunks(len(tensors[0]), batch_size)]
+    return AttackOutput(torch.cat([p.x_adv.cpu() for p in parts]), torch.cat([p.target.cpu() for p in parts]))
+
+
+def untargeted_success(pred_clean: torch.Tensor, pred_adv: torch.Tensor, y: torch.Tensor) -> float:
+    """Among images classified correctly before the attack, the fraction misclassified after
+    (Kurakin et al.'s and Madry et al.'s convention)."""
+    ok = pred_clean == y
+    return float((pred_adv[ok] != y[ok]).float().mean()) if ok.any() else float("nan")
+
+
+def targeted_success(pred_clean: torch.Tensor, pred_adv: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> float:
+    """Among images classified correctly before the attack, the fraction classified as ``target`` after."""
+    ok = pred_clean == y
+    return float((pred_adv[ok] == target[ok]).float().mean()) if ok.any() else float("nan")

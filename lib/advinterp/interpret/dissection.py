@@ -1,0 +1,112 @@
+"""Dissecting a network with real and adversarial probes (Dong et al., findings 1 and 2).
+
+:func:`neuron_report` mines every neuron's top-K real and top-K adversarial images and tabulates,
+per neuron: whether it is live, its dominant real class (its apparent "concept"), ``consis`` on
+real probes, on adversarial probes by true label and by target label, and how many of its top-K
+adversarial images carry the dominant real class as *target* versus as *true* label.
+:func:`representation_report` tabulates, per layer, the representation-consistency measures of
+:mod:`advinterp.interpret.representation`. Chapter 3's study
+(:mod:`advinterp.studies.consistency`) runs both over seeds and attacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from torch import nn
+
+from ..attacks.advdata import AdversarialSet
+from ..models.layers import activations
+from . import consistency as C
+from .patches import neuron_patches
+from .representation import class_means, knn_labels, representation_metrics
+from .topk import NeuronTopK, mine_topk
+
+
+@dataclass
+class Dissection:
+    """Top-K of real and adversarial probes per layer, and the per-neuron table."""
+
+    real: dict[str, NeuronTopK]
+    adversarial: dict[str, NeuronTopK]
+    table: pd.DataFrame
+    adversarial_set: AdversarialSet
+    target: torch.Tensor
+
+
+def neuron_report(model: nn.Module, adv: AdversarialSet, target: torch.Tensor, layers: Sequence[str], k: int,
+                  A: torch.Tensor, *, statistic: str = "max", quantile: float = 0.005) -> Dissection:
+    """Mine real (``adv.x``) and adversarial (``adv.x_adv``) probes and tabulate every neuron."""
+    real = mine_topk(model, adv.x, layers, k, statistic=statistic, quantile=quantile, labels={"true": adv.y},
+                     desc="real top-K")
+    fake = mine_topk(model, adv.x_adv, layers, k, statistic=statistic, quantile=quantile,
+                     labels={"true": adv.y, "target": target}, desc="adversarial top-K")
+    rows = []
+    n_classes = A.shape[0]
+    for layer in layers:
+        r, f = real[layer], fake[layer]
+        dominant = C.dominant_class(r.labels["true"], n_classes)
+        frame = pd.DataFrame({
+            "layer": layer, "neuron": range(r.n_neurons), "live": (r.live & f.live).numpy(),
+            "dominant_real": dominant.numpy(),
+            "consis_real": C.neuron_consistency(r.labels["true"], A).numpy(),
+            "consis_adv_true": C.neuron_consistency(f.labels["true"], A).numpy(),
+            "consis_adv_target": C.neuron_consistency(f.labels["target"], A).numpy(),
+            "target_agreement": C.agreement(f.labels["target"], dominant).numpy(),
+            "true_agreement": C.agreement(f.labels["true"], dominant).numpy(),
+        })
+        rows.append(frame)
+    return Dissection(real, fake, pd.concat(rows, ignore_index=True), adv, target)
+
+
+def representation_report(model: nn.Module, adv: AdversarialSet, target: torch.Tensor, layers: Sequence[str],
+                          reference: tuple[torch.Tensor, torch.Tensor], A: torch.Tensor, *,
+                          k_nn: int = 10) -> pd.DataFrame:
+    """Mean CS / r / LC per layer (rows in the order of ``layers``, with its ``depth``)."""
+    x_ref, y_ref = reference
+    n_classes = A.shape[0]
+    feats_ref = activations(model, x_ref, layers)
+    feats_src = activations(model, adv.x, layers)
+    feats_adv = activations(model, adv.x_adv, layers)
+    rows = []
+    for depth, layer in enumerate(layers):
+        means = class_means(feats_ref[layer], y_ref, n_classes)
+        nn_labels = knn_labels(feats_adv[layer], feats_ref[layer], y_ref, k_nn)
+        m = representation_metrics(feats_adv[layer], feats_src[layer], adv.y, target, means, nn_labels, A)
+        rows.append({"layer": layer, "depth": depth, **{k: float(v.mean()) for k, v in m.items()}})
+    return pd.DataFrame(rows)
+
+
+def most_consistent(table: pd.DataFrame, n: int) -> list[tuple[str, int]]:
+    """The ``n`` live neurons of each layer with the purest real top-K (highest ``consis_real``;
+    ties by neuron index), as ``(layer, neuron)`` pairs in layer order."""
+    live = table[table["live"]].sort_values(["consis_real", "neuron"], ascending=[False, True], kind="stable")
+    chosen = []
+    for layer in dict.fromkeys(table["layer"]):
+        chosen += [(layer, int(i)) for i in live[live["layer"] == layer]["neuron"].head(n)]
+    return chosen
+
+
+def neuron_gallery_rows(model: nn.Module, diss: Dissection, adv: AdversarialSet, target: torch.Tensor, layer: str,
+                        neuron: int, classes: Sequence[str], k_show: int, *, which: Sequence[str] = ("real", "adversarial"),
+                        patches: bool = True) -> list[dict[str, object]]:
+    """Rows for :func:`advinterp.report.plotting.neuron_rows`: the neuron's top real images (with patch
+    masks for conv layers) and its top adversarial images titled ``true -> target``."""
+    rows: list[dict[str, object]] = []
+    for kind in which:
+        top = (diss.real if kind == "real" else diss.adversarial)[layer]
+        idx = top.indices[neuron, :k_show]
+        images = adv.x[idx] if kind == "real" else adv.x_adv[idx]
+        masks = None
+        if patches and top.spatial:
+            masks = neuron_patches(model, images, layer, torch.full((len(idx),), neuron),
+                                   top.threshold[neuron].expand(len(idx)))
+        if kind == "real":
+            titles = [classes[int(adv.y[i])] for i in idx]
+        else:
+            titles = [f"{classes[int(adv.y[i])]}→{classes[int(target[i])]}" for i in idx]
+        rows.append({"images": images, "masks": masks, "titles": titles, "label": f"{layer} #{neuron}\n{kind}"})
+    return rows

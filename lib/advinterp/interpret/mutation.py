@@ -1,0 +1,168 @@
+"""Model mutation and the label change rate (Wang et al., ICSE 2019), as Wu et al. use it.
+
+A *mutant* changes a fraction ``rate`` (gamma) of all conv filters of the model:
+
+* ``NAI`` (neuron activation inverse): the filter's kernel and bias are negated, so its
+  pre-activation output changes sign;
+* ``GF`` (Gaussian fuzzing): the filter's kernel is replaced by Gaussian noise with, at each
+  kernel position, the mean and standard deviation of that position over the layer's filters.
+
+A mutant is kept only if its accuracy on a validation set exceeds ``0.9 x`` the original's. The
+**label change rate** of an input is the fraction of kept mutants whose prediction differs from
+the original model's: wrong (or adversarial) inputs sit near decision boundaries and flip more.
+
+Mutants are generated deterministically from ``(seed, index)`` and evaluated one at a time on the
+one model, which is mutated in place and restored: memory never holds N copies.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..core import progress
+from ..core.devices import derive_seed, generator
+from ..core.validation import check_choice, check_int, check_number, fail
+from ..models.predict import predict
+
+OPERATORS = ("NAI", "GF")
+
+
+def conv_filters(model: nn.Module) -> list[tuple[nn.Conv2d, int]]:
+    """Every (conv layer, output channel) of the model."""
+    return [(m, c) for m in model.modules() if isinstance(m, nn.Conv2d) for c in range(m.out_channels)]
+
+
+def n_mutated(model: nn.Module, rate: float, name: str = "mutation_rate") -> int:
+    """How many filters a mutant changes: ``round(rate * number of conv filters)``; a rate that
+    changes none is a ``ValueError`` (named ``name``)."""
+    check_number(name, rate, 0.0, 1.0, lo_open=True)
+    total = len(conv_filters(model))
+    if total == 0:
+        fail(name, rate, "a model with conv layers (this one has none to mutate)")
+    n = round(rate * total)
+    if n < 1:
+        fail(name, rate, f"at least {0.5 / total:.4f}: this model has {total} conv filters, so "
+             f"{rate} x {total} rounds to 0 and no filter would mutate")
+    return n
+
+
+class _Mutation:
+    """One mutant, applied in place and undone."""
+
+    def __init__(self, model: nn.Module, operator: str, rate: float, seed: int) -> None:
+        filters = conv_filters(model)
+        g = generator(seed)
+        chosen = torch.randperm(len(filters), generator=g)[: n_mutated(model, rate)]
+        self.saved: list[tuple[nn.Conv2d, int, torch.Tensor, torch.Tensor | None]] = []
+        self.new: list[tuple[nn.Conv2d, int, torch.Tensor, torch.Tensor | None]] = []
+        for i in chosen.tolist():
+            conv, c = filters[i]
+            w = conv.weight.data
+            bias = conv.bias.data[c].clone() if conv.bias is not None else None
+            self.saved.append((conv, c, w[c].clone(), bias))
+            if operator == "NAI":
+                new_w, new_b = -w[c], (-bias if bias is not None else None)
+            else:
+                mean, std = w.mean(0), w.std(0)
+                noise = torch.randn(w[c].shape, generator=g).to(w.device)
+                new_w, new_b = mean + std * noise, bias
+            self.new.append((conv, c, new_w.clone(), new_b))
+
+    def __enter__(self) -> None:
+        for conv, c, w, b in self.new:
+            conv.weight.data[c] = w
+            if b is not None:
+                conv.bias.data[c] = b
+
+    def __exit__(self, *exc: object) -> None:
+        for conv, c, w, b in reversed(self.saved):
+            conv.weight.data[c] = w
+            if b is not None:
+                conv.bias.data[c] = b
+
+
+@dataclass
+class MutationResult:
+    """Predictions of the kept mutants on the evaluated inputs."""
+
+    operator: str
+    rate: float
+    original: torch.Tensor      # (n_inputs,) the original model's predictions
+    predictions: torch.Tensor   # (n_mutants, n_inputs)
+    tried: int                  # mutants generated, kept or not
+
+    @property
+    def changes(self) -> torch.Tensor:
+        """``(n_mutants, n_inputs)`` 1 where the mutant's label differs from the original's."""
+        return (self.predictions != self.original.unsqueeze(0)).float()
+
+    def lcr(self, n_mutants: int | None = None) -> torch.Tensor:
+        """Label change rate per input over the first ``n_mutants`` kept mutants (all by default)."""
+        return self.changes[:n_mutants].mean(0)
+
+
+def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | None, y_val: torch.Tensor, *,
+                       operator: str = "NAI", rate: float = 0.05, n_mutants: int = 100, seed: int = 0,
+                       accept: float = 0.9, max_tries: int | None = None,
+                       val_index: torch.Tensor | None = None) -> MutationResult:
+    """Generate ``n_mutants`` accepted mutants and record their predictions on ``x``.
+
+    A mutant is accepted when its accuracy on the validation images exceeds ``accept`` times the
+    original's: ``(x_val, y_val)``, or, with ``x_val=None``, the images ``x[val_index]`` with labels
+    ``y_val`` (then one forward pass over ``x`` serves both). Raises ``RuntimeError`` if fewer are
+    accepted within ``max_tries`` (default ``20 * n_mutants``), so the reader can lower
+    ``mutation_rate``.
+    """
+    check_choice("mutation_op", operator, OPERATORS)
+    check_int("n_mutants", n_mutants, 1, 100_000)
+    n_mutated(model, rate)
+    max_tries = max_tries or 20 * n_mutants
+    if x_val is None and val_index is None:
+        raise ValueError("x_val=None needs val_index (which images of x validate a mutant)")
+
+    def val_accuracy(pred_x: torch.Tensor | None) -> float:
+        pred = pred_x[val_index] if x_val is None else predict(model, x_val)  # type: ignore[index]
+        return float((pred == y_val).float().mean())
+
+    original = predict(model, x)
+    base_acc = val_accuracy(original)
+    kept: list[torch.Tensor] = []
+    tried = 0
+    bar = progress.bar(total=n_mutants, desc=f"{operator} mutants (rate {rate})", leave=False)
+    with torch.no_grad():
+        while len(kept) < n_mutants and tried < max_tries:
+            mutation = _Mutation(model, operator, rate, derive_seed(seed, operator, rate, tried))
+            tried += 1
+            with mutation:
+                pred_x = predict(model, x) if x_val is None else None
+                if val_accuracy(pred_x) > accept * base_acc:
+                    kept.append(pred_x if pred_x is not None else predict(model, x))
+                    bar.update(1)
+    bar.close()
+    if len(kept) < n_mutants:
+        raise RuntimeError(f"only {len(kept)} of {tried} {operator} mutants at mutation_rate={rate} kept "
+                           f"{accept:.0%} of the original accuracy; use a smaller mutation_rate")
+    return MutationResult(operator, rate, original, torch.stack(kept), tried)
+
+
+def sprt(changes: torch.Tensor, threshold: float, *, delta: float = 0.05, alpha: float = 0.05,
+         beta: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+    """Wang et al.'s sequential probability ratio test on each input's mutant label changes.
+
+    Tests H0: LCR <= threshold - delta against H1: LCR >= threshold + delta, reading mutants in
+    order and stopping as soon as the likelihood ratio crosses a bound. Returns ``(flagged,
+    mutants_used)`` per input (flagged = H1 accepted; undecided inputs are decided by the final
+    ratio's side of 0).
+    """
+    p0, p1 = max(threshold - delta, 1e-6), min(threshold + delta, 1 - 1e-6)
+    upper, lower = torch.log(torch.tensor((1 - beta) / alpha)), torch.log(torch.tensor(beta / (1 - alpha)))
+    step1, step0 = torch.log(torch.tensor(p1 / p0)), torch.log(torch.tensor((1 - p1) / (1 - p0)))
+    llr = torch.cumsum(changes * step1 + (1 - changes) * step0, dim=0)  # (n_mutants, n_inputs)
+    crossed = (llr >= upper) | (llr <= lower)
+    any_cross = crossed.any(0)
+    first = torch.where(any_cross, crossed.float().argmax(0), torch.full_like(any_cross, len(changes) - 1, dtype=torch.long))
+    final = llr.gather(0, first.view(1, -1)).squeeze(0)
+    return final > 0, first + 1

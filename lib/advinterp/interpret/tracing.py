@@ -1,0 +1,129 @@
+"""Tracing predictions to influential neurons and their concepts; detecting adversarial inputs.
+
+Dong et al. (version A, sec. 6; our reading): a neuron's *concept* c(n) is the dominant class of
+its top-K real images (:func:`concepts`, from chapter 2's mining). A prediction is explained by
+its most influential neurons (:mod:`advinterp.interpret.influence`) and their concepts; it is *suspicious*
+when those concepts disagree with the predicted class. The agreement score
+
+``s(x) = mean over the top-k influential neurons n of A[c(n), y_hat]``
+
+(optionally weighted by their prediction difference) is low for adversarial inputs whose
+neurons were hijacked; :func:`detection_auc` measures how well ``-s`` separates adversarial from
+clean inputs (ROC-AUC, scikit-learn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..models.predict import predict
+from .consistency import dominant_class
+from .influence import baseline_values, prediction_difference, top_influential
+from .topk import NeuronTopK, mine_topk
+
+
+def concepts(real_topk: NeuronTopK, num_classes: int) -> torch.Tensor:
+    """c(n): the dominant true class of each neuron's top-K real images."""
+    return dominant_class(real_topk.labels["true"], num_classes)
+
+
+def agreement_score(pd: torch.Tensor, predicted: torch.Tensor, concept: torch.Tensor, A: torch.Tensor, k: int,
+                    *, weighted: bool = False) -> torch.Tensor:
+    """``s(x)`` for each image: mean (or PD-weighted mean) of ``A[c(n), y_hat]`` over its top-k
+    influential neurons (live neurons only: pass ``pd`` with dead neurons set to ``-inf``)."""
+    values, idx = pd.topk(min(k, pd.shape[1]), dim=1)
+    agree = A[concept[idx], predicted.view(-1, 1)]
+    if not weighted:
+        return agree.mean(1)
+    w = values.clamp_min(0)
+    total = w.sum(1, keepdim=True)
+    uniform = torch.full_like(w, 1.0 / w.shape[1])
+    w = torch.where(total > 0, w / total.clamp_min(1e-12), uniform)
+    return (w * agree).sum(1)
+
+
+def detection_auc(score_clean: torch.Tensor, score_adv: torch.Tensor) -> float:
+    """ROC-AUC of flagging adversarial inputs by a *low* score (1 = perfect, 0.5 = chance)."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.r_[np.zeros(len(score_clean)), np.ones(len(score_adv))]
+    s = -np.r_[score_clean.numpy(), score_adv.numpy()]
+    return float(roc_auc_score(y, s))
+
+
+def roc_curve(score_clean: torch.Tensor, score_adv: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """False- and true-positive rates of the low-score detector (for plotting)."""
+    from sklearn.metrics import roc_curve as sk_roc
+
+    y = np.r_[np.zeros(len(score_clean)), np.ones(len(score_adv))]
+    fpr, tpr, _ = sk_roc(y, -np.r_[score_clean.numpy(), score_adv.numpy()])
+    return fpr, tpr
+
+
+@dataclass
+class Tracer:
+    """Everything needed to explain one model's predictions at one layer."""
+
+    model: torch.nn.Module
+    layer: str
+    concept: torch.Tensor       # (neurons,) dominant real class c(n)
+    live: torch.Tensor          # (neurons,) bool
+    baseline: torch.Tensor      # one image's layer output, the replacement value
+    A: torch.Tensor
+    top_k: int
+    real_topk: NeuronTopK       # the mining behind the concepts (for galleries)
+    reference_x: torch.Tensor   # the real images it was mined on
+    weighted: bool = False
+    log_odds: bool = False
+
+    def prediction_difference(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """PD of every neuron (dead neurons set to ``-inf`` so they are never "influential") and y_hat."""
+        diff, pred = prediction_difference(self.model, x, self.layer, self.baseline, log_odds=self.log_odds)
+        return diff.masked_fill(~self.live.view(1, -1), float("-inf")), pred
+
+    def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(s(x), pd, y_hat)`` for a batch."""
+        diff, pred = self.prediction_difference(x)
+        return agreement_score(diff, pred, self.concept, self.A, self.top_k, weighted=self.weighted), diff, pred
+
+    def explain(self, x: torch.Tensor, classes: Sequence[str]) -> pd.DataFrame:
+        """The top-k influential neurons of one image: neuron, PD, concept, A[concept, y_hat]."""
+        diff, pred = self.prediction_difference(x.unsqueeze(0))
+        values, idx = top_influential(diff, self.top_k)
+        c = self.concept[idx[0]]
+        return pd.DataFrame({"neuron": idx[0].tolist(), "prediction_difference": values[0].tolist(),
+                             "concept": [classes[int(v)] for v in c],
+                             "affinity_to_prediction": self.A[c, pred[0]].tolist(),
+                             "predicted": classes[int(pred[0])]})
+
+
+def build_tracer(model: torch.nn.Module, layer: str, reference: tuple[torch.Tensor, torch.Tensor], A: torch.Tensor, *,
+                 k: int = 20, top_k: int = 5, baseline: str = "zero", weighted: bool = False,
+                 log_odds: bool = False) -> Tracer:
+    """Mine concepts on ``reference`` real images and set up the prediction-difference tracer."""
+    x_ref, y_ref = reference
+    mined = mine_topk(model, x_ref, [layer], k, labels={"true": y_ref}, desc="concepts")[layer]
+    base = baseline_values(model, x_ref, layer, baseline)
+    return Tracer(model, layer, concepts(mined, A.shape[0]), mined.live, base, A, top_k, mined, x_ref,
+                  weighted, log_odds)
+
+
+def detection_inputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
+                     x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Masks of the clean inputs the model gets right and of the adversarial versions of those
+    that fool it."""
+    ok = predict(model, x) == y
+    return ok, ok & (predict(model, x_adv) != y)
+
+
+def top1_concept_agreement(diff: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor,
+                           concept: torch.Tensor) -> tuple[float, float]:
+    """Fractions of inputs whose most influential neuron's concept is the predicted class, and is
+    the true class."""
+    c = concept[diff.argmax(1)]
+    return float((c == predicted).float().mean()), float((c == labels).float().mean())

@@ -1,0 +1,1 @@
+"""Architectures with their input normalisation, layer recording, predictions and accuracy."""

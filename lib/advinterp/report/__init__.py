@@ -1,0 +1,1 @@
+"""Reporting: results files and glued numbers, figures, the interactive neuron browser."""

@@ -1,0 +1,168 @@
+"""Results JSON and glued numbers (the *Results* contract).
+
+Each chapter writes ``<results_dir>/<chapter>.json`` as
+``{"chapter": ..., "params": {...}, "metrics": {...}}`` with plain floats, ints and strings,
+and glues every number it quotes in prose with myst-nb, so no number in the text is typed by
+hand.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..core import paths
+from ..core.cache import atomic_write_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def plain(value: Any) -> Any:
+    """Convert numpy / torch scalars and containers to JSON-native values."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and getattr(value, "ndim", 0) == 0:
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, bool | int | float | str) or value is None:
+        return value
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} to a results file")
+
+
+def write_results(chapter: str, params: Mapping[str, Any], metrics: Mapping[str, Any],
+                  results_dir: str | Path = "results") -> Path:
+    """Write ``<results_dir>/<chapter>.json`` atomically and return its path."""
+    folder = paths.resolve_results_dir(results_dir)
+    path = folder / f"{chapter}.json"
+    payload = {"chapter": chapter, "params": plain(dict(params)), "metrics": plain(dict(metrics))}
+    atomic_write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", path)
+    return path
+
+
+def publish(chapter: str, params: Mapping[str, Any], metrics: Mapping[str, Any], words: Mapping[str, str],
+            results_dir: str | Path = "results") -> Path:
+    """The end of every chapter: write its results file, glue every metric and every verdict word
+    for the prose, and return the file's path."""
+    path = write_results(chapter, params, metrics, results_dir)
+    glue_all(metrics)
+    glue_words_all(words)
+    return path
+
+
+def read_results(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+def mean_std(values: Iterable[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof=1), NaNs ignored. A single value has no spread:
+    its std is NaN (written as ``null`` to the results JSON), not 0."""
+    arr = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
+    if arr.size == 0:
+        return float("nan"), float("nan")
+    return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
+
+
+def tolerance(*stds: float | None) -> float:
+    """The largest of the given spreads that exist (0 when none does: one seed has no spread)."""
+    known = [float(s) for s in stds if s is not None and not math.isnan(float(s))]
+    return max(known) if known else 0.0
+
+
+def with_spread(per_seed: Mapping[str, Iterable[float]]) -> dict[str, float]:
+    """``{"m": [v_seed0, v_seed1, ...]}`` -> ``{"m": mean, "m_std": std}``."""
+    out: dict[str, float] = {}
+    for name, values in per_seed.items():
+        out[name], out[f"{name}_std"] = mean_std(values)
+    return out
+
+
+def glue_all(metrics: Mapping[str, Any], prefix: str = "") -> None:
+    """Glue every metric (``display=False``) so the prose can cite it as ``{glue:text}`name```."""
+    from myst_nb import glue
+
+    for name, value in metrics.items():
+        value = plain(value)
+        glue(prefix + name, float("nan") if value is None else value, display=False)  # "nan" in prose, not an error
+
+
+def compare(a: float, b: float, *, tol: float = 0.0, higher: str = "higher than", lower: str = "lower than",
+            same: str = "the same as") -> str:
+    """The word for how ``a`` relates to ``b`` (for glued prose whose verdict follows the numbers)."""
+    if abs(a - b) <= tol:
+        return same
+    return higher if a > b else lower
+
+
+def glue_words_all(words: Mapping[str, str]) -> None:
+    """:func:`glue_words` for every ``name -> text`` (a study's verdicts)."""
+    for name, text in words.items():
+        glue_words(name, text)
+
+
+def glue_words(name: str, text: str) -> None:
+    """Glue a piece of prose (cite it as ``{glue:md}`name```), e.g. a verdict from :func:`compare`."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(name, Markdown(text), display=False)
+
+
+def concat_seeds(tables: Mapping[int, "pd.DataFrame"]) -> "pd.DataFrame":
+    """Stack per-seed tables with a ``seed`` column."""
+    import pandas as pd
+
+    return pd.concat([t.assign(seed=s) for s, t in tables.items()], ignore_index=True)
+
+
+def layer_summary(by_layer: "pd.DataFrame", columns: Mapping[str, str]) -> str:
+    """A sentence fragment per layer: ``"conv2: target 14.8 %, true 17.0 %"`` (columns maps a
+    column of ``by_layer`` to the word printed before its value, formatted as a percentage)."""
+    parts = []
+    for layer, row in by_layer.iterrows():
+        values = ", ".join(f"{word} {100 * float(row[col]):.1f} %" for col, word in columns.items())
+        parts.append(f"`{layer}`: {values}")
+    return "; ".join(parts)
+
+
+def settings_list(index: Iterable[object]) -> str:
+    """``[("fgsm", "conv1"), ...]`` -> ``"fgsm / conv1, ..."`` (for glued prose; empty string if none)."""
+    items = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in index]
+    return ", ".join(f"`{i}`" for i in items)
+
+
+def format_mean_std(mean: float, std: float | None, digits: int = 3) -> str:
+    """``"0.551 ± 0.029"``, or ``"0.551 (n = 1)"`` when there is no spread (one seed)."""
+    if std is None or math.isnan(float(std)):
+        return f"{mean:.{digits}f} (n = 1)"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def mean_std_table(table: "pd.DataFrame", by: str, columns: list[str]) -> "pd.DataFrame":
+    """``mean ± std`` strings per group (std over the rows of a group, i.e. over seeds; ``n = 1``
+    for a group of one row)."""
+    g = table.groupby(by, sort=False)[columns]
+    mean, std = g.mean(), g.std()
+    out = mean.copy().astype(object)
+    for col in columns:
+        out[col] = [format_mean_std(m, s) for m, s in zip(mean[col], std[col])]
+    return out
+
+
+def method_metrics(table: "pd.DataFrame", methods: Mapping[str, str], columns: list[str],
+                   by: str = "method") -> dict[str, float]:
+    """``{column}_{alias}`` and ``{column}_{alias}_std`` for each ``alias -> value of column by``
+    of ``table`` (one row per seed and value)."""
+    out: dict[str, float] = {}
+    for alias, method in methods.items():
+        rows = table[table[by] == method]
+        out.update(with_spread({f"{c}_{alias}": rows[c].tolist() for c in columns}))
+    return out

@@ -1,0 +1,233 @@
+"""The book's shared experimental setting for one seed, and the parameters every chapter shares.
+
+An :class:`Experiment` names the data, the dissected model, the other ensemble members, the
+held-out model, the attack budget and the probe set. Its methods return cached objects: the
+trained networks (:mod:`advinterp.training.recipes`), the probe images and the adversarial sets
+(:mod:`advinterp.attacks.advdata`). Because every chapter builds the same ``Experiment`` from the
+same parameters, chapter 2 dissects exactly chapter 1's networks on exactly chapter 1's
+adversarial dataset, without recomputing them.
+
+The shared parameters are declared here once (``DATASET``, ``MODEL``, ``EPS``, ``SEEDS``, ...);
+:func:`check_setting` relates them without loading data, :func:`load` loads the data and checks
+what depends on it, and :func:`experiments` gives one :class:`Experiment` per seed: every study
+takes its seeds this way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TypeVar
+
+import torch
+
+from ..attacks import linf
+from ..attacks.advdata import AdversarialSet, cached_adversarial_set
+from ..core import progress
+from ..core.devices import resolve_device, seed_everything
+from ..core.params import ChapterParams, Param, choice, flag, integer, listof, seeds, text
+from ..core.validation import fail
+from ..data.datasets import DATA_ROOT, DATASET, IMAGE_SIZE, DatasetBundle, cached_bundle, take
+from ..data.probes import probe_indices
+from ..models.architectures import MODEL, MODELS, TORCHVISION_MODELS, check_fits, check_layer
+from ..interpret.affinity import AFFINITY
+from ..models.layers import STATISTIC
+from ..models.predict import predict
+from ..training import recipes
+from ..training.loop import EPOCHS, MAX_TRAIN, SEED, TrainedModel  # noqa: F401 (SEED: chapter 1 declares it)
+from ..training.objectives import Objective
+
+T = TypeVar("T")
+
+
+def _device(name: str, value: Any) -> Any:
+    resolve_device(value)
+    return value
+
+
+def _results_dir(name: str, value: Any) -> str:
+    text(name, None, "").validate(value, name)
+    if Path(value).is_file():
+        fail(name, value, "a folder path (this is an existing file)")
+    return value
+
+
+# ----------------------------------------------------------------------------- shared parameters
+
+ENSEMBLE = listof(MODEL, "ensemble", ["wide_cnn", "mlp"], "the other ensemble members", min_len=0)
+HELDOUT = MODEL.renamed("heldout", default="small_resnet", help="never attacked: measures transfer")
+PRETRAINED = flag("pretrained", False, "torchvision ImageNet weights (" + " / ".join(TORCHVISION_MODELS) + " only)")
+EPS = linf.EPS
+ATTACK_STEPS = integer("attack_steps", 20, 1, 1000, "steps of ILLC, PGD and the ensemble attack")
+N_PROBE = integer("n_probe", 500, 1, None, "test images attacked and dissected (class-balanced)")
+ATTACK = choice("attack", "ensemble", linf.EVAL_ATTACKS, "which adversarial set: " + " | ".join(linf.EVAL_ATTACKS))
+ATTACKS = listof(ATTACK, "attacks", list(linf.EVAL_ATTACKS), "adversarial sets compared")
+K = integer("k", 20, 1, None, "top-K images per neuron")
+N_REFERENCE = integer("n_reference", 2000, 10, None, "real training images for class means, neighbours, concepts")
+SEEDS = seeds()
+DEVICE = Param("device", _device, "auto", "auto | cpu | cuda | cuda:N", "auto | cpu | cuda | cuda:N | mps")
+RESULTS_DIR = Param("results_dir", _results_dir, "results", "<results_dir>/<chapter>.json", "a folder path")
+
+LAYERS = listof(text("layer", None, "a layer"), "layers", None, "None: the default layers of `model`",
+                optional=True)
+#: the settings of the dissection chapters (2 and 3)
+DISSECTION = (ATTACK, K, STATISTIC, AFFINITY, SEEDS, DEVICE, RESULTS_DIR)
+
+#: the data and training recipe of every chapter
+DATA = (DATASET, DATA_ROOT, IMAGE_SIZE, MODEL)
+#: chapter 1's setting, shared by chapters 1-3
+EXPERIMENT = (*DATA, ENSEMBLE, EPOCHS, MAX_TRAIN, PRETRAINED, EPS, ATTACK_STEPS, N_PROBE)
+
+
+def check_setting(P: ChapterParams) -> None:
+    """Relations between the shared parameters that need no data."""
+    if P.dataset == "mnist5k" and P.data_root is not None:
+        fail("data_root", P.data_root, "None for dataset='mnist5k' (the embedded sample needs no files)")
+    if P.dataset == "imagefolder" and P.data_root is None:
+        fail("data_root", None, "dataset='imagefolder' needs data_root, a folder with one sub-folder "
+             "of images per class (optionally inside train/ and test/)")
+    pretrained = P.get("pretrained", False)
+    if "pretrained" not in P and MODELS[P.model].torchvision:
+        fail("model", P.model, "a model this chapter trains from scratch (not a torchvision ImageNet model)")
+    if pretrained and not MODELS[P.model].torchvision:
+        fail("pretrained", pretrained, f"False for model={P.model!r}: only {', '.join(TORCHVISION_MODELS)} have weights")
+    if "ensemble" in P and P.model in P.ensemble:
+        fail("ensemble", P.ensemble, "the other members, without model (it is always a member)")
+
+
+def check_layers(name: str, layers: Sequence[str] | None, model: str) -> None:
+    """Each named layer must be one of ``model``'s analysed layers."""
+    for i, layer in enumerate(layers or ()):
+        check_layer(f"{name}[{i}]" if not isinstance(layers, str) else name, layer, model)
+
+
+def load(P: ChapterParams) -> DatasetBundle:
+    """Load the chapter's data, seed every generator with the first seed, and check what depends
+    on the data (sizes, image shapes). Returns the bundle, also stored as ``P["bundle"]``."""
+    b = cached_bundle(P.dataset, P.data_root, P.image_size)
+    pretrained = P.get("pretrained", False)
+    check_fits("model", P.model, b.input_shape, pretrained)
+    for i, m in enumerate(P.get("ensemble", ())):
+        check_fits(f"ensemble[{i}]", m, b.input_shape, pretrained)
+    if P.get("heldout") is not None:
+        check_fits("heldout", P.heldout, b.input_shape, pretrained)
+    if "n_probe" in P:
+        integer("n_probe", None, 1, len(b.test), "").validate(P.n_probe)  # type: ignore[arg-type]
+    if P.get("max_train") is not None:
+        integer("max_train", None, 1, len(b.train), "").validate(P.max_train)  # type: ignore[arg-type]
+    if "n_reference" in P:
+        integer("n_reference", None, 10, len(b.train), "").validate(P.n_reference)  # type: ignore[arg-type]
+    seed_everything(seed_list(P)[0])
+    P["bundle"] = b
+    return b
+
+
+def seed_list(P: ChapterParams) -> list[int]:
+    """The chapter's seeds: ``seeds``, or ``[seed]`` for a one-seed chapter."""
+    return list(P["seeds"]) if "seeds" in P else [P["seed"]]
+
+
+def over_seeds(P: ChapterParams, fn: Callable[[int], T], desc: str = "seeds") -> dict[int, T]:
+    """``{seed: fn(seed)}`` for every seed of the chapter, with a progress bar: the one way studies
+    run over seeds."""
+    return {s: fn(s) for s in progress.bar(seed_list(P), desc=desc, min_total=2)}
+
+
+@dataclass
+class Experiment:
+    """One seed of the chapter-1 setting. ``ensemble`` lists the members other than ``model``."""
+
+    dataset: str = "mnist5k"
+    model: str = "small_cnn"
+    ensemble: tuple[str, ...] = ("wide_cnn", "mlp")
+    heldout: str | None = "small_resnet"
+    eps: float = 0.3
+    attack_steps: int = 20
+    n_probe: int = 500
+    seed: int = 0
+    data_root: str | None = None
+    image_size: int | None = None
+    epochs: int | None = None
+    max_train: int | None = None
+    pretrained: bool = False
+    device: str = "auto"
+    _models: dict[Any, TrainedModel] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_params(cls, P: dict[str, Any], seed: int | None = None, **changes: Any) -> Experiment:
+        """Build from a chapter's validated parameters (keys that are not fields are ignored;
+        an absent ``ensemble`` or ``heldout`` means none)."""
+        names = {f for f in cls.__dataclass_fields__ if not f.startswith("_")}
+        kw = {k: v for k, v in P.items() if k in names}
+        kw["ensemble"] = tuple(kw.get("ensemble", ()))
+        kw.setdefault("heldout", None)
+        if seed is not None:
+            kw["seed"] = seed
+        kw.update(changes)
+        return cls(**kw)
+
+    @property
+    def bundle(self) -> DatasetBundle:
+        return cached_bundle(self.dataset, self.data_root, self.image_size)
+
+    def trained(self, name: str, objective: Objective | None = None) -> TrainedModel:
+        """The network ``name`` of this setting, trained with ``objective`` (default: standard
+        cross-entropy) once, then cached. Adversarially trained variants start from scratch with
+        the same recipe and seed."""
+        key = (name, objective)
+        if key not in self._models:
+            if objective is not None and self.pretrained:
+                raise ValueError("pretrained=True is not allowed with a training objective: pretrained "
+                                 "ImageNet models are used as they are")
+            self._models[key] = recipes.standard_model(
+                self.dataset, name, self.seed, data_root=self.data_root, image_size=self.image_size,
+                device=self.device, pretrained=self.pretrained, epochs=self.epochs, max_train=self.max_train,
+                objective=objective)
+        return self._models[key]
+
+    @property
+    def member_names(self) -> list[str]:
+        return [self.model, *self.ensemble]
+
+    def members(self) -> dict[str, TrainedModel]:
+        return {n: self.trained(n) for n in self.member_names}
+
+    @property
+    def net(self) -> torch.nn.Module:
+        """The dissected network."""
+        return self.trained(self.model).model
+
+    @cached_property
+    def probe_index(self) -> torch.Tensor:
+        return probe_indices(self.bundle.test, self.n_probe, self.seed)
+
+    def probes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The clean probe images and their labels."""
+        return take(self.bundle.test, self.probe_index)
+
+    def adversarial(self, attack: str) -> AdversarialSet:
+        """The adversarial version of the probe set: ``"ensemble"`` attacks all members (Dong et
+        al.'s adversarial dataset); ``"fgsm"``, ``"illc"``, ``"pgd"`` attack ``model`` alone."""
+        attacked = list(self.members().values()) if linf.ATTACKS[attack].multi_model else [self.trained(self.model)]
+        return cached_adversarial_set(attack, attacked, self.bundle, self.probe_index, eps=self.eps,
+                                      steps=self.attack_steps, seed=self.seed, device=self.device)
+
+    def reference(self, n_reference: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n_reference`` real training images (class-balanced) for class means, neighbours and
+        concepts."""
+        idx = probe_indices(self.bundle.train, min(n_reference, len(self.bundle.train)), self.seed)  # type: ignore[arg-type]
+        return take(self.bundle.train, idx)
+
+    def target_labels(self, adv: AdversarialSet, model: torch.nn.Module | None = None) -> torch.Tensor:
+        """The label an adversarial image is meant to carry: the attack's target (ensemble y*,
+        ILLC's least-likely class) or, for untargeted FGSM / PGD, ``model``'s prediction."""
+        if adv.targeted:
+            return adv.target
+        return predict(model if model is not None else self.net, adv.x_adv)
+
+
+def experiments(P: ChapterParams, **changes: Any) -> dict[int, Experiment]:
+    """One :class:`Experiment` per seed of the chapter (``changes`` override fields, e.g. ``eps``)."""
+    return {s: Experiment.from_params(P, seed=s, **changes) for s in seed_list(P)}

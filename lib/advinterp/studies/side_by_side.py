@@ -1,0 +1,199 @@
+"""Chapter 8: every method on the same data, architecture and seeds, from one sweep's table.
+
+The rows are the training methods (standard, PGD adversarial training, consistent loss,
+sensitivity-regularised), the columns what chapters 4-7 measure. Each cell is read from the
+results of the chapter that measures it for that method, as mean and std over the chapter's
+seeds, under the metric name that chapter's study gives it (:data:`COLUMNS` is built from the
+studies' own name functions). A chapter that does not evaluate a method leaves its cell empty
+("not measured", declared here); a metric the table should have but lacks is an error that says
+which chapter and metric, never a silent NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..core import paths
+from ..core.params import Chapter, ChapterParams, flag, text
+from ..report import sweeps
+from ..report.results import format_mean_std
+from . import consistency as ch3
+from . import consistent_loss as ch4
+from . import interpretability as ch7
+from . import setting as S
+from . import tracing as ch5
+from . import wrong_predictions as ch6
+
+METHODS = {"standard": "standard", "pgd_at": "PGD adversarial training", "cl": "consistent loss",
+           "nas": "sensitivity-regularised"}
+
+#: column -> (chapter, {method alias: metric name}); names come from each chapter's study
+COLUMNS: dict[str, tuple[str, dict[str, str]]] = {
+    **{c: (ch7.CHAPTER.stem, {m: ch7.metric_name(c, m) for m in ch7.MODELS}) for c in ch7.ACCURACY_MEASURES},
+    "detect_auc": (ch5.CHAPTER.stem, {m: ch5.metric_name("detect_auc", m) for m in ch5.MODELS}),
+    "error_auroc": (ch6.CHAPTER.stem, {"standard": ch6.HEADLINE}),
+    **{c: (ch7.CHAPTER.stem, {m: ch7.metric_name(c, m) for m in ch7.MODELS}) for c in ch7.HIGHER_IS_BETTER},
+}
+#: columns a chapter measures only on some data (relevance mass needs MNIST's digit masks)
+OPTIONAL = {"relevance_mass"}
+LABELS = {"clean_acc": "clean accuracy", "pgd_acc": "PGD accuracy", "consis_real": "consis (real)",
+          "consis_adv_true": "consis (adversarial, true label)", "detect_auc": "adversarial-input detector AUC (ch. 5)",
+          "error_auroc": "wrong-prediction AUROC (ch. 6)", "infidelity": "infidelity ↓", "sens_max": "sensitivity-max ↓",
+          "deletion_auc": "deletion AUC ↓", "alignment": "gradient alignment ↑", "relevance_mass": "relevance mass ↑"}
+
+SWEEP_SPEC = text("sweep_spec", "configs/sweeps/side-by-side.yaml", "the sweep whose table this chapter reads")
+RUNS_DIR = text("runs_dir", "runs", "sweep outputs: <runs_dir>/<sweep name>/ (relative to the repository)")
+RERUN = flag("rerun", False, "True: re-execute every run of the sweep (else only missing or outdated ones)")
+
+CHAPTER = Chapter("08-side-by-side", (SWEEP_SPEC, RUNS_DIR, RERUN, S.RESULTS_DIR))
+
+
+def validate(namespace: dict[str, Any]) -> ChapterParams:
+    """Check chapter 8's parameters, the sweep spec included (it is a small YAML file)."""
+    P = CHAPTER.validate(namespace)
+    spec_path = _from_repo(P.sweep_spec)
+    P["spec"] = sweeps.load_spec(spec_path, name="sweep_spec")
+    P["spec_path"] = spec_path
+    P["runs_root"] = _from_repo(P.runs_dir)
+    P["table_path"] = P.runs_root / P.spec["name"] / "table.csv"
+    return P
+
+
+def _from_repo(path: str) -> Path:
+    p = Path(path)
+    return p if p.is_absolute() else paths.repo_root() / p
+
+
+def setup(P: ChapterParams) -> ChapterParams:
+    return P
+
+
+def run(P: ChapterParams) -> pd.DataFrame:
+    """The sweep's table; the sweep runs first when the table is absent, a run is missing or made by
+    an older notebook, or ``rerun`` is set."""
+    root = P.runs_root / P.spec["name"]
+    complete = all(sweeps.is_complete(root, r) for r in sweeps.expand(P.spec))
+    table_path = P.table_path
+    if P.rerun or not table_path.is_file() or not complete:
+        table_path = sweeps.run_sweep(P.spec_path, P.runs_root, force=P.rerun)
+    return pd.read_csv(table_path)
+
+
+class MissingMetric(KeyError):
+    """The sweep's table lacks a metric chapter 8 needs."""
+
+
+def _chapter_row(table: pd.DataFrame, chapter: str) -> pd.Series:
+    rows = table[table["chapter"] == chapter]
+    if rows.empty:
+        raise MissingMetric(f"the sweep has no run of chapter {chapter}: add it to the sweep spec")
+    ok = rows[rows["status"] == "ok"]
+    if ok.empty:
+        raise MissingMetric(f"the sweep's run of chapter {chapter} did not finish: {rows['status'].iloc[0]} "
+                            f"({rows['error'].iloc[0]}); see its folder under runs/")
+    return ok.iloc[0]  # chapters 4-7 run once in the side-by-side sweep
+
+
+def cells(table: pd.DataFrame) -> dict[str, float | None]:
+    """``{column}_{method}`` and ``{column}_{method}_std`` (None for one seed) of every declared cell.
+
+    Raises :class:`MissingMetric` naming the chapter and metric when the table lacks one."""
+    out: dict[str, float | None] = {}
+    for column, (chapter, metrics) in COLUMNS.items():
+        row = _chapter_row(table, chapter)
+        for method, metric in metrics.items():
+            if metric not in row or pd.isna(row[metric]):
+                if column in OPTIONAL:
+                    continue
+                raise MissingMetric(f"chapter {chapter}'s results lack metric {metric!r} ({LABELS[column]} of "
+                                    f"{METHODS[method]}); rerun the sweep with rerun=True")
+            out[f"{column}_{method}"] = float(row[metric])
+            std = row.get(f"{metric}_std")
+            out[f"{column}_{method}_std"] = None if std is None or pd.isna(std) else float(std)
+    return out
+
+
+def display_table(values: dict[str, float | None]) -> pd.DataFrame:
+    """Rows: measures; columns: methods; ``mean ± std`` (``n = 1`` for one seed) or ``not measured``."""
+    data = {}
+    for column in COLUMNS:
+        data[LABELS[column]] = [format_mean_std(values[f"{column}_{m}"], values[f"{column}_{m}_std"])  # type: ignore[arg-type]
+                                if f"{column}_{m}" in values else "not measured" for m in METHODS]
+    return pd.DataFrame(data, index=[METHODS[m] for m in METHODS]).T
+
+
+def lambda_curve(table: pd.DataFrame) -> pd.DataFrame:
+    """From chapter 4's results: what it measures against lambda (names from its study)."""
+    row = _chapter_row(table, ch4.CHAPTER.stem)
+    out = []
+    for lam in ch4.lambdas_in(dict(row)):
+        entry: dict[str, Any] = {"lambda": lam}
+        for measure in ch4.MEASURES:
+            key = ch4.lambda_metric(measure, lam)
+            if key not in row:
+                raise MissingMetric(f"chapter {ch4.CHAPTER.stem}'s results lack metric {key!r}")
+            entry[measure], entry[f"{measure}_std"] = row[key], row.get(f"{key}_std", float("nan"))
+        out.append(entry)
+    return pd.DataFrame(out)
+
+
+def eps_curve(table: pd.DataFrame) -> pd.DataFrame:
+    """From chapter 3's runs: its headline consistency measures against the attack budget eps."""
+    rows = table[(table["chapter"] == ch3.CHAPTER.stem) & (table["status"] == "ok")].sort_values("eps")
+    if rows.empty:
+        raise MissingMetric(f"the sweep has no finished run of chapter {ch3.CHAPTER.stem}")
+    names = [*ch3.CONSISTENCY_METRICS, *ch3.REPRESENTATION_METRICS]
+    cols = ["eps"] + [c for n in names for c in (n, f"{n}_std") if c in rows.columns]
+    return rows[cols].reset_index(drop=True)
+
+
+def best_method(values: dict[str, float | None], column: str) -> str:
+    """The readable name of the method with the highest measured ``column``."""
+    measured = {m: values[f"{column}_{m}"] for m in METHODS if f"{column}_{m}" in values}
+    return METHODS[max(measured, key=lambda m: measured[m])] if measured else "no"  # type: ignore[arg-type,return-value]
+
+
+def best_lambda(curve: pd.DataFrame, clean_reference: float, tolerance: float = 0.05) -> float | None:
+    """The consistent-loss weight (lambda > 0) with the highest consistency on adversarial probes
+    among those whose clean accuracy stays within ``tolerance`` of ``clean_reference`` (a collapsed
+    model, whose few live units are trivially "consistent", does not count)."""
+    ok = curve[(curve["lambda"] > 0) & (curve["clean_acc"] >= clean_reference - tolerance)]
+    return float(ok.loc[ok["consis_adv_true"].idxmax(), "lambda"]) if len(ok) else None
+
+
+@dataclass
+class Result:
+    table: pd.DataFrame
+    values: dict[str, float | None]
+    lambdas: pd.DataFrame
+    eps: pd.DataFrame
+
+
+def collect(table: pd.DataFrame) -> Result:
+    """Everything the chapter shows, read from the sweep's table."""
+    return Result(table, cells(table), lambda_curve(table), eps_curve(table))
+
+
+def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
+    """Chapter 8's metrics."""
+    lam, table = result.lambdas, result.table
+    best = best_lambda(lam, result.values["clean_acc_standard"] or math.nan) if len(lam) else None
+    overall = lam.loc[lam.consis_adv_true.idxmax()] if len(lam) else None
+    cl_lambda = float(_chapter_row(table, ch7.CHAPTER.stem)["lambda_cl"])
+    return {**result.values, "best_lambda_consistency": best,
+            "best_lambda_overall": float(overall["lambda"]) if overall is not None else None,
+            "lambda_cl_in_table": cl_lambda, "n_runs": len(table), "n_runs_ok": int((table.status == "ok").sum())}
+
+
+def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[str, str]:
+    """Words the prose glues."""
+    words = {word: best_method(result.values, column) for word, column in (
+        ("best_pgd", "pgd_acc"), ("best_clean", "clean_acc"), ("best_consis", "consis_adv_true"),
+        ("best_alignment", "alignment"))}
+    words["lambda_note"] = "" if metrics["best_lambda_consistency"] == metrics["lambda_cl_in_table"] else "not"
+    return words

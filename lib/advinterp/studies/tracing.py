@@ -1,0 +1,184 @@
+"""Chapter 5's study: tracing predictions to influential neurons, and the agreement-score detector of
+adversarial inputs (Dong et al., version A, sec. 6; our reading), for the standard and the
+consistent-loss model of chapter 4.
+
+For every seed and model: mine each neuron's concept on real training images, score clean probes
+and the successful adversarial probes of every attack with ``s(x)``
+(:mod:`advinterp.interpret.tracing`), and report the detector's ROC-AUC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+
+from ..attacks import linf
+from ..attacks.advdata import AdversarialSet, cached_adversarial_set
+from ..core.params import Chapter, ChapterParams, at_most, flag, integer, one_of
+from ..interpret import affinity
+from ..interpret.influence import BASELINE
+from ..interpret.tracing import Tracer, build_tracer, detection_auc, detection_inputs, top1_concept_agreement
+from ..models.predict import predict
+from ..report.results import compare, tolerance, with_spread
+from ..training.loop import TrainedModel
+from . import consistent_loss as ch4
+from . import setting as S
+
+LOG_ODDS = flag("log_odds", True, "PD in log2-odds (Zintgraf et al.) rather than probability, which saturates")
+TOP_K = integer("top_k", 5, 1, 10_000, "influential neurons per prediction")
+WEIGHTED = flag("weighted", False, "weight A[c(n), y_hat] by PD in s(x)")
+#: the models compared: chapter 4's standard model and its consistent-loss model
+MODELS = ("standard", "cl")
+
+
+def metric_name(measure: str, model: str) -> str:
+    """The results name of a headline ``measure`` (e.g. ``detect_auc``) for ``model`` (one of
+    :data:`MODELS`)."""
+    return f"{measure}_{model}"
+
+
+def _relations(P: ChapterParams) -> None:
+    S.check_setting(P)
+    ch4.check_training(P)
+    one_of("attack", P.attack, "attacks", P.attacks)
+    at_most("k", P.k, "n_reference", P.n_reference)
+
+
+CHAPTER = Chapter("05-tracing-and-detection", (
+    *S.DATA, S.ENSEMBLE, S.EPOCHS, S.MAX_TRAIN, S.N_PROBE, S.EPS, S.ATTACK_STEPS, *ch4.TRAINING,
+    S.ATTACKS.renamed("attacks", default=["fgsm", "pgd", "ensemble"], help="adversarial inputs the detector faces"),
+    S.ATTACK.renamed("attack", default="pgd", help="the attack of the headline AUC (one of attacks)"),
+    BASELINE, LOG_ODDS, TOP_K, WEIGHTED, S.K, S.N_REFERENCE, S.AFFINITY, S.SEEDS, S.DEVICE, S.RESULTS_DIR),
+    _relations)
+
+
+def validate(namespace: dict[str, Any]) -> ChapterParams:
+    """Check every parameter of chapter 5 (no data loaded, no model built)."""
+    return CHAPTER.validate(namespace)
+
+
+def setup(P: ChapterParams) -> ChapterParams:
+    """Load the data and the class affinity; ``P.experiments`` (one per seed)."""
+    S.load(P)
+    P["A"] = affinity.for_dataset(P.bundle, P.affinity)
+    P["experiments"] = S.experiments(P)
+    return P
+
+
+def models_for(exp: S.Experiment, P: ChapterParams) -> dict[str, TrainedModel]:
+    """The standard and the consistent-loss model of chapter 4 (cached there)."""
+    return {"standard": exp.trained(exp.model), "cl": ch4.consistent_model(exp, P)}
+
+
+def adversarial_inputs(exp: S.Experiment, tm: TrainedModel, attack: str) -> AdversarialSet:
+    """The adversarial probes a detector is evaluated on: single-model attacks made against ``tm``
+    itself; the ensemble set is chapter 1's (made against the standard members)."""
+    if linf.ATTACKS[attack].multi_model:
+        return exp.adversarial(attack)
+    return cached_adversarial_set(attack, [tm], exp.bundle, exp.probe_index, eps=exp.eps, steps=exp.attack_steps,
+                                  seed=exp.seed, device=exp.device)
+
+
+@dataclass
+class Scores:
+    """One (seed, model): its tracer, ``s(x)`` of the correctly classified clean probes, and of the
+    successful adversarial probes of each attack."""
+
+    tracer: Tracer
+    clean: torch.Tensor
+    adversarial: dict[str, torch.Tensor]
+
+
+@dataclass
+class Result:
+    table: pd.DataFrame                       # one row per (seed, model, attack)
+    scores: dict[tuple[int, str], Scores]
+    models: dict[int, dict[str, TrainedModel]]
+
+
+def run(P: ChapterParams) -> Result:
+    """Detector AUC per (seed, model, attack) and the scores behind it."""
+    rows, scores, models = [], {}, {}
+    for seed, exp in S.over_seeds(P, lambda s: P.experiments[s]).items():
+        x, y = exp.probes()
+        reference = exp.reference(P.n_reference)
+        models[seed] = models_for(exp, P)
+        for name, tm in models[seed].items():
+            tracer = build_tracer(tm.model, P.layer, reference, P.A, k=P.k, top_k=P.top_k, baseline=P.baseline,
+                                  weighted=P.weighted, log_odds=P.log_odds)
+            s_clean, pd_clean, pred_clean = tracer.score(x)
+            ok = pred_clean == y
+            clean_is_pred, _ = top1_concept_agreement(pd_clean[ok], pred_clean[ok], y[ok], tracer.concept)
+            entry = Scores(tracer, s_clean[ok], {})
+            for attack in P.attacks:
+                adv = adversarial_inputs(exp, tm, attack)
+                _, fooled = detection_inputs(tm.model, adv.x, adv.y, adv.x_adv)
+                row: dict[str, object] = {"seed": seed, "model": name, "attack": attack, "auc": float("nan"),
+                                          "n_clean": int(ok.sum()), "n_adversarial": int(fooled.sum()),
+                                          "pd_top1_mean": float(pd_clean.max(1).values[ok].mean()),
+                                          "clean_concept_is_pred": clean_is_pred,
+                                          "adv_concept_is_pred": float("nan"), "adv_concept_is_true": float("nan")}
+                s_adv = torch.empty(0)
+                if fooled.any():
+                    s_adv, pd_adv, pred_adv = tracer.score(adv.x_adv[fooled])
+                    row["auc"] = detection_auc(s_clean[ok], s_adv) if ok.any() else float("nan")
+                    row["adv_concept_is_pred"], row["adv_concept_is_true"] = top1_concept_agreement(
+                        pd_adv, pred_adv, adv.y[fooled], tracer.concept)
+                entry.adversarial[attack] = s_adv
+                rows.append(row)
+            scores[(seed, name)] = entry
+    return Result(pd.DataFrame(rows), scores, models)
+
+
+def example_cases(result: Result, P: ChapterParams) -> list[dict[str, object]]:
+    """Per model (first seed): a correctly classified probe, a misclassified real probe (if any) and
+    a successful adversarial probe of ``P.attack`` (if any), as rows for
+    :func:`advinterp.report.plotting.explanations`."""
+    seed = S.seed_list(P)[0]
+    exp = P.experiments[seed]
+    x, y = exp.probes()
+    cases: list[dict[str, object]] = []
+    for name, tm in result.models[seed].items():
+        pred = predict(tm.model, x)
+        adv = adversarial_inputs(exp, tm, P.attack)
+        _, fooled = detection_inputs(tm.model, adv.x, adv.y, adv.x_adv)
+        picks = [("correct", x, pred == y), ("misclassified", x, pred != y), (P.attack.upper(), adv.x_adv, fooled)]
+        for title, images, mask in picks:
+            idx = torch.nonzero(mask).flatten()
+            if len(idx):
+                cases.append({"title": f"{name}: {title}\ntrue: {exp.bundle.classes[int(y[idx[0]])]}",
+                              "image": images[idx[0]], "tracer": result.scores[(seed, name)].tracer})
+    return cases
+
+
+def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
+    """Chapter 5's metrics (the names are this function's): ``<measure>_<model>`` for the headline
+    attack, ``auc_<attack>_<model>`` for every attack."""
+    table = result.table
+    head = table[table.attack == P.attack]
+    by_model = {m: head[head.model == m] for m in MODELS}
+    metrics: dict[str, Any] = with_spread({
+        **{metric_name("detect_auc", m): by_model[m]["auc"] for m in MODELS},
+        **{metric_name("pd_top1_mean", m): by_model[m]["pd_top1_mean"] for m in MODELS},
+        "adv_concept_is_pred_standard": by_model["standard"]["adv_concept_is_pred"],
+        "adv_concept_is_true_standard": by_model["standard"]["adv_concept_is_true"],
+        "clean_concept_is_pred_standard": by_model["standard"]["clean_concept_is_pred"],
+    })
+    metrics.update({"attack": P.attack, "lambda_cl": P.lambda_cl, "top_k": P.top_k, "n_seeds": len(S.seed_list(P))})
+    for a in P.attacks:
+        for m in MODELS:
+            metrics[f"auc_{a}_{m}"] = float(table[(table.attack == a) & (table.model == m)]["auc"].mean())
+    return metrics
+
+
+def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[str, str]:
+    """Words the prose glues, decided by the numbers."""
+    return {
+        "detect_verdict": compare(metrics["detect_auc_cl"], metrics["detect_auc_standard"],
+                                  tol=tolerance(metrics["detect_auc_cl_std"], metrics["detect_auc_standard_std"])),
+        "chance_verdict": compare(min(metrics["detect_auc_cl"], metrics["detect_auc_standard"]), 0.5, tol=0.02,
+                                  higher="above", lower="below", same="at"),
+    }

@@ -1,0 +1,208 @@
+"""Every chapter study on a tiny setting (a few dozen images, one epoch): validate -> setup -> run ->
+summarize -> verdicts, checking what must hold (bounds, shapes, names, one seed has no spread),
+never a number from an earlier run. The models of one module share a private cache, so chapter 5
+and 7 reuse chapter 4's models as the chapters do."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from advinterp.report import results
+from advinterp.studies import (consistency, consistent_loss, interpretability, neurons, setting, side_by_side,
+                               study, tracing, transfer, wrong_predictions)
+
+TINY = {"device": "cpu", "epochs": 1, "max_train": 200, "n_probe": 40, "seeds": [0], "seed": 0, "attack_steps": 2,
+        "k": 5, "k_show": 3, "n_show": 1, "n_reference": 40, "k_nn": 3, "train_steps": 1, "eval_steps": 2,
+        "eval_restarts": 1, "at_steps": 1, "n_eval": 4, "eps_grid": [0.1], "n_mutants": 3, "lambdas": [10.0],
+        "lambdas_nas": [1.0], "lambda_nas": 1.0, "units_per_layer": 2}
+
+
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    folder = tmp_path_factory.mktemp("study-cache")
+    mp.setenv("ADVINTERP_CACHE", str(folder))
+    yield folder
+    mp.undo()
+
+
+def params(mod, **changes):
+    """The chapter's declared defaults with the tiny overrides, validated and set up."""
+    values = {**mod.CHAPTER.defaults, **{k: v for k, v in TINY.items() if k in mod.CHAPTER.names}, **changes}
+    P = mod.validate(values)
+    mod.setup(P)
+    return P
+
+
+def check_metrics(metrics: dict, n_seeds: int = 1) -> None:
+    """Plain values only; with one seed every spread is absent (NaN, written as null), not 0."""
+    for name, value in metrics.items():
+        assert value is None or isinstance(value, bool | int | float | str), (name, value)
+        if name.endswith("_std") and n_seeds == 1:
+            assert value is None or math.isnan(value), (name, value)
+    assert json.loads(json.dumps(results.plain(metrics)))
+
+
+def in_unit(*values: float) -> bool:
+    return all(0.0 <= v <= 1.0 for v in values if not math.isnan(v))
+
+
+def test_registry_names_every_chapter():
+    for stem, name in {"01-adversarial-examples": transfer, "06-error-detection": wrong_predictions}.items():
+        assert study(stem) is name and name.CHAPTER.stem == stem
+
+
+def test_transfer(shared_cache):
+    P = params(transfer)
+    result = transfer.run(P)
+    m = transfer.summarize(result, P)
+    check_metrics(m)
+    assert in_unit(m["clean_acc"], m["fgsm_success"], m["illc_success"], m["pgd_success"],
+                   m["ensemble_success_members"], m["single_transfer_heldout"])
+    assert m["max_linf"] <= P.eps + 1e-6
+    assert set(transfer.verdicts(result, P, m)) == {"transfer_verdict", "iterative_verdict"}
+    assert list(result.table.index)[-1] == transfer.control_row(P)
+
+
+def test_neurons_and_consistency(shared_cache):
+    P = params(neurons)
+    result = neurons.run(P)
+    m = neurons.summarize(result, P)
+    check_metrics(m)
+    assert in_unit(m["topk_target_agreement"], m["topk_true_agreement"])
+    assert set(result.table["layer"]) == set(P.layer_list) and set(result.table["seed"]) == {0}
+    rows = neurons.gallery_rows(result, P)
+    assert rows and all(len(r["images"]) <= P.k_show for r in rows)
+    assert "agreement_verdict" in neurons.verdicts(result, P, m)
+
+    P3 = params(consistency, attacks=["fgsm", "ensemble"], attack="ensemble")
+    r3 = consistency.run(P3)
+    m3 = consistency.summarize(r3, P3)
+    check_metrics(m3)
+    assert set(r3.neurons["attack"]) == {"fgsm", "ensemble"}
+    assert m3["n_settings"] == 2 * len(P3.layer_list) and 0 <= m3["n_settings_drop"] <= m3["n_settings"]
+    assert in_unit(m3["consis_real"], m3["consis_adv_true"], m3["consis_adv_target"])
+    assert set(consistency.verdicts(r3, P3, m3)) == {"no_drop", "closer_to_target", "consis_verdict", "cs_verdict"}
+
+
+def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache):
+    P4 = params(consistent_loss)
+    r4 = consistent_loss.run(P4)
+    assert list(r4.table["method"]) == ["standard", "at", "cl-10"]
+    m4 = consistent_loss.summarize(r4, P4)
+    check_metrics(m4)
+    assert in_unit(m4["clean_acc_cl"], m4["pgd_acc_cl"], m4["pgd_acc_standard"])
+    assert consistent_loss.lambdas_in(m4) == [0.0, 10.0]
+    assert consistent_loss.before_after_rows(r4, P4, ["standard", "cl-10"])
+
+    P5 = params(tracing)
+    exp = P5.experiments[0]
+    assert tracing.models_for(exp, P5)["cl"].key == r4.models[0]["cl-10"].key, "chapter 5 reuses chapter 4's model"
+    r5 = tracing.run(P5)
+    m5 = tracing.summarize(r5, P5)
+    check_metrics(m5)
+    assert set(r5.table["model"]) == set(tracing.MODELS)
+    assert in_unit(m5["detect_auc_standard"], m5["detect_auc_cl"])
+    assert tracing.example_cases(r5, P5)
+
+    P7 = params(interpretability)
+    exp7 = P7.experiments[0]
+    assert interpretability.models_to_compare(exp7, P7)["cl"].key == r4.models[0]["cl-10"].key
+    r7 = interpretability.run(P7)
+    m7 = interpretability.summarize(r7, P7)
+    check_metrics(m7)
+    for model in interpretability.MODELS:
+        assert interpretability.metric_name("clean_acc", model) in m7
+    assert r7.x_eval.shape[0] == P7.n_eval
+    assert 0 <= m7["n_ordering_holds"] <= m7["n_metrics"]
+
+
+def test_wrong_predictions(shared_cache):
+    P = params(wrong_predictions, max_train=400, target_train_acc=0.5)
+    result = wrong_predictions.run(P)
+    m = wrong_predictions.summarize(result, P)
+    check_metrics(m)
+    assert in_unit(m["auroc_lcr"], m["auroc_conductance"], m["auroc_combined"], m["coverage"], m["acc_kept"])
+    counts, curves = wrong_predictions.mutant_curves(result, P)
+    assert curves.shape == (1, len(counts))
+    assert "(n = 1)" in wrong_predictions.paper_comparison(result, P).iloc[-1, 0]
+
+
+def test_mutation_rate_that_mutates_nothing_fails_in_setup():
+    with pytest.raises(ValueError, match=r"^mutation_rate=0.001 is not allowed"):
+        params(wrong_predictions, mutation_rate=0.001)
+    with pytest.raises(ValueError, match=r"^table_rates\[1\]=0.0001 is not allowed"):
+        params(wrong_predictions, table_rates=[0.1, 0.0001])
+
+
+def test_over_seeds_takes_every_seed_once():
+    P = transfer.CHAPTER.validate({**transfer.CHAPTER.defaults, "seed": 3})
+    assert setting.over_seeds(P, lambda s: s * 2) == {3: 6}
+    P2 = neurons.CHAPTER.validate({**neurons.CHAPTER.defaults, "seeds": [4, 1]})
+    assert setting.over_seeds(P2, lambda s: s) == {4: 4, 1: 1}
+
+
+# ----------------------------------------------------------------------------- chapter 8
+
+
+def _sweep_table(drop: str | None = None, seeds: int = 3) -> pd.DataFrame:
+    """A sweep table with every metric chapter 8 reads, named by the studies themselves."""
+    rows = []
+    for column, (chapter, names) in side_by_side.COLUMNS.items():
+        for metric in names.values():
+            rows.append((chapter, metric))
+    lambdas = {consistent_loss.lambda_metric(m, lam): 0.5 for m in consistent_loss.MEASURES for lam in (0.0, 10.0)}
+    by_chapter: dict[str, dict] = {}
+    for chapter, metric in rows:
+        by_chapter.setdefault(chapter, {})[metric] = 0.5
+        by_chapter[chapter][f"{metric}_std"] = 0.01 if seeds > 1 else None
+    by_chapter[consistent_loss.CHAPTER.stem] = lambdas
+    by_chapter[interpretability.CHAPTER.stem]["lambda_cl"] = 10.0
+    table = [{"chapter": c, "status": "ok", "error": "", **ms} for c, ms in by_chapter.items()]
+    table.append({"chapter": consistency.CHAPTER.stem, "status": "ok", "error": "", "eps": 0.3,
+                  **{m: 0.4 for m in (*consistency.CONSISTENCY_METRICS, *consistency.REPRESENTATION_METRICS)}})
+    frame = pd.DataFrame(table)
+    if drop is not None:
+        frame = frame.drop(columns=[drop])
+    return frame
+
+
+def test_side_by_side_reads_the_studies_metric_names():
+    result = side_by_side.collect(_sweep_table())
+    assert result.values["clean_acc_standard"] == 0.5
+    assert result.values["detect_auc_cl"] == 0.5 and "detect_auc_pgd_at" not in result.values
+    shown = side_by_side.display_table(result.values)
+    assert shown.loc["wrong-prediction AUROC (ch. 6)", "PGD adversarial training"] == "not measured"
+    assert list(result.lambdas["lambda"]) == [0.0, 10.0]
+    metrics = side_by_side.summarize(result, None)
+    assert metrics["lambda_cl_in_table"] == 10.0
+
+
+def test_side_by_side_fails_naming_a_missing_metric():
+    missing = interpretability.metric_name("pgd_acc", "nas")
+    with pytest.raises(side_by_side.MissingMetric, match=f"07-sensitivity-regularization.*{missing}"):
+        side_by_side.collect(_sweep_table(drop=missing))
+    failed = _sweep_table()
+    failed.loc[failed.chapter == tracing.CHAPTER.stem, "status"] = "failed"
+    with pytest.raises(side_by_side.MissingMetric, match="05-tracing-and-detection did not finish"):
+        side_by_side.collect(failed)
+
+
+def test_one_seed_shows_n_equals_one_not_zero_spread():
+    result = side_by_side.collect(_sweep_table(seeds=1))
+    assert result.values["clean_acc_standard_std"] is None
+    assert side_by_side.display_table(result.values).iloc[0, 0] == "0.500 (n = 1)"
+    assert results.mean_std([0.3]) == (0.3, pytest.approx(float("nan"), nan_ok=True))
+    table = pd.DataFrame({"method": ["a", "b", "b"], "x": [0.1, 0.2, 0.4]})
+    shown = results.mean_std_table(table, "method", ["x"])
+    assert shown.loc["a", "x"] == "0.100 (n = 1)" and shown.loc["b", "x"] == "0.300 ± 0.141"
+    assert results.tolerance(float("nan"), None) == 0.0 and results.tolerance(0.1, float("nan")) == 0.1
+
+
+def test_studies_take_no_hidden_settings():
+    """Chapter 7's consistency uses its own k (not a hidden k=20)."""
+    assert "k" in interpretability.CHAPTER.names

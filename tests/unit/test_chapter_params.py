@@ -36,13 +36,15 @@ BAD: dict[str, list[tuple[str, object]]] = {
     "04-consistent-loss": [
         ("dataset", "nope"), ("model", "alexnet"), ("train_attack", "cw"), ("train_eps", 0), ("train_eps", 1.1),
         ("train_steps", 0), ("alpha", -1), ("lambdas", [-0.1]), ("lambdas", []), ("lambdas", [1.0, 1.0]),
-        ("lambda_cl", 3.0), ("lambda_cl", -1), ("layer", "nope"), ("normalize", "no"), ("eval_steps", 2),
+        ("lambda_cl", 3.0), ("lambda_cl", -1), ("layer", "nope"), ("consistency", "l1"), ("anchor_clean", "no"),
+        ("finetune_epochs", 0), ("lambda_squared", -1), ("heldout", "nope"), ("ensemble", ["nope"]), ("eval_steps", 2),
         ("eval_restarts", 0), ("k", 0), ("n_probe", 5000), ("seeds", "0"), ("epochs", -2), ("max_train", 0),
     ],
     "05-tracing-and-detection": [
         ("dataset", "nope"), ("model", "nope"), ("ensemble", ["nope"]), ("eps", 3), ("attacks", ["cw"]),
         ("attack", "illc"), ("baseline", "one"), ("log_odds", 1), ("top_k", 0), ("weighted", "yes"), ("k", 0),
         ("n_reference", 3), ("lambdas", [-1.0]), ("lambda_cl", 0.5), ("train_attack", "none"), ("seeds", [1.5]),
+        ("trace_layers", ["nope"]), ("consistency", "l2"), ("finetune_epochs", 1.5),
     ],
     "06-error-detection": [
         ("dataset", "nope"), ("model", "vgg16"), ("model", "nope"), ("layer", "nope"), ("layer", ["conv1", "conv2"]),

@@ -18,7 +18,8 @@ from advinterp.studies import (consistency, consistent_loss, interpretability, n
 TINY = {"device": "cpu", "epochs": 1, "max_train": 200, "n_probe": 40, "seeds": [0], "seed": 0, "attack_steps": 2,
         "k": 5, "k_show": 3, "n_show": 1, "n_reference": 40, "k_nn": 3, "train_steps": 1, "eval_steps": 2,
         "eval_restarts": 1, "at_steps": 1, "n_eval": 4, "eps_grid": [0.1], "n_mutants": 3, "lambdas": [10.0],
-        "lambdas_nas": [1.0], "lambda_nas": 1.0, "units_per_layer": 2}
+        "lambdas_nas": [1.0], "lambda_nas": 1.0, "units_per_layer": 2, "finetune_epochs": 1,
+        "trace_layers": ["conv2", "fc1"]}
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +93,14 @@ def test_neurons_and_consistency(shared_cache):
 def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache):
     P4 = params(consistent_loss)
     r4 = consistent_loss.run(P4)
-    assert list(r4.table["method"]) == ["standard", "at", "cl-10"]
+    assert list(r4.table["method"]) == ["standard", "at", "cl-10", "squared", "anchored"]
+    assert list(r4.table["control"]) == [False, False, False, True, True]
+    for s in consistent_loss.SETS:
+        assert (r4.table[f"{s}_n_fooled"] >= 0).all()
+    gaps = r4.table["common_consis_gap"].dropna()
+    assert ((gaps >= -1) & (gaps <= 1)).all()
+    curves = consistent_loss.training_curves(r4, P4)
+    assert set(curves.epoch) == {1} and in_unit(*curves.train_adv_acc)
     m4 = consistent_loss.summarize(r4, P4)
     check_metrics(m4)
     assert in_unit(m4["clean_acc_cl"], m4["pgd_acc_cl"], m4["pgd_acc_standard"])
@@ -106,7 +114,9 @@ def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache)
     m5 = tracing.summarize(r5, P5)
     check_metrics(m5)
     assert set(r5.table["model"]) == set(tracing.MODELS)
-    assert in_unit(m5["detect_auc_standard"], m5["detect_auc_cl"])
+    assert in_unit(m5["detect_auc_standard"], m5["detect_auc_cl"], m5["detect_auc_permuted_standard"],
+                   m5["detect_auc_msp_standard"], m5["agreement_clean_standard"])
+    assert set(r5.table["layer"]) == {"conv2", "fc1"} and set(r5.table["weighted"]) == {False, True}
     assert tracing.example_cases(r5, P5)
 
     P7 = params(interpretability)

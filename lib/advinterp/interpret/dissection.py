@@ -110,3 +110,54 @@ def neuron_gallery_rows(model: nn.Module, diss: Dissection, adv: AdversarialSet,
             titles = [f"{classes[int(adv.y[i])]}→{classes[int(target[i])]}" for i in idx]
         rows.append({"images": images, "masks": masks, "titles": titles, "label": f"{layer} #{neuron}\n{kind}"})
     return rows
+
+
+def fooled(model: nn.Module, adv: AdversarialSet) -> torch.Tensor:
+    """Mask of the probes ``model`` classifies correctly whose adversarial version it misclassifies:
+    the images on which an attack succeeded against this model."""
+    from ..models.predict import predict
+
+    return (predict(model, adv.x) == adv.y) & (predict(model, adv.x_adv) != adv.y)
+
+
+def subset(adv: AdversarialSet, mask: torch.Tensor) -> AdversarialSet:
+    """The adversarial set restricted to ``mask``."""
+    return AdversarialSet(adv.attack, adv.eps, adv.x[mask], adv.x_adv[mask], adv.y[mask], adv.target[mask],
+                          adv.indices[mask])
+
+
+def consistency_on_fooled(model: nn.Module, adv: AdversarialSet, layer: str, k: int, A: torch.Tensor, *,
+                          per_k: int = 4, min_k: int = 5) -> dict[str, float]:
+    """Neuron consistency of ``layer`` on the images that fool ``model`` only (Dong et al.'s claim is
+    about adversarial images, not about attacks that failed), every quantity on the same images:
+
+    * ``consis_real`` on their clean versions, ``consis_adv_true`` / ``consis_adv_target`` on the
+      adversarial versions labelled by the true class / the target (the attack's target, or the
+      model's prediction for an untargeted attack), top-K with ``K = min(k, n_fooled // per_k)``: the
+      top-K must be a selection (with ``K = n_fooled`` the real and adversarial top-K would hold
+      the same images and the gap would be 0 whatever the network does);
+    * ``consis_gap = consis_adv_true - consis_real`` (the claim: negative) and
+      ``target_gap = consis_adv_target - consis_adv_true`` (the claim: positive);
+    * ``feature_dist``: mean ``||phi(x) - phi(x_adv)|| / ||phi(x)||`` (scale-free) over **every**
+      image of the set (how far the perturbation moves the features, fooled or not);
+    * ``n_fooled`` and the ``k`` used. Too few fooled images for ``K >= min_k`` give NaN statistics
+      (not measurable), never a number the test could not have failed."""
+    from ..models.layers import activations
+    from ..models.predict import predict
+    from ..training.adversarial import relative_distance
+
+    mask = fooled(model, adv)
+    n = int(mask.sum())
+    kk = min(k, n // per_k)
+    phi, phi_adv = (activations(model, images, [layer])[layer] for images in (adv.x, adv.x_adv))
+    out = {"n_fooled": float(n), "k": float(kk), "feature_dist": float(relative_distance(phi, phi_adv).mean())}
+    keys = ("consis_real", "consis_adv_true", "consis_adv_target", "consis_gap", "target_gap")
+    if kk < min_k:
+        return {**out, **{key: float("nan") for key in keys}}
+    sub = subset(adv, mask)
+    target = sub.target if adv.targeted else predict(model, sub.x_adv)
+    table = neuron_report(model, sub, target, [layer], kk, A).table
+    live = table[table.live]
+    real, true, tgt = (float(live[c].mean()) for c in ("consis_real", "consis_adv_true", "consis_adv_target"))
+    return {**out, "consis_real": real, "consis_adv_true": true, "consis_adv_target": tgt, "consis_gap": true - real,
+            "target_gap": tgt - true}

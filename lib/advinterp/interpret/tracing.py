@@ -9,7 +9,9 @@ when those concepts disagree with the predicted class. The agreement score
 
 (optionally weighted by their prediction difference) is low for adversarial inputs whose
 neurons were hijacked; :func:`detection_auc` measures how well ``-s`` separates adversarial from
-clean inputs (ROC-AUC, scikit-learn).
+clean inputs (ROC-AUC, scikit-learn). Two references give that AUC a meaning: the same detector with
+the concepts shuffled among neurons (:func:`permuted_concepts`, its structural chance level) and the
+maximum softmax probability (:func:`max_softmax`, a detector that knows nothing of neurons).
 """
 
 from __future__ import annotations
@@ -127,3 +129,23 @@ def top1_concept_agreement(diff: torch.Tensor, predicted: torch.Tensor, labels: 
     the true class."""
     c = concept[diff.argmax(1)]
     return float((c == predicted).float().mean()), float((c == labels).float().mean())
+
+
+def permuted_concepts(concept: torch.Tensor, live: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The concepts shuffled among the live neurons: a control with the same concept frequencies and the
+    same influential neurons, but no link between a neuron and what it responds to. The agreement
+    detector's AUC with these concepts is its structural chance level (what the readout structure
+    alone gives), which a real effect must exceed."""
+    out = concept.clone()
+    idx = torch.nonzero(live).flatten()
+    out[idx] = concept[idx[torch.randperm(len(idx), generator=generator)]]
+    return out
+
+
+@torch.no_grad()
+def max_softmax(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The maximum softmax probability per input (Hendrycks and Gimpel 2017): a reference detector,
+    low for inputs the model is unsure about."""
+    from ..models.predict import logits_of
+
+    return torch.softmax(logits_of(model, x), 1).amax(1)

@@ -109,3 +109,20 @@ def dead_units(model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 
     """Number of units (channels) of ``layer`` that never fire (> 0) on any image of ``x``."""
     act = activations(model, x, [layer], batch_size=batch_size)[layer]
     return int((neuron_values(act, "max").amax(0) <= 0).sum())
+
+
+def weight_norms(model: nn.Module, layer: str) -> tuple[float, float]:
+    """L2 norms of the weights of ``layer`` and of the next top-level layer with weights (e.g. fc1 and
+    logits): a rescaling of a ReLU layer by c and the next by 1/c shows here and nowhere else."""
+    children = [name for name, _ in model.named_children()]
+    top = layer.split(".")[0]
+    if top not in children:
+        fail("layer", layer, f"a layer of this model, one of {children}")
+
+    def norm(module: nn.Module) -> float:
+        ws = [p for n, p in module.named_parameters() if n.endswith("weight") and p.ndim > 1]
+        return float(torch.sqrt(sum((w.detach().float() ** 2).sum() for w in ws))) if ws else float("nan")
+
+    after = [getattr(model, n) for n in children[children.index(top) + 1:]]
+    nxt = next((m for m in after if any(p.ndim > 1 for p in m.parameters())), None)
+    return norm(get_layer(model, layer)), norm(nxt) if nxt is not None else float("nan")

@@ -390,3 +390,47 @@ def tradeoff_curves(lam: "object", eps: "object") -> Figure:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def training_curves(curves: "object", columns: dict[str, str] | None = None) -> Figure:
+    """Clean and adversarial training accuracy per epoch, one line per method (mean over seeds,
+    band: min-max over seeds). ``curves`` has columns seed, method, epoch and the ``columns``."""
+    import pandas as pd
+
+    assert isinstance(curves, pd.DataFrame)
+    columns = columns or {"train_acc": "clean training accuracy", "train_adv_acc": "adversarial training accuracy\n"
+                          "(the training attack, train mode)"}
+    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.3), squeeze=False)
+    for ax, (col, label) in zip(axes[0], columns.items()):
+        for method, group in curves.groupby("method", sort=False):
+            g = group.groupby("epoch")[col]
+            line = ax.plot(g.mean().index, g.mean().values, marker="o", ms=3, label=str(method))[0]
+            ax.fill_between(g.mean().index, g.min().values, g.max().values, alpha=0.15, color=line.get_color())
+        ax.set_xlabel("epoch of adversarial training")
+        ax.set_ylabel(label)
+    axes[0, -1].legend(fontsize=8, title="model")
+    fig.tight_layout()
+    return fig
+
+
+def grouped_bars(table: "object", by: str, columns: dict[str, str], ylabel: str, ax: Axes | None = None) -> Figure:
+    """One group of bars per value of ``by`` (e.g. the training method), one bar per column
+    (name -> legend label): mean over the rows of the group (seeds), error bar one std; a zero line."""
+    import pandas as pd
+
+    assert isinstance(table, pd.DataFrame)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.6 * table[by].nunique() + 2.5, 3.4))
+    groups = list(dict.fromkeys(table[by]))
+    width = 0.8 / len(columns)
+    for j, (col, label) in enumerate(columns.items()):
+        g = table.groupby(by, sort=False)[col]
+        mean, std = g.mean().reindex(groups), g.std().reindex(groups)
+        ax.bar(np.arange(len(groups)) + (j - (len(columns) - 1) / 2) * width, mean.values, width,
+               yerr=std.fillna(0).values, capsize=3, label=label)
+    ax.axhline(0, color="#333333", lw=0.8)
+    ax.set_xticks(range(len(groups)), groups)
+    ax.set_xlabel(by)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return ax.figure  # type: ignore[return-value]

@@ -81,9 +81,10 @@ def nas_name(lam: float) -> str:
 
 def models_to_compare(exp: S.Experiment, P: ChapterParams) -> dict[str, TrainedModel]:
     """Standard, PGD-AT, each sensitivity-regularised variant and chapter 4's consistent-loss model of
-    one seed, all of ``exp.model`` with the same recipe (cached)."""
+    one seed, all of ``exp.model`` with the same recipe (cached). PGD-AT is trained as chapter 4's
+    models are (fine-tuned from the standard model for ``finetune_epochs``, or from scratch)."""
     out = {"standard": exp.trained(exp.model),
-           "pgd_at": exp.trained(exp.model, madry(P.at_eps, P.at_steps, layer=P.layer, attack=P.at_attack))}
+           "pgd_at": ch4.train_variant(exp, P, madry(P.at_eps, P.at_steps, layer=P.layer, attack=P.at_attack))}
     for lam in P.lambdas_nas:
         objective = nas.SensitivityObjective(lam, tuple(P.nas_layers), P.units_per_layer, P.estimator)
         out[nas_name(lam)] = exp.trained(exp.model, objective)

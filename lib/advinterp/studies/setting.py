@@ -187,6 +187,18 @@ class Experiment:
                 objective=objective)
         return self._models[key]
 
+    def finetuned(self, name: str, objective: Objective, epochs: int) -> TrainedModel:
+        """The network ``name`` of this setting fine-tuned for ``epochs`` epochs with ``objective``,
+        starting from its standard (cross-entropy) weights, then cached."""
+        key = (name, objective, epochs, "finetuned")
+        if key not in self._models:
+            start = self.trained(name)
+            self._models[key] = recipes.standard_model(
+                self.dataset, name, self.seed, data_root=self.data_root, image_size=self.image_size,
+                device=self.device, epochs=epochs, max_train=self.max_train, objective=objective,
+                init_from=start.key, desc=f"{name} fine-tuned (seed {self.seed})")
+        return self._models[key]
+
     @property
     def member_names(self) -> list[str]:
         return [self.model, *self.ensemble]

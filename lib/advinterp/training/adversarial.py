@@ -2,15 +2,26 @@
 
 :class:`AdversarialObjective` is a loss hook of :func:`advinterp.training.loop.train`:
 
-``L = w_clean * CE(f(x), y) + alpha * CE(f(x_adv), y) + lambda * ||phi(x) - phi(x_adv)||^2 / d``
+``L = w_clean * CE(f(x), y) + alpha * CE(f(x_adv), y) + lambda * C(phi(x), phi(x_adv))``
 
 with ``x_adv`` generated on the fly against the current model by the training attack (FGSM,
-FGSM-RS, ILLC or PGD; eval mode, parameters untouched), ``phi`` the output of ``layer`` and ``d``
-its dimension. ``lambda = 0`` is plain adversarial training (Goodfellow et al.'s mixed loss,
-the essential control); ``w_clean = 0, alpha = 1, lambda = 0`` is Madry et al.'s PGD training
-(:func:`madry`). ``normalize=True`` is the scale-invariant variant: phi is divided by its L2 norm
-before the difference, so the term cannot be lowered by shrinking all features (the trivial
-solution of the plain squared distance).
+FGSM-RS, ILLC or PGD; eval mode, parameters untouched) and ``phi`` the output of ``layer``.
+``lambda = 0`` is plain adversarial training (Goodfellow et al.'s mixed loss, the essential
+control); ``w_clean = 0, alpha = 1, lambda = 0`` is Madry et al.'s PGD training (:func:`madry`).
+
+The consistency term ``C`` (:func:`consistency_term`, our reading; the paper's exact form is not
+available to us):
+
+* ``"cosine"`` (default): ``1 - cos(phi(x), phi(x_adv))``, averaged over the batch. It lies in
+  [0, 2], is O(1) so ``lambda`` reads "relative to CE", and is invariant to rescaling phi: a ReLU
+  layer whose weights are multiplied by c (and the next layer's by 1/c) computes the same
+  predictions, so a term that such a rescaling lowers has a free exit that buys no consistency.
+* ``"squared"``: ``||phi(x) - phi(x_adv)||^2 / d`` (d = phi's dimension), the literal reading. It
+  falls as c^2 under that rescaling, and at large lambda training takes the exit: units shrink or
+  die (chapter 4 shows the collapse).
+
+``anchor_clean=True`` stops the gradient through the clean branch: phi(x) is a fixed target and
+only phi(x_adv) is pulled towards it.
 
 Cost per batch: the attack's ``steps`` forward+backward passes plus two forward and backward
 passes (clean and adversarial), i.e. about ``steps + 2`` standard steps.
@@ -35,13 +46,16 @@ from .objectives import ObjectiveOutput
 
 TRAIN_ATTACK = choice("train_attack", "pgd", linf.TRAINING_ATTACKS, "attack inside training: "
                       + " | ".join(linf.TRAINING_ATTACKS))
-TRAIN_EPS = linf.EPS.renamed("train_eps", help="its L-inf budget (also the evaluation budget)")
+TRAIN_EPS = linf.EPS.renamed("train_eps", default=0.2, help="its L-inf budget (also the evaluation budget)")
 TRAIN_STEPS = integer("train_steps", 3, 1, 1000, "its steps")
 ALPHA = number("alpha", 1.0, 0.0, 100.0, "weight of CE on the adversarial batch")
 LAMBDA = number("lambda", 0.0, 0.0, 1e6, "weight of the consistency term")
 LAYER = text("layer", "fc1", "phi: the layer made consistent and analysed")
 CLEAN_WEIGHT = number("clean_weight", 1.0, 0.0, 100.0, "weight of CE on the clean batch")
-NORMALIZE = flag("normalize", False, "scale-invariant variant: compare L2-normalised features")
+CONSISTENCY_FORMS = ("cosine", "squared")
+CONSISTENCY = choice("consistency", "cosine", CONSISTENCY_FORMS, "consistency term: cosine (1 - cos, scale-free) | "
+                     "squared (||phi(x) - phi(x_adv)||^2 / d, lowered by rescaling)")
+ANCHOR_CLEAN = flag("anchor_clean", False, "stop the gradient through phi(x): pull only phi(x_adv) towards it")
 
 
 @dataclass(frozen=True)
@@ -55,7 +69,8 @@ class AdversarialObjective:
     lam: float = 0.0
     layer: str = "fc1"
     clean_weight: float = 1.0
-    normalize: bool = False
+    consistency: str = "cosine"
+    anchor_clean: bool = False
     step_size: float | None = None
 
     def __post_init__(self) -> None:
@@ -66,7 +81,8 @@ class AdversarialObjective:
         LAMBDA.validate(self.lam)
         LAYER.validate(self.layer)
         CLEAN_WEIGHT.validate(self.clean_weight)
-        NORMALIZE.validate(self.normalize)
+        CONSISTENCY.validate(self.consistency)
+        ANCHOR_CLEAN.validate(self.anchor_clean)
         if self.clean_weight == 0 and self.alpha == 0:
             fail("alpha", self.alpha, "a positive weight when clean_weight=0 (the loss would have no classification term)")
 
@@ -80,14 +96,15 @@ class AdversarialObjective:
             phi_adv = acts[self.layer]
         ce_clean = F.cross_entropy(logits, y)
         ce_adv = F.cross_entropy(logits_adv, y)
-        consistency = consistency_term(phi, phi_adv, self.normalize)
+        consistency = consistency_term(phi.detach() if self.anchor_clean else phi, phi_adv, self.consistency)
         loss = self.clean_weight * ce_clean + self.alpha * ce_adv
         if self.lam > 0:
             loss = loss + self.lam * consistency
         with torch.no_grad():
-            dead = dead_fraction(phi)
-        return ObjectiveOutput(loss, logits, {"ce_clean": float(ce_clean.detach()), "ce_adv": float(ce_adv.detach()),
-                                              "consistency": float(consistency.detach()), "dead_fraction": dead})
+            stats = {"ce_clean": float(ce_clean), "ce_adv": float(ce_adv), "consistency": float(consistency),
+                     "adv_acc": float((logits_adv.argmax(1) == y).float().mean()),
+                     "feature_dist": float(relative_distance(phi, phi_adv).mean()), "dead_fraction": dead_fraction(phi)}
+        return ObjectiveOutput(loss, logits, stats)
 
     def with_lambda(self, lam: float) -> "AdversarialObjective":
         """The same training with consistency weight ``lam`` (0: plain adversarial training)."""
@@ -106,12 +123,20 @@ def madry(eps: float, steps: int, layer: str = "fc1", step_size: float | None = 
                                 clean_weight=0.0, step_size=step_size)
 
 
-def consistency_term(phi: torch.Tensor, phi_adv: torch.Tensor, normalize: bool = False) -> torch.Tensor:
-    """``mean over the batch of ||phi(x) - phi(x_adv)||^2 / d`` (rows L2-normalised first if asked)."""
+def consistency_term(phi: torch.Tensor, phi_adv: torch.Tensor, form: str = "cosine") -> torch.Tensor:
+    """The batch mean of ``1 - cos(phi, phi_adv)`` (``"cosine"``; an all-zero row counts as cosine
+    0) or of ``||phi - phi_adv||^2 / d`` (``"squared"``), rows flattened (see the module docstring)."""
+    CONSISTENCY.validate(form)
     a, b = phi.flatten(1), phi_adv.flatten(1)
-    if normalize:
-        a, b = F.normalize(a, dim=1), F.normalize(b, dim=1)
+    if form == "cosine":
+        return (1 - F.cosine_similarity(a, b, dim=1, eps=1e-8)).mean()
     return (a - b).pow(2).sum(1).mean() / a.shape[1]
+
+
+def relative_distance(phi: torch.Tensor, phi_adv: torch.Tensor) -> torch.Tensor:
+    """``||phi(x) - phi(x_adv)|| / ||phi(x)||`` per image (scale-free; 0 for an all-zero phi(x))."""
+    a, b = phi.flatten(1).float(), phi_adv.flatten(1).float()
+    return (a - b).norm(dim=1) / a.norm(dim=1).clamp_min(1e-12)
 
 
 def dead_fraction(phi: torch.Tensor) -> float:

@@ -14,6 +14,8 @@ part of the key: a model trained on a GPU is reused on a CPU.
   streams (shuffling, random starts, dropout) from ``(seed, epoch)``, so a resumed run ends with
   the same weights as an uninterrupted one on CPU. Training runs inside
   :func:`advinterp.core.devices.seeded_rng`, so it never disturbs the caller's random stream.
+* **Fine-tuning** (``init_from``): training starts from the weights of another cached model of
+  the same architecture, named by its key (part of this model's key).
 * **Early stop on training accuracy** (``stop_at_train_acc``): Wu et al.'s detector learns
   from the classifier's training-set errors, so chapter 6 deliberately stops short of convergence.
   Every ``stop_check_every`` steps the accuracy (eval mode) is estimated on a fixed subset of
@@ -78,6 +80,8 @@ class TrainConfig:
     seed: int = 0
     amp: bool = False
     channels_last: bool = False
+    #: the cache key of a trained model of the same architecture to start from (fine-tuning)
+    init_from: str | None = None
 
     def validate(self) -> "TrainConfig":
         check_choice("dataset", self.dataset, data.DATASETS)
@@ -206,6 +210,13 @@ def train(
     bundle = bundle_for(config)
     with seeded_rng(derive_seed(config.seed, "init"), dev):
         model = build_for(config).to(dev)
+    if config.init_from is not None:
+        start = cache.verified_load(paths.cache_dir() / "models" / f"{config.model}-{config.init_from}" / "model.pt",
+                                    map_location=dev)
+        if start is None:
+            fail("init_from", config.init_from, f"the cache key of a trained {config.model} in {paths.cache_dir()} "
+                 "(train the starting model first)")
+        model.load_state_dict(start)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = _optimizer(config, model)

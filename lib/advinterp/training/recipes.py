@@ -47,7 +47,7 @@ def recipe(dataset: str, model: str, seed: int = 0, *, data_root: str | None = N
 def standard_model(dataset: str, model: str, seed: int = 0, *, data_root: str | None = None,
                    image_size: int | None = None, device: str | torch.device = "auto",
                    pretrained: bool = False, objective: Objective | None = None,
-                   progress: bool = True, **overrides: Any) -> TrainedModel:
+                   progress: bool = True, desc: str | None = None, **overrides: Any) -> TrainedModel:
     """A trained model of the book's recipe (cached), or torchvision's pretrained weights.
 
     ``pretrained=True`` (alexnet / vgg16 / resnet18 / resnet50 only) returns the ImageNet model untrained
@@ -63,4 +63,4 @@ def standard_model(dataset: str, model: str, seed: int = 0, *, data_root: str | 
         net = net.to(resolve_device(device)).eval()
         return TrainedModel(net, cfg, {"objective": "torchvision-pretrained"}, f"{model}-pretrained", [], True)
     return train(cfg, objective or CrossEntropy(), device=device, progress=progress,
-                 desc=f"{model} (seed {seed})")
+                 desc=desc or f"{model} (seed {seed})")

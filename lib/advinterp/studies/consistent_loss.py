@@ -287,7 +287,8 @@ def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
                                 "train_adv_acc_last_cl": main[main.method == cl]["train_adv_acc"],
                                 "train_adv_acc_last_at": main[main.method == "at"]["train_adv_acc"]}))
     metrics.update({"train_attack_steps": P.train_steps, "lambda_cl": P.lambda_cl, "n_seeds": len(S.seed_list(P)),
-                    "expected_time_ratio": P.train_steps + 2, "finetune_epochs": P.finetune_epochs or 0})
+                    "expected_time_ratio": P.train_steps + 2, "finetune_epochs": P.finetune_epochs or 0,
+                    "train_eps": P.train_eps, "lambda_squared": P.lambda_squared})
     for lam, rows in main[main.method != "standard"].groupby("lambda"):  # the lambda trade-off, for chapter 8
         metrics.update(with_spread({lambda_metric(c, lam): rows[c] for c in MEASURES}))
     top = main[main["lambda"] == max(P.lambdas)]

@@ -78,7 +78,7 @@ def test_default_term_is_invariant_to_rescaling_and_the_squared_one_is_not(c):
 
 
 def test_rescaling_the_network_leaves_predictions_and_the_cosine_term_unchanged():
-    model, (x, y) = _model().eval(), _batch()
+    model, (x, _) = _model().eval(), _batch()
     scaled = _model().eval()
     scaled.load_state_dict(model.state_dict())
     with torch.no_grad():

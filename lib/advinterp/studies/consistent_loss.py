@@ -226,14 +226,16 @@ def run(P: ChapterParams) -> Result:
 
 def training_curves(result: Result, P: ChapterParams) -> pd.DataFrame:
     """Per (seed, method, epoch): clean and adversarial training accuracy (the last epochs should
-    change little if training has converged)."""
+    change little if training has converged); ``control`` marks the first seed's controls."""
+    controls = set(result.table[result.table.control].method)
     rows = []
     for seed, ms in result.models.items():
         for method, tm in ms.items():
             if method == "standard":
                 continue
-            rows += [{"seed": seed, "method": method, "epoch": h["epoch"] + 1, "train_acc": h["train_acc"],
-                      "train_adv_acc": h.get("adv_acc", float("nan"))} for h in tm.history]
+            rows += [{"seed": seed, "method": method, "control": method in controls, "epoch": h["epoch"] + 1,
+                      "train_acc": h["train_acc"], "train_adv_acc": h.get("adv_acc", float("nan"))}
+                     for h in tm.history]
     return pd.DataFrame(rows)
 
 

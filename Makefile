@@ -27,14 +27,18 @@ help:
 
 # The environment is rebuilt only when requirements.txt or pyproject.toml change.
 env: $(STAMP)
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt tests/requirements-oracles.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -r tests/requirements-oracles.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
+# Jupyter Book caches executed notebooks by their code only; a changed library must re-execute them.
 book: $(STAMP)
-	$(BIN)/jupyter-book build . -W --keep-going
+	@v=$$($(BIN)/python -c "from advinterp.core.cache import library_version; print(library_version())"); \
+	if [ "$$(cat _build/.library_version 2>/dev/null)" != "$$v" ]; then rm -rf _build/.jupyter_cache; fi; \
+	$(BIN)/jupyter-book build . -W --keep-going && echo "$$v" > _build/.library_version
 	@echo "open _build/html/index.html"
 
 sysdeps:

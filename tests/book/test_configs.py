@@ -21,7 +21,7 @@ WNIDS = ["n01440764", "n02084071", "n02121808"]  # tench, dog, domestic cat
 SCALE_DOWN = {"device": "cpu", "epochs": 1, "max_train": 60, "n_probe": 30, "k": 5, "k_show": 3, "n_show": 1,
               "n_reference": 30, "k_nn": 3, "seeds": [0], "seed": 0, "n_mutants": 3, "n_eval": 4, "eval_steps": 2,
               "attack_steps": 2, "train_steps": 1, "at_steps": 1, "eps_grid": [0.03137],
-              "finetune_epochs": 1}
+              "finetune_epochs": 1, "n_robust": 20, "n_mprt": 4, "aa_iters": 5, "aa_targets": 1, "n_boot": 100}
 
 
 def _tree(root: Path, classes: list[str], per_class: int, size: int) -> Path:

@@ -39,6 +39,7 @@ BAD: dict[str, list[tuple[str, object]]] = {
         ("lambda_cl", 3.0), ("lambda_cl", -1), ("layer", "nope"), ("consistency", "l1"), ("anchor_clean", "no"),
         ("finetune_epochs", 0), ("lambda_squared", -1), ("heldout", "nope"), ("ensemble", ["nope"]), ("eval_steps", 2),
         ("eval_restarts", 0), ("k", 0), ("n_probe", 5000), ("seeds", "0"), ("epochs", -2), ("max_train", 0),
+        ("n_robust", 501), ("aa_iters", 0),
     ],
     "05-tracing-and-detection": [
         ("dataset", "nope"), ("model", "nope"), ("ensemble", ["nope"]), ("eps", 3), ("attacks", ["cw"]),
@@ -54,7 +55,8 @@ BAD: dict[str, list[tuple[str, object]]] = {
     ],
     "07-sensitivity-regularization": [
         ("dataset", "nope"), ("model", "resnet18"), ("at_attack", "cw"), ("at_eps", 0), ("at_eps", 3), ("at_steps", 0),
-        ("lambdas_nas", [0.0]), ("lambdas_nas", [-1.0]), ("lambdas_nas", []), ("lambda_nas", 5.0),
+        ("lambdas_nas", [-1.0, 1.0, 1.0]), ("lambdas_nas", []), ("lambdas_jac", [0.1]), ("normalization", "batch"),
+        ("match_tol", 2), ("n_mprt", 300), ("n_robust", 501), ("aa_targets", 0), ("aa_iters", 0), ("n_boot", 5),
         ("nas_layers", ["nope"]), ("nas_layers", []), ("units_per_layer", 0), ("estimator", "exact"),
         ("attribution", "lime"), ("n_eval", 1), ("n_eval", 10**5), ("eval_steps", 0), ("eval_restarts", 0),
         ("lambda_cl", 7.0), ("seeds", [0, -1]), ("k", 0), ("k", 501),

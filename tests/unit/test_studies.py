@@ -18,7 +18,8 @@ from advinterp.studies import (consistency, consistent_loss, interpretability, n
 TINY = {"device": "cpu", "epochs": 1, "max_train": 200, "n_probe": 40, "seeds": [0], "seed": 0, "attack_steps": 2,
         "k": 5, "k_show": 3, "n_show": 1, "n_reference": 40, "k_nn": 3, "train_steps": 1, "eval_steps": 2,
         "eval_restarts": 1, "at_steps": 1, "n_eval": 4, "eps_grid": [0.1], "n_mutants": 3, "lambdas": [10.0],
-        "lambdas_nas": [1.0], "lambda_nas": 1.0, "units_per_layer": 2, "finetune_epochs": 1,
+        "lambdas_nas": [1.0], "lambdas_jac": [0.1], "units_per_layer": 2, "finetune_epochs": 1, "aa_iters": 5,
+        "aa_targets": 1, "n_robust": 20, "n_mprt": 4, "n_boot": 100,
         "trace_layers": ["conv2", "fc1"]}
 
 
@@ -128,7 +129,17 @@ def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache)
     for model in interpretability.MODELS:
         assert interpretability.metric_name("clean_acc", model) in m7
     assert r7.x_eval.shape[0] == P7.n_eval
-    assert 0 <= m7["n_ordering_holds"] <= m7["n_metrics"]
+    assert r7.selected == interpretability.nas_name(1.0, 0.1) and m7["matched"] in (0, 1)
+    assert in_unit(m7["aa_acc_nas"], m7["aa_acc_pgd_at"], m7["masking_standard"])
+    for (a, b) in interpretability.PAIRS:
+        pair = interpretability.pair_name(a, b)
+        assert 0 <= m7[f"n_better_{pair}"] + m7[f"n_worse_{pair}"] <= m7[f"n_compared_{pair}"]
+        key = f"deletion_auc_{pair}"
+        assert m7[f"{key}_lo"] <= m7[key] <= m7[f"{key}_hi"]
+    for method in interpretability.attribution.METHODS:
+        assert m7[f"mprt_pass_{method}_standard"] in (0, 1)
+    words = interpretability.verdicts(r7, P7, m7)
+    assert words["verdict_nas_vs_standard"].split(" (")[0] in ("holds", "does not hold", "mixed", "not assessable")
 
 
 def test_wrong_predictions(shared_cache):

@@ -4,18 +4,33 @@ Attribution methods (Captum): ``saliency`` (the input gradient of the target log
 ``integrated_gradients`` (Sundararajan et al.; baseline: zeros in the model's normalised input
 space, i.e. the mean image, as for conductance - a black baseline would give zero attribution to
 every black pixel and make the relevance mass trivially 1 on MNIST) and ``smoothgrad`` (Smilkov et
-al., saliency averaged over Gaussian-noised copies). Metrics, per image:
+al., saliency averaged over Gaussian-noised copies).
 
-* ``infidelity`` - Captum's ``infidelity`` (Yeh et al. 2019) with Gaussian perturbations: how badly
-  ``<attribution, I>`` predicts the output change ``f(x) - f(x - I)`` (lower is better);
-* ``sens_max`` - Captum's ``sensitivity_max``: the largest change of the map under input
-  perturbations of radius 0.02 (lower is better);
+Every metric is per image and none can be won by the scale of the logits or by confidence alone:
+
+* ``infidelity`` - Yeh et al.'s (2019) infidelity with Gaussian perturbations, the attribution
+  rescaled by the least-squares optimal factor (Captum's ``normalize=True``) and the error divided
+  by the energy of the output changes, so the number measures the *shape* of the map in ``[0, 1]``
+  and not the logit scale (lower is better). The un-normalised form rewarded models with small logits.
 * ``deletion_auc`` - pixel flipping (Samek et al. 2017): delete (set to 0) pixels from most to least
-  relevant, area under the target probability curve (lower is better);
-* ``alignment`` - ``|<x, g>| / (||x|| ||g||)`` for the saliency map g (higher: the gradient looks
-  like the image, as for robust models);
-* ``relevance_mass`` - for MNIST, the share of absolute attribution on the digit (pixels > 0)
-  (higher is better).
+  relevant; area under the target-probability curve *divided by the probability on the intact
+  image* ``p(x)`` (lower is better). Without the division it rewarded low confidence.
+* ``faithfulness_corr`` - faithfulness correlation (Bhatt et al. 2020): over random pixel subsets S
+  (``subset`` of the pixels each), the Pearson correlation between ``sum_{i in S} a_i`` and the
+  drop of the target logit when S is set to 0 (higher is better; affine changes of the logits do not
+  change it).
+* ``sparseness`` - the Gini index of the absolute attribution (Chalasani et al. 2020), a
+  complexity metric (higher: fewer pixels carry the explanation).
+* ``relevance_mass`` - for MNIST, the share of absolute attribution on the digit (pixels > 0): a
+  localisation metric (higher is better).
+* ``alignment`` - ``|<x, g>| / (||x|| ||g||)`` for the saliency map g, whatever the method (higher:
+  the gradient looks like the image, as for robust models).
+* ``sens_max`` - Captum's ``sensitivity_max``: the largest change of the map under input
+  perturbations of radius 0.02 (lower is better). **Circular** for a model trained to be
+  insensitive: it is shown, never used for a verdict (:data:`CIRCULAR`).
+
+Whether a method's numbers may be used at all is decided by the model-parameter randomisation
+sanity check (:mod:`advinterp.interpret.sanity`).
 """
 
 from __future__ import annotations
@@ -31,6 +46,17 @@ from ..core.validation import check_choice
 from .conductance import zero_baseline
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad")
+#: for each metric, whether larger values mean a more interpretable explanation
+HIGHER_IS_BETTER = {"infidelity": False, "deletion_auc": False, "faithfulness_corr": True, "sparseness": True,
+                    "relevance_mass": True, "alignment": True, "sens_max": False}
+#: the family of each metric
+FAMILY = {"infidelity": "faithfulness", "deletion_auc": "faithfulness", "faithfulness_corr": "faithfulness",
+          "sparseness": "complexity", "relevance_mass": "localisation", "alignment": "model gradient",
+          "sens_max": "robustness of the map"}
+#: images on which sensitivity-max is computed (it re-explains each image several times)
+SENS_MAX_IMAGES = 32
+#: metrics shown but never used for a verdict: a model trained to be insensitive wins them by construction
+CIRCULAR = ("sens_max",)
 
 
 def explainer(model: nn.Module, method: str, *, ig_steps: int = 32, smooth_samples: int = 16,
@@ -64,21 +90,25 @@ def _leaf(inputs: torch.Tensor | tuple[torch.Tensor, ...]) -> torch.Tensor | tup
     return inputs.detach().requires_grad_()
 
 
-def _gaussian_perturbation(std: float = 0.1) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
-    def perturb(inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        noise = torch.randn_like(inputs) * std
-        return noise, inputs - noise
-
-    return perturb
-
-
+@torch.no_grad()
 def infidelity(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor, *,
                n_perturb: int = 16, std: float = 0.1) -> torch.Tensor:
-    """Captum's infidelity with Gaussian perturbations of ``std`` (per image, lower is better)."""
-    from captum.metrics import infidelity as captum_infidelity
-
-    return captum_infidelity(model, _gaussian_perturbation(std), x, attributions, target=target,
-                             n_perturb_samples=n_perturb, normalize=False).detach()
+    """Relative infidelity per image (lower is better): Yeh et al.'s (2019) infidelity with Gaussian
+    perturbations ``I ~ N(0, std^2)``, ``d = f_t(x) - f_t(x - I)``, the attribution rescaled by the
+    least-squares factor ``beta = E[<a, I> d] / E[<a, I>^2]`` (Captum's ``normalize=True``), and
+    divided by ``E[d^2]``: ``E[(beta <a, I> - d)^2] / E[d^2]`` in ``[0, 1]``. The division makes it
+    independent of the scale of the logits (Captum's number is in squared logit units; a test checks
+    that ours times ``E[d^2]`` equals Captum's). Noise comes from torch's global stream."""
+    n = len(x)
+    xs = x.repeat_interleave(n_perturb, 0)
+    noise = torch.randn_like(xs) * std
+    t = target.repeat_interleave(n_perturb)
+    f = model(xs).gather(1, t.view(-1, 1)).squeeze(1) - model(xs - noise).gather(1, t.view(-1, 1)).squeeze(1)
+    dot = (attributions.repeat_interleave(n_perturb, 0) * noise).flatten(1).sum(1)
+    f, dot = f.view(n, n_perturb).double(), dot.view(n, n_perturb).double()
+    beta = (dot * f).mean(1) / dot.pow(2).mean(1).clamp_min(1e-30)
+    err = (beta[:, None] * dot - f).pow(2).mean(1)
+    return (err / f.pow(2).mean(1).clamp_min(1e-30)).float().cpu()
 
 
 def sensitivity_max(explain: Callable[..., torch.Tensor], x: torch.Tensor, target: torch.Tensor, *,
@@ -113,9 +143,46 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor
 
 def deletion_auc(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
                  steps: int = 20) -> torch.Tensor:
-    """Area under the deletion curve (trapezoid over the deleted fraction; lower is better)."""
+    """Area under the deletion curve divided by the intact image's target probability ``p(x)``
+    (trapezoid over the deleted fraction; lower is better)."""
     fractions, probs = deletion_curve(model, x, attributions, target, steps=steps)
-    return torch.trapezoid(probs, fractions, dim=1)
+    return torch.trapezoid(probs, fractions, dim=1) / probs[:, 0].clamp_min(1e-12)
+
+
+@torch.no_grad()
+def faithfulness_correlation(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
+                             *, n_subsets: int = 32, subset: float = 0.05, baseline: float = 0.0) -> torch.Tensor:
+    """Bhatt et al.'s (2020) faithfulness correlation per image (see the module docstring). Pixel
+    subsets are drawn from torch's global stream (run inside :func:`~advinterp.core.devices.seeded_rng`)."""
+    n, c, h, w = x.shape
+    k = max(1, int(round(subset * h * w)))
+    relevance = attributions.sum(1).reshape(n, -1)
+    logit = model(x).gather(1, target.view(-1, 1)).squeeze(1)
+    sums, drops = [], []
+    for _ in range(n_subsets):
+        idx = torch.rand(n, h * w).argsort(dim=1)[:, :k].to(x.device)
+        mask = torch.zeros(n, h * w, dtype=torch.bool, device=x.device).scatter_(1, idx, True)
+        xd = torch.where(mask.view(n, 1, h, w), torch.full_like(x, baseline), x)
+        drops.append(logit - model(xd).gather(1, target.view(-1, 1)).squeeze(1))
+        sums.append((relevance * mask).sum(1))
+    return pearson(torch.stack(sums, 1), torch.stack(drops, 1)).cpu()
+
+
+def pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Row-wise Pearson correlation of ``(N, M)`` tensors (0 where a row is constant)."""
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    den = (a.norm(dim=1) * b.norm(dim=1))
+    return torch.where(den > 0, (a * b).sum(1) / den.clamp_min(1e-30), torch.zeros_like(den))
+
+
+def sparseness(attributions: torch.Tensor) -> torch.Tensor:
+    """Gini index of the absolute attribution per image (Chalasani et al. 2020; 0: uniform,
+    -> 1: one pixel): ``sum_i (2i - n - 1) a_(i) / (n sum_i a_(i))`` over the sorted values."""
+    a = attributions.abs().flatten(1).double().sort(dim=1).values + 1e-7
+    n = a.shape[1]
+    i = torch.arange(1, n + 1, dtype=a.dtype, device=a.device)
+    return ((2 * i - n - 1) * a).sum(1) / (n * a.sum(1))
 
 
 def alignment(x: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
@@ -131,8 +198,11 @@ def relevance_mass(attributions: torch.Tensor, mask: torch.Tensor) -> torch.Tens
 
 
 def evaluate_attributions(model: nn.Module, x: torch.Tensor, method: str, *, digit_mask: bool = True,
-                          target: torch.Tensor | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+                          target: torch.Tensor | None = None, seed: int = 0,
+                          sens_max_images: int = SENS_MAX_IMAGES) -> dict[str, torch.Tensor]:
     """Every metric of the module docstring for ``method`` on images ``x`` (target: predicted).
+    ``sens_max`` (the costliest, and never used for a verdict) is computed on the first
+    ``sens_max_images`` images only and is NaN for the others.
 
     The noise of infidelity, sensitivity-max and SmoothGrad is drawn from torch's generator seeded
     with ``seed`` inside :func:`advinterp.core.devices.seeded_rng` (the caller's stream is untouched)."""
@@ -145,9 +215,12 @@ def evaluate_attributions(model: nn.Module, x: torch.Tensor, method: str, *, dig
         grad = explainer(model, "saliency")(x, target=target).detach()
         out = {
             "infidelity": infidelity(model, x, attr, target),
-            "sens_max": sensitivity_max(explain, x, target),
             "deletion_auc": deletion_auc(model, x, attr, target),
+            "faithfulness_corr": faithfulness_correlation(model, x, attr, target),
+            "sparseness": sparseness(attr).float(),
             "alignment": alignment(x, grad),
+            "sens_max": torch.cat([sensitivity_max(explain, x[:sens_max_images], target[:sens_max_images]).cpu(),
+                                   torch.full((max(0, len(x) - sens_max_images),), float("nan"))]),
         }
         if digit_mask:
             out["relevance_mass"] = relevance_mass(attr, (x.sum(1) > 0).float())

@@ -211,8 +211,12 @@ def lambda_tradeoff(table: "object", columns: dict[str, str], reference: str = "
     std_rows = table[table["method"] == reference]
     lambdas = sorted(adv["lambda"].unique())
     positions = {lam: i for i, lam in enumerate(lambdas)}
-    fig, axes = plt.subplots(1, len(columns), figsize=(3.3 * len(columns), 3.0), squeeze=False)
-    for ax, (col, label) in zip(axes[0], columns.items()):
+    ncols = min(2, len(columns))  # at most two panels a row: legible at the width of the text column
+    nrows = -(-len(columns) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax in axes.flat[len(columns):]:
+        ax.set_visible(False)
+    for ax, (col, label) in zip(axes.flat, columns.items()):
         g = adv.groupby("lambda")[col]
         mean, sd = g.mean(), g.std().fillna(0)
         ax.errorbar([positions[v] for v in mean.index], mean.values, yerr=sd.values, marker="o", capsize=3,
@@ -400,15 +404,19 @@ def training_curves(curves: "object", columns: dict[str, str] | None = None) -> 
     assert isinstance(curves, pd.DataFrame)
     columns = columns or {"train_acc": "clean training accuracy", "train_adv_acc": "adversarial training accuracy\n"
                           "(the training attack, train mode)"}
-    fig, axes = plt.subplots(1, len(columns), figsize=(4.6 * len(columns), 3.3), squeeze=False)
-    for ax, (col, label) in zip(axes[0], columns.items()):
+    ncols = min(2, len(columns))  # at most two panels a row: legible at the width of the text column
+    nrows = -(-len(columns) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows), squeeze=False)
+    for ax in axes.flat[len(columns):]:
+        ax.set_visible(False)
+    for ax, (col, label) in zip(axes.flat, columns.items()):
         for method, group in curves.groupby("method", sort=False):
             g = group.groupby("epoch")[col]
             line = ax.plot(g.mean().index, g.mean().values, marker="o", ms=3, label=str(method))[0]
             ax.fill_between(g.mean().index, g.min().values, g.max().values, alpha=0.15, color=line.get_color())
         ax.set_xlabel("epoch of adversarial training")
         ax.set_ylabel(label)
-    axes[0, -1].legend(fontsize=8, title="model")
+    axes.flat[len(columns) - 1].legend(fontsize=8, title="model")
     fig.tight_layout()
     return fig
 
@@ -434,3 +442,59 @@ def grouped_bars(table: "object", by: str, columns: dict[str, str], ylabel: str,
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=8)
     return ax.figure  # type: ignore[return-value]
+
+
+def robustness_sweep(table: "object", curves: dict[str, tuple[Sequence[float], Sequence[float]]] | None = None) -> Figure:
+    """Left: clean accuracy against AutoAttack-core accuracy, one point per model (mean over seeds,
+    error bars one std); right (``curves``: model -> (eps grid, accuracy)): accuracy against eps."""
+    import pandas as pd
+
+    assert isinstance(table, pd.DataFrame)
+    fig, axes = plt.subplots(1, 2 if curves else 1, figsize=(10.5 if curves else 5.5, 3.8), squeeze=False)
+    ax = axes[0, 0]
+    for name, row in table.iterrows():
+        ax.errorbar(row["aa_acc"], row["clean_acc"], xerr=row.get("aa_acc_std"), yerr=row.get("clean_acc_std"),
+                    fmt="s" if not str(name).startswith("nas") else "o", ms=6, capsize=2, label=str(name))
+    ax.set_xlabel("accuracy under AutoAttack's core")
+    ax.set_ylabel("clean accuracy")
+    ax.legend(fontsize=8)
+    if curves:
+        ax2 = axes[0, 1]
+        for name, (grid, acc) in curves.items():
+            ax2.plot(grid, acc, marker="o", ms=3, label=str(name))
+        ax2.set_xlabel("eps (PGD)")
+        ax2.set_ylabel("accuracy")
+        ax2.set_title("gradient-masking check: accuracy must fall to ~0", fontsize=9)
+        ax2.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def interval_forest(rows: "object", pairs: Sequence[tuple[str, str]], better: dict[str, bool]) -> Figure:
+    """One panel per pair ``a - b``: each metric's mean paired difference with its confidence
+    interval, oriented so that right of the zero line means ``a`` is better (``better[metric]``:
+    whether higher is better). ``rows`` has columns a, b, metric, diff, lo, hi, usable."""
+    import pandas as pd
+
+    assert isinstance(rows, pd.DataFrame)
+    ncols = min(2, len(pairs))  # at most two panels a row: legible at the width of the text column
+    nrows = -(-len(pairs) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, (0.4 * rows.metric.nunique() + 1.4) * nrows),
+                             sharey=True, squeeze=False)
+    for ax in axes.flat[len(pairs):]:
+        ax.set_visible(False)
+    for ax, (a, b) in zip(axes.flat, pairs):
+        sub = rows[(rows.a == a) & (rows.b == b)]
+        for i, (_, r) in enumerate(sub.iterrows()):
+            s = 1.0 if better[r.metric] else -1.0
+            lo, hi = sorted((s * r.lo, s * r.hi))
+            color = "#2a9d8f" if lo > 0 else "#e76f51" if hi < 0 else "#888888"
+            ax.plot([lo, hi], [i, i], color=color, lw=2.5)
+            ax.plot([s * r["diff"]], [i], "o", color=color, mfc="white" if not r.usable else color)
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(range(len(sub)))
+        ax.set_yticklabels(list(sub.metric))
+        ax.set_title(f"{a} vs {b}", fontsize=10)
+        ax.set_xlabel(f"<- {b} better | {a} better ->", fontsize=8)
+    fig.tight_layout()
+    return fig

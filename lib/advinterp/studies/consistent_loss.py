@@ -37,6 +37,8 @@ from ..core.params import Chapter, ChapterParams, at_most, integer, listof, one_
 from ..core.validation import fail
 from ..interpret import affinity
 from ..interpret.dissection import Dissection, consistency_on_fooled, most_consistent, neuron_gallery_rows, neuron_report
+from ..attacks import apgd
+from ..attacks.robustness import RobustnessReport, cached_robustness
 from ..models.architectures import check_layer
 from ..models.layers import dead_units, weight_norms
 from ..models.predict import accuracy, predict
@@ -60,8 +62,19 @@ LAMBDA_SQUARED = adv_obj.LAMBDA.renamed("lambda_squared", default=100.0, help="c
                                         "squared-distance term at this weight, to show its trivial solution")
 EVAL_STEPS = integer("eval_steps", 20, 1, 1000, "steps of the evaluation PGD (more than the training attack's)")
 EVAL_RESTARTS = integer("eval_restarts", 2, 1, 100, "its random restarts")
+AA_ITERS = apgd.APGD_ITERS
+AA_TARGETS = apgd.APGD_TARGETS.renamed("aa_targets", default=3,
+                                       help="target classes of APGD-T (AutoAttack: 9; 3 at the CPU default)")
+N_ROBUST = integer("n_robust", 200, 10, None, "probes (the first ones) on which AutoAttack's core and the "
+                   "gradient-masking checks run")
+#: how every model's robustness is measured (chapters 4 and 7)
+ROBUSTNESS = (EVAL_STEPS, EVAL_RESTARTS, AA_ITERS, AA_TARGETS, N_ROBUST)
+#: the robustness report's fields that become columns (masking checks as 0/1)
+ROBUST_FIELDS = ("aa_acc", "fgsm_acc", "transfer_acc", "masking", "monotone", "reaches_zero",
+                 "whitebox_le_transfer", "iterative_le_single")
 #: what the study measures per (seed, method); chapter 8 reads them against lambda
-MEASURES = ("clean_acc", "pgd_acc", "consis_real", "consis_adv_true", "consis_adv_target", "dead_units")
+MEASURES = ("clean_acc", "pgd_acc", "aa_acc", "masking", "consis_real", "consis_adv_true", "consis_adv_target",
+            "dead_units")
 TRAINED = (*S.DATA, S.EPOCHS, S.MAX_TRAIN, S.N_PROBE)
 #: the adversarial sets consistency is measured on (fooled images only)
 SETS = ("common", "transfer", "whitebox")
@@ -85,10 +98,11 @@ def _relations(P: ChapterParams) -> None:
         fail("eval_steps", P.eval_steps, f"more than train_steps={P.train_steps} (the evaluation attack must be stronger)")
     at_most("k", P.k, "n_probe", P.n_probe)
     at_most("k_show", P.k_show, "k", P.k)
+    at_most("n_robust", P.n_robust, "n_probe", P.n_probe)
 
 
 CHAPTER = Chapter("04-consistent-loss", (
-    *TRAINED, S.ENSEMBLE, S.HELDOUT, *TRAINING, LAMBDA_SQUARED, EVAL_STEPS, EVAL_RESTARTS, S.K, S.AFFINITY, N_SHOW,
+    *TRAINED, S.ENSEMBLE, S.HELDOUT, *TRAINING, LAMBDA_SQUARED, *ROBUSTNESS, S.K, S.AFFINITY, N_SHOW,
     K_SHOW, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
@@ -157,22 +171,39 @@ class Evaluation:
     dissection: Dissection
 
 
-def evaluate(exp: S.Experiment, tm: TrainedModel, *, eval_eps: float, eval_steps: int, restarts: int, layer: str,
-             k: int, A: torch.Tensor, reference_time: float,
+def robustness(exp: S.Experiment, tm: TrainedModel, P: ChapterParams, *, eps: float,
+               source: TrainedModel | None) -> RobustnessReport:
+    """AutoAttack's core and the gradient-masking checks of ``tm`` on the first ``n_robust`` probes
+    (:mod:`advinterp.attacks.robustness`; cached). ``source`` is the independently trained model the
+    transfer attack is crafted on (chapter 1's held-out network)."""
+    x, y = exp.probes()
+    x, y = x[:P.n_robust], y[:P.n_robust]
+    return cached_robustness(tm.key, tm.model, x, y, eps=eps, source_key=None if source is None else source.key,
+                             source=None if source is None else source.model, n_iter=P.aa_iters,
+                             n_targets=P.aa_targets, pgd_steps=P.eval_steps, restarts=P.eval_restarts,
+                             seed=exp.seed)
+
+
+def evaluate(exp: S.Experiment, tm: TrainedModel, P: ChapterParams, *, eval_eps: float, layer: str,
+             k: int, A: torch.Tensor, reference_time: float, source: TrainedModel | None,
              common: dict[str, AdversarialSet] | None = None) -> Evaluation:
-    """Accuracy, robustness, consistency and cost of one trained model (see the module docstring).
+    """Accuracy, robustness (PGD on every probe; AutoAttack's core and the masking checks on the
+    first ``n_robust``), consistency and cost of one trained model (see the module docstring).
     ``common`` maps set names to adversarial sets that do not depend on ``tm`` (fooled-only
     consistency is measured on each, and on ``tm``'s own white-box PGD set). Chapter 7 evaluates
     its models with it too."""
     x, y = exp.probes()
-    adv = cached_adversarial_set("pgd", [tm], exp.bundle, exp.probe_index, eps=eval_eps, steps=eval_steps,
-                                 seed=exp.seed, device=exp.device, restarts=restarts)
+    adv = cached_adversarial_set("pgd", [tm], exp.bundle, exp.probe_index, eps=eval_eps, steps=P.eval_steps,
+                                 seed=exp.seed, device=exp.device, restarts=P.eval_restarts)
     diss = neuron_report(tm.model, adv, predict(tm.model, adv.x_adv), [layer], k, A)
     live = diss.table[diss.table.live]
     norm_layer, norm_next = weight_norms(tm.model, layer)
+    report = robustness(exp, tm, P, eps=eval_eps, source=source).row()
     row = {
         "clean_acc": accuracy(tm.model, exp.bundle.test),
         "pgd_acc": accuracy(tm.model, adv.x_adv, y),
+        **{f: report[f] for f in ROBUST_FIELDS},
+        "aa_drop": report["pgd_acc"] - report["aa_acc"],
         "consis_real": float(live.consis_real.mean()), "consis_adv_true": float(live.consis_adv_true.mean()),
         "consis_adv_target": float(live.consis_adv_target.mean()),
         "n_live": int(diss.table.live.sum()), "dead_units": dead_units(tm.model, x, layer),
@@ -214,14 +245,30 @@ def run(P: ChapterParams) -> Result:
         reference = models[seed]["standard"].epoch_seconds
         common = common_sets(exp, P)
         for method, tm in {**models[seed], **extra}.items():
-            ev = evaluate(exp, tm, eval_eps=P.train_eps, eval_steps=P.eval_steps, restarts=P.eval_restarts,
-                          layer=P.layer, k=P.k, A=P.A, reference_time=reference, common=common)
+            ev = evaluate(exp, tm, P, eval_eps=P.train_eps, layer=P.layer, k=P.k, A=P.A, reference_time=reference,
+                          source=exp.trained(P.heldout), common=common)
             lam = (None if method == "standard" else P.lambda_squared if method == "squared"
                    else P.lambda_cl if method in extra else (0.0 if method == "at" else float(method[3:])))
             rows.append({"seed": seed, "method": method, "lambda": lam, "control": method in extra, **ev.row})
             evals[(seed, method)] = ev
         models[seed].update(extra)
     return Result(pd.DataFrame(rows), evals, models)
+
+
+def aa_words(table: pd.DataFrame) -> str:
+    """How much AutoAttack's core lowers PGD's accuracy on the same images (largest over models and seeds)."""
+    return f"lowers the PGD accuracy by at most {float(table.aa_drop.max()):.3f} on the same images"
+
+
+def masking_words(table: pd.DataFrame) -> str:
+    """Which models (any seed) fail a gradient-masking check, and which check; "no model" if none."""
+    failed = []
+    for method, rows in table.groupby("method", sort=False):
+        checks = [c for c in ("monotone", "reaches_zero", "whitebox_le_transfer", "iterative_le_single")
+                  if (rows[c] < 1).any()]
+        if checks:
+            failed.append(f"{method} ({', '.join(c.replace('_', ' ') for c in checks)})")
+    return "; ".join(failed) if failed else "no model"
 
 
 def training_curves(result: Result, P: ChapterParams) -> pd.DataFrame:
@@ -300,7 +347,7 @@ def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
                     "n_units": result.evaluations[(first, "standard")].dissection.real[P.layer].n_neurons})
     for method in table[table.control].method:  # the first seed's controls (n = 1)
         row = table[table.method == method].iloc[0]
-        metrics.update({f"{c}_{method}": float(row[c]) for c in ("clean_acc", "pgd_acc", "dead_units",
+        metrics.update({f"{c}_{method}": float(row[c]) for c in ("clean_acc", "pgd_acc", "aa_acc", "dead_units",
                                                                  "common_consis_gap", "weight_norm_layer")})
     curves = training_curves(result, P)
     last = curves[curves.epoch >= curves.epoch.max() - 1].groupby(["seed", "method", "epoch"]).train_adv_acc.mean()
@@ -326,6 +373,8 @@ def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[
         claim = "does not reproduce: no trained model shrinks the gap"
     measurable = not any(math.isnan(metrics[f"consis_gap_{m}"]) for m in ("at", "cl"))
     return {
+        "masking_verdict": masking_words(result.table),
+        "aa_words": aa_words(result.table),
         # the fair test: the gap consis_adv_true - consis_real on images that fool each model (closer to 0:
         # more consistent); on each model's own white-box examples, and on the common set where measurable
         "gap_verdict": cl_vs_at,

@@ -41,10 +41,13 @@ COLUMNS: dict[str, tuple[str, dict[str, str]]] = {
 }
 #: columns a chapter measures only on some data (relevance mass needs MNIST's digit masks)
 OPTIONAL = {"relevance_mass"}
-LABELS = {"clean_acc": "clean accuracy", "pgd_acc": "PGD accuracy", "consis_real": "consis (real)",
+LABELS = {"clean_acc": "clean accuracy", "pgd_acc": "PGD accuracy", "aa_acc": "AutoAttack-core accuracy",
+          "masking": "gradient masking flagged (share of seeds)", "faithfulness_corr": "faithfulness correlation ↑",
+          "sparseness": "sparseness (Gini) ↑", "consis_real": "consis (real)",
           "consis_adv_true": "consis (adversarial, true label)", "detect_auc": "adversarial-input detector AUC (ch. 5)",
-          "error_auroc": "wrong-prediction AUROC (ch. 6)", "infidelity": "infidelity ↓", "sens_max": "sensitivity-max ↓",
-          "deletion_auc": "deletion AUC ↓", "alignment": "gradient alignment ↑", "relevance_mass": "relevance mass ↑"}
+          "error_auroc": "wrong-prediction AUROC (ch. 6)", "infidelity": "relative infidelity ↓",
+          "sens_max": "sensitivity-max ↓ (circular)",
+          "deletion_auc": "deletion AUC / p(x) ↓", "alignment": "gradient alignment ↑", "relevance_mass": "relevance mass ↑"}
 
 SWEEP_SPEC = text("sweep_spec", "configs/sweeps/side-by-side.yaml", "the sweep whose table this chapter reads")
 RUNS_DIR = text("runs_dir", "runs", "sweep outputs: <runs_dir>/<sweep name>/ (relative to the repository)")
@@ -75,12 +78,14 @@ def setup(P: ChapterParams) -> ChapterParams:
 
 def run(P: ChapterParams) -> pd.DataFrame:
     """The sweep's table; the sweep runs first when the table is absent, a run is missing or made by
-    an older notebook, or ``rerun`` is set."""
+    an older notebook or library, or ``rerun`` is set. A run with a chapter's default parameters that
+    this build has just executed (its ``results_dir`` file, made by the current notebook and
+    library) is adopted rather than executed again."""
     root = P.runs_root / P.spec["name"]
     complete = all(sweeps.is_complete(root, r) for r in sweeps.expand(P.spec))
     table_path = P.table_path
     if P.rerun or not table_path.is_file() or not complete:
-        table_path = sweeps.run_sweep(P.spec_path, P.runs_root, force=P.rerun)
+        table_path = sweeps.run_sweep(P.spec_path, P.runs_root, force=P.rerun, reuse_results=P.results_dir)
     return pd.read_csv(table_path)
 
 

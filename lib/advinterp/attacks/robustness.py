@@ -1,0 +1,171 @@
+"""Robust accuracy measured the way the field accepts it: AutoAttack's core plus gradient-masking
+checks (Athalye et al. 2018; Carlini et al. 2019, "On evaluating adversarial robustness", sec. 5;
+Croce and Hein 2020).
+
+:func:`evaluate_robustness` attacks one model on fixed images under an L-inf budget ``eps`` with
+
+* FGSM (single step), PGD (``pgd_steps`` sign steps, random start, ``restarts``) and AutoAttack's
+  core (:func:`advinterp.attacks.apgd.autoattack`: APGD-CE then APGD-T with the targeted DLR loss);
+* PGD at a grid of budgets (``eps/2, eps, 2 eps, 4 eps`` and ``0.5``, capped at 1; one random
+  start at the budgets other than ``eps``): the accuracy-versus-eps curve;
+* PGD examples crafted on an independently trained ``source`` model (a transfer, black-box attack;
+  one random start).
+
+and reports four checks, each of which a model whose gradients are informative passes:
+
+1. ``monotone`` - accuracy does not rise as eps grows (within ``tol``);
+2. ``reaches_zero`` - at the largest budget (>= 0.5, where any image can be turned to flat grey)
+   accuracy is at most ``zero_level``;
+3. ``whitebox_le_transfer`` - the white-box accuracy is at most the transfer accuracy (+ ``tol``);
+4. ``iterative_le_single`` - PGD and AutoAttack are at most FGSM (+ ``tol``).
+
+``masking`` is true when any check fails: that model's robust accuracy is then not to be trusted.
+The robust accuracy the book reports is the AutoAttack-core accuracy; it is never above the PGD
+one for the same images (each image counts as robust only if every attack fails on it).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..core import cache
+from ..core._helpers import chunks
+from ..core.validation import check_number
+from ..models.predict import predict
+from . import apgd as apgd_module
+from . import linf
+
+#: accuracy tolerance of the masking checks (a fraction of the images)
+TOL = 0.01
+#: accuracy counted as "about zero" at the largest budget
+ZERO_LEVEL = 0.05
+
+
+@dataclass(frozen=True)
+class RobustnessReport:
+    """Accuracies of one model on the same images (fractions) and the masking checks."""
+
+    eps: float
+    clean_acc: float
+    fgsm_acc: float
+    pgd_acc: float
+    aa_acc: float
+    transfer_acc: float
+    eps_grid: tuple[float, ...]
+    curve: tuple[float, ...]
+    monotone: bool
+    reaches_zero: bool
+    whitebox_le_transfer: bool
+    iterative_le_single: bool
+
+    @property
+    def masking(self) -> bool:
+        """Whether any gradient-masking check failed."""
+        return not (self.monotone and self.reaches_zero and self.whitebox_le_transfer and self.iterative_le_single)
+
+    def row(self) -> dict[str, float]:
+        """The scalar fields (checks as 0/1) for a results table."""
+        out = {k: v for k, v in asdict(self).items() if k not in ("eps_grid", "curve")}
+        out = {k: float(v) for k, v in out.items()}
+        out["masking"] = float(self.masking)
+        return out
+
+
+def eps_grid(eps: float) -> tuple[float, ...]:
+    """The budgets of the accuracy-versus-eps curve: ``eps/2, eps, 2 eps, 4 eps`` and 0.5, capped at 1."""
+    eps = linf.EPS.validate(eps)
+    return tuple(sorted({min(1.0, round(f * eps, 6)) for f in (0.5, 1.0, 2.0, 4.0)} | {max(0.5, eps)}))
+
+
+def checks(*, fgsm_acc: float, pgd_acc: float, aa_acc: float, transfer_acc: float, curve: tuple[float, ...],
+           tol: float = TOL, zero_level: float = ZERO_LEVEL) -> dict[str, bool]:
+    """The four gradient-masking checks of the module docstring."""
+    return {
+        "monotone": all(b <= a + tol for a, b in zip(curve, curve[1:])),
+        "reaches_zero": curve[-1] <= zero_level,
+        "whitebox_le_transfer": aa_acc <= transfer_acc + tol,
+        "iterative_le_single": max(pgd_acc, aa_acc) <= fgsm_acc + tol,
+    }
+
+
+def _accuracy_under(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int,
+                    device: torch.device) -> tuple[float, torch.Tensor]:
+    """Fraction of images still correct after ``attack(x_batch, y_batch)``; the per-image mask."""
+    correct = []
+    for part in chunks(len(x), batch_size):
+        xb, yb = x[part].to(device), y[part].to(device)
+        adv = attack(xb, yb)
+        correct.append(predict(model, adv.cpu()) == y[part])
+    mask = torch.cat(correct)
+    return float(mask.float().mean()), mask
+
+
+def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                        source: nn.Module | None, n_iter: int = 100, n_targets: int = 9, pgd_steps: int = 20,
+                        restarts: int = 1, seed: int = 0, batch_size: int = 250) -> RobustnessReport:
+    """Every accuracy and check of the module docstring for ``model`` on ``(x, y)`` (CPU tensors).
+
+    ``source`` is the independently trained model the transfer attack is crafted on (None: the
+    transfer accuracy is NaN and its check is skipped, i.e. passes). Attacks run on the model's
+    device (the source must be on the same one)."""
+    eps = linf.EPS.validate(eps)
+    apgd_module.APGD_ITERS.validate(n_iter)
+    apgd_module.APGD_TARGETS.validate(n_targets)
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+
+    def pgd_at(e: float, target_model: nn.Module, n_restarts: int = 1):
+        return lambda xb, yb: linf.pgd([target_model], xb, yb, eps=e, steps=pgd_steps, restarts=n_restarts,
+                                       generator=gen).x_adv
+
+    clean = float((predict(model, x) == y).float().mean())
+    fgsm_acc, _ = _accuracy_under(lambda xb, yb: linf.fgsm([model], xb, yb, eps=eps).x_adv, model, x, y,
+                                  batch_size=batch_size, device=device)
+    pgd_acc, pgd_mask = _accuracy_under(pgd_at(eps, model, restarts), model, x, y, batch_size=batch_size,
+                                        device=device)
+    _, aa_mask = _accuracy_under(
+        lambda xb, yb: apgd_module.autoattack([model], xb, yb, eps=eps, n_iter=n_iter, n_targets=n_targets,
+                                              generator=gen).x_adv, model, x, y, batch_size=batch_size,
+        device=device)
+    aa_acc = float((aa_mask & pgd_mask).float().mean())  # robust only if every attack failed
+    grid = eps_grid(eps)
+    curve = tuple(pgd_acc if e == eps else _accuracy_under(pgd_at(e, model), model, x, y, batch_size=batch_size,
+                                                           device=device)[0] for e in grid)
+    if source is not None:
+        transfer_acc, _ = _accuracy_under(pgd_at(eps, source), model, x, y, batch_size=batch_size, device=device)
+    else:
+        transfer_acc = float("nan")
+    flags = checks(fgsm_acc=fgsm_acc, pgd_acc=pgd_acc, aa_acc=aa_acc,
+                   transfer_acc=transfer_acc if source is not None else float("inf"), curve=curve)
+    return RobustnessReport(eps, clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc, grid, curve, **flags)
+
+
+def cached_robustness(model_key: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                      source_key: str | None, source: nn.Module | None, n_iter: int = 100, n_targets: int = 9,
+                      pgd_steps: int = 20, restarts: int = 1, seed: int = 0) -> RobustnessReport:
+    """:func:`evaluate_robustness`, cached by the models' keys, the images and every setting."""
+    check_number("eps", eps, 0.0, 1.0)
+    description = {"model": model_key, "source": source_key, "eps": eps, "n_iter": n_iter, "n_targets": n_targets,
+                   "pgd_steps": pgd_steps, "restarts": restarts, "seed": seed,
+                   "images": cache.key_of([float(x.sum()), float(x.pow(2).sum()), y.tolist()]),
+                   "code": cache.code_version(apgd_module, linf, sys.modules[__name__])}
+
+    def compute() -> dict[str, torch.Tensor]:
+        r = evaluate_robustness(model, x, y, eps=eps, source=source, n_iter=n_iter, n_targets=n_targets,
+                                pgd_steps=pgd_steps, restarts=restarts, seed=seed)
+        return {"scalars": torch.tensor([r.clean_acc, r.fgsm_acc, r.pgd_acc, r.aa_acc, r.transfer_acc],
+                                        dtype=torch.float64),
+                "grid": torch.tensor(r.eps_grid, dtype=torch.float64),
+                "curve": torch.tensor(r.curve, dtype=torch.float64)}
+
+    t = cache.memoized("robustness", description, compute)
+    clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc = (float(v) for v in t["scalars"])
+    curve = tuple(float(v) for v in t["curve"])
+    flags = checks(fgsm_acc=fgsm_acc, pgd_acc=pgd_acc, aa_acc=aa_acc,
+                   transfer_acc=transfer_acc if source is not None else float("inf"), curve=curve)
+    return RobustnessReport(eps, clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc,
+                            tuple(float(v) for v in t["grid"]), curve, **flags)

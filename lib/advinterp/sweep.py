@@ -15,10 +15,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("spec", help="YAML sweep specification")
     parser.add_argument("--runs-dir", default=None, help="root of sweep outputs (default: <repo>/runs)")
     parser.add_argument("--collect-only", action="store_true", help="only rebuild table.csv from finished runs")
+    parser.add_argument("--reuse-results", default=None, metavar="DIR",
+                        help="adopt a chapter's own results file from DIR (e.g. results) when it was made with the "
+                             "run's parameters by the current notebook and library, instead of executing the run")
     args = parser.parse_args(argv)
     spec = load_spec(args.spec)
     root = (Path(args.runs_dir) if args.runs_dir else paths.repo_root() / "runs") / spec["name"]
-    table = collect(spec, root) if args.collect_only else run_sweep(args.spec, args.runs_dir)
+    table = collect(spec, root) if args.collect_only else run_sweep(args.spec, args.runs_dir, reuse_results=args.reuse_results)
     import pandas as pd
 
     df = pd.read_csv(table)

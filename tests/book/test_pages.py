@@ -114,3 +114,55 @@ def test_every_reference_is_cited():
                 "madry2018towards", "kurakin2017adversarial", "liu2017delving", "dhamdhere2019important",
                 "sundararajan2017axiomatic", "bau2017network", "wang2019adversarial"):
         assert key in keys
+
+
+MEASURE = """
+<script>
+window.addEventListener("load", () => setTimeout(() => {
+  const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;
+  const column = article.getBoundingClientRect();
+  const clone = article.cloneNode(true);
+  clone.querySelectorAll("script, style, mjx-container, .MathJax").forEach(e => e.remove());
+  const text = clone.textContent;
+  const tables = [...article.querySelectorAll("table")].map(t => t.getBoundingClientRect())
+    .filter(r => r.width > 0 && r.right > column.right + 2).length;
+  const figures = [...article.querySelectorAll(".cell_output img, figure img")]
+    .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width > 0)
+    .map(i => ({src: i.getAttribute("src").slice(0, 60), scale: i.getBoundingClientRect().width / i.naturalWidth}));
+  const pre = document.createElement("pre");
+  pre.id = "advinterp-measure";
+  pre.textContent = JSON.stringify({raw_tex: (text.match(/\\\\\\[|\\$\\$|\\\\begin\\{/g) || []).length,
+                                    typeset: document.querySelectorAll("mjx-container").length,
+                                    wide_tables: tables, figures: figures, column: column.width});
+  document.body.appendChild(pre);
+}, 3000));
+</script>
+"""
+#: the smallest on-screen scale of a figure's pixels (below it, 10-point labels become unreadable)
+MIN_FIGURE_SCALE = 0.6
+
+
+@pytest.mark.skipif(_chromium() is None, reason="Chromium not installed (make test installs Debian's chromium)")
+def test_pages_read_well_offline(built_book, tmp_path_factory):
+    """Offline, at a laptop's width: every equation is typeset (no raw TeX left: MathJax is served
+    with the book), no table runs past the text column, no figure is shrunk below legibility."""
+    profile = tmp_path_factory.mktemp("chromium-measure")
+    problems = []
+    for f in _toc_files():
+        page = built_book["html"] / f"{f}.html"
+        probe = page.with_name(page.stem + ".measure.html")
+        probe.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+        proc = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1600",
+                               "--virtual-time-budget=15000", "--dump-dom", probe.resolve().as_uri()],
+                              capture_output=True, text=True, timeout=180)
+        found = re.search(r'<pre id="advinterp-measure">(.*?)</pre>', proc.stdout, re.S)
+        assert found, f"{f}: the measuring script did not run ({proc.stderr[-300:]})"
+        m = json.loads(found.group(1).replace("&quot;", '"').replace("&amp;", "&").replace("&lt;", "<")
+                       .replace("&gt;", ">"))
+        if m["raw_tex"]:
+            problems.append(f"{f}: {m['raw_tex']} equations left as raw TeX")
+        if m["wide_tables"]:
+            problems.append(f"{f}: {m['wide_tables']} tables wider than the text column")
+        small = [fig for fig in m["figures"] if fig["scale"] < MIN_FIGURE_SCALE]
+        problems += [f"{f}: figure {fig['src']} shown at {fig['scale']:.2f} of its size" for fig in small]
+    assert not problems, "\n".join(problems)

@@ -81,3 +81,49 @@ def test_a_changed_notebook_invalidates_finished_runs(toy):
     nb.cells.append(nbformat.v4.new_markdown_cell("a new paragraph"))
     nbformat.write(nb, book / "99-toy.ipynb")
     assert not sweep.is_complete(root, runs[0], book)
+
+
+def test_a_default_run_is_adopted_from_the_chapters_own_results(toy, tmp_path):
+    """Chapter 8 in a book build: the chapter has just run with its defaults; the sweep reuses that
+    results file instead of executing the chapter again, but only if notebook and library match."""
+    from advinterp.core.cache import library_version
+
+    book, _, runs_root = toy
+    spec = tmp_path / "default.yaml"
+    spec.write_text("name: plain\nruns:\n  - chapter: 99-toy\n")
+    results_dir = tmp_path / "results"
+    results_dir.mkdir()
+    payload = {"chapter": "99-toy", "params": {"x": 1}, "metrics": {"double": 42}, "overrides": {},
+               "provenance": {"notebook": sweep.notebook_digest("99-toy", book), "library": library_version()}}
+    (results_dir / "99-toy.json").write_text(json.dumps(payload))
+    table = pd.read_csv(sweep.run_sweep(spec, runs_root, progress_bar=False, notebooks=book,
+                                        reuse_results=results_dir))
+    (run,) = sweep.expand(sweep.load_spec(spec, book))
+    folder = sweep.run_dir(runs_root / "plain", run)
+    assert table.status.tolist() == ["ok"] and table.double.tolist() == [42]
+    assert not (folder / "notebook.ipynb").exists(), "the adopted run was executed"
+    assert json.loads((folder / "status.json").read_text())["adopted_from"].endswith("99-toy.json")
+    assert sweep.is_complete(runs_root / "plain", run, book)
+    # made by another library version, or with other parameters: executed, not adopted
+    for change in ({"provenance": {**payload["provenance"], "library": "0" * 16}}, {"overrides": {"x": 5}}):
+        (results_dir / "99-toy.json").write_text(json.dumps({**payload, **change}))
+        table = pd.read_csv(sweep.run_sweep(spec, runs_root / "again", progress_bar=False, notebooks=book,
+                                            reuse_results=results_dir, force=False))
+        assert table.double.tolist() == [2]
+        assert (sweep.run_dir(runs_root / "again" / "plain", run) / "notebook.ipynb").exists()
+        import shutil
+
+        shutil.rmtree(runs_root / "again")
+
+
+def test_results_record_overrides_and_provenance(tmp_path):
+    from advinterp.core.cache import library_version
+    from advinterp.report import results
+    from advinterp.studies import transfer
+
+    params = {**transfer.CHAPTER.defaults, "eps": 0.1}
+    path = results.write_results(transfer.CHAPTER.stem, params, {"m": 1.0}, tmp_path)
+    payload = json.loads(path.read_text())
+    assert payload["overrides"] == {"eps": 0.1}
+    assert payload["provenance"] == {"notebook": sweep.notebook_digest(transfer.CHAPTER.stem),
+                                     "library": library_version()}

@@ -56,6 +56,17 @@ def code_version(*modules: ModuleType) -> str:
     return h.hexdigest()[:16]
 
 
+def library_version() -> str:
+    """Digest of every source file of the ``advinterp`` package: results made by another version
+    of the library are not reused as if they were current (see :mod:`advinterp.report.sweeps`)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def _atomic_write(path: Path, payload: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)

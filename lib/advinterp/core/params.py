@@ -126,6 +126,10 @@ class ChapterParams(dict[str, Any]):
         return {k: self[k] for k in self.declared}
 
 
+#: every declared chapter by stem (filled as study modules are imported)
+CHAPTERS: dict[str, "Chapter"] = {}
+
+
 @dataclass(frozen=True)
 class Chapter:
     """A chapter's parameters: the declared :class:`Param` objects (in the order of the notebook's
@@ -134,6 +138,19 @@ class Chapter:
     stem: str
     params: tuple[Param, ...]
     relations: Callable[[ChapterParams], None] = field(default=lambda P: None)
+
+    def __post_init__(self) -> None:
+        CHAPTERS[self.stem] = self
+
+    def overrides(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The entries of ``values`` that differ from this chapter's declared defaults (lists and
+        tuples compare alike)."""
+        def same(a: Any, b: Any) -> bool:
+            if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+                return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+            return a == b
+
+        return {k: val for k, val in values.items() if k in self.defaults and not same(val, self.defaults[k])}
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..core import paths
-from ..core.cache import atomic_write_text
+from ..core.cache import atomic_write_text, library_version
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,10 +40,21 @@ def plain(value: Any) -> Any:
 
 def write_results(chapter: str, params: Mapping[str, Any], metrics: Mapping[str, Any],
                   results_dir: str | Path = "results") -> Path:
-    """Write ``<results_dir>/<chapter>.json`` atomically and return its path."""
+    """Write ``<results_dir>/<chapter>.json`` atomically and return its path. Besides the parameters
+    and metrics it records which parameters differ from the chapter's defaults (``overrides``) and
+    the versions of the notebook and the library that made it (``provenance``), so a sweep can
+    reuse a default run made by the current code instead of repeating it."""
+    from ..core.params import CHAPTERS
+    from .sweeps import book_dir, notebook_digest
+
     folder = paths.resolve_results_dir(results_dir)
     path = folder / f"{chapter}.json"
-    payload = {"chapter": chapter, "params": plain(dict(params)), "metrics": plain(dict(metrics))}
+    declared = CHAPTERS.get(chapter)
+    notebook = book_dir() / f"{chapter}.ipynb"
+    payload = {"chapter": chapter, "params": plain(dict(params)), "metrics": plain(dict(metrics)),
+               "overrides": plain(declared.overrides(params)) if declared is not None else None,
+               "provenance": {"notebook": notebook_digest(chapter) if notebook.is_file() else None,
+                              "library": library_version()}}
     atomic_write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", path)
     return path
 

@@ -12,7 +12,8 @@ The machinery of the entry point ``python -m advinterp.sweep configs/sweeps/side
 
 Each run executes the chapter with papermill's Python API and writes
 ``runs/<name>/<chapter>/<run>/notebook.ipynb``, its results JSON and a ``status.json``. A run whose
-results exist with status ``ok`` is skipped (unless the chapter notebook has changed since), so
+results exist with status ``ok`` is skipped (unless the chapter notebook or the library has changed
+since), so
 an interrupted sweep resumes where it stopped; a failing run is recorded with its error and the
 others go on. :func:`collect` gathers every run
 into ``runs/<name>/table.csv``: one row per run, the chapter, the parameters and the metrics as
@@ -36,7 +37,7 @@ from typing import Any
 import yaml
 
 from ..core import paths, progress
-from ..core.cache import atomic_write_text, key_of
+from ..core.cache import atomic_write_text, key_of, library_version
 from ..core.validation import fail
 
 
@@ -107,13 +108,36 @@ def notebook_digest(chapter: str, notebooks: Path | None = None) -> str:
 
 
 def is_complete(root: Path, run: Run, notebooks: Path | None = None) -> bool:
-    """Finished with status ``ok``, its results present, and made by the current notebook."""
+    """Finished with status ``ok``, its results present, and made by the current notebook and library."""
     folder = run_dir(root, run)
     status = folder / "status.json"
     if not status.is_file() or not (folder / "results" / f"{run.chapter}.json").is_file():
         return False
     recorded = json.loads(status.read_text())
-    return recorded.get("status") == "ok" and recorded.get("notebook") == notebook_digest(run.chapter, notebooks)
+    return (recorded.get("status") == "ok" and recorded.get("notebook") == notebook_digest(run.chapter, notebooks)
+            and recorded.get("library") == library_version())
+
+
+def adopt(run: Run, root: Path, *, notebooks: Path | None = None, results_dir: str | Path = "results") -> bool:
+    """Reuse the chapter's own results file (``<results_dir>/<chapter>.json``, written when the
+    chapter ran with its defaults, e.g. earlier in the same book build) as this run's results when it
+    was made with exactly this run's parameters (its recorded ``overrides`` equal the run's) by the
+    current notebook and library. Returns whether the run was adopted (its status says so)."""
+    source = paths.resolve_results_dir(results_dir) / f"{run.chapter}.json"
+    if not source.is_file():
+        return False
+    payload = json.loads(source.read_text())
+    provenance = payload.get("provenance") or {}
+    if (payload.get("overrides") != json.loads(json.dumps(run.params, default=str))
+            or provenance.get("notebook") != notebook_digest(run.chapter, notebooks)
+            or provenance.get("library") != library_version()):
+        return False
+    folder = run_dir(root, run)
+    atomic_write_text(source.read_text(), folder / "results" / f"{run.chapter}.json")
+    status = {"status": "ok", "chapter": run.chapter, "params": run.params, "seconds": 0.0,
+              "adopted_from": str(source), "notebook": provenance["notebook"], "library": provenance["library"]}
+    atomic_write_text(json.dumps(status, indent=1, default=str), folder / "status.json")
+    return True
 
 
 @contextlib.contextmanager
@@ -150,20 +174,24 @@ def execute(run: Run, root: Path, *, timeout: int = 3600, notebooks: Path | None
         status = {"status": "failed", "error": f"{type(err).__name__}: {err}"[-4000:],
                   "traceback": traceback.format_exc()[-4000:]}
     status.update({"chapter": run.chapter, "params": run.params, "seconds": round(time.time() - start, 1),
-                   "notebook": notebook_digest(run.chapter, notebooks)})
+                   "notebook": notebook_digest(run.chapter, notebooks), "library": library_version()})
     atomic_write_text(json.dumps(status, indent=1, default=str), folder / "status.json")
     return status
 
 
 def run_sweep(spec_path: str | Path, runs_root: str | Path | None = None, *, progress_bar: bool = True,
-              notebooks: Path | None = None, force: bool = False) -> Path:
+              notebooks: Path | None = None, force: bool = False, reuse_results: str | Path | None = None) -> Path:
     """Execute every incomplete run of the spec (every run with ``force``), then collect the
-    table; returns its path."""
+    table; returns its path. With ``reuse_results`` (a results folder, e.g. the book's
+    ``results``), a run that the chapter has just made with the same parameters, notebook and
+    library is adopted from there instead of executed again (:func:`adopt`)."""
     spec = load_spec(spec_path, notebooks)
     root = Path(runs_root) if runs_root is not None else paths.repo_root() / "runs"
     root = root / spec["name"]
     runs = expand(spec)
     todo = [r for r in runs if force or not is_complete(root, r, notebooks)]
+    if reuse_results is not None and not force:
+        todo = [r for r in todo if not adopt(r, root, notebooks=notebooks, results_dir=reuse_results)]
     bar = progress.bar(todo, desc=f"sweep {spec['name']}", disable=not progress_bar)
     for run in bar:
         bar.set_postfix_str(f"{run.chapter} {run.run_id[:30]}")

@@ -143,10 +143,14 @@ def agreement_histograms(table: "object", ax: Axes | None = None) -> Figure:
     long["label of the adversarial image"] = long["label of the adversarial image"].map(
         {"target_agreement": "target label", "true_agreement": "true label"})
     grid = sns.displot(long, x="agreement", hue="label of the adversarial image", col="layer", bins=np.linspace(0, 1, 11),
-                       multiple="dodge", shrink=0.85, stat="percent", common_norm=False, height=3.0, aspect=1.5,
+                       multiple="dodge", shrink=0.85, stat="percent", common_norm=False, height=3.0, aspect=1.2,
+                       col_wrap=2,
                        facet_kws={"sharey": False}, palette={"target label": "#C44E52", "true label": "#4C72B0"})
-    grid.set_axis_labels("fraction of top-K adversarial images\nlabelled with the dominant real class",
+    grid.set_axis_labels("share of the top-K adversarial images\nwith the neuron's dominant real class",
                          "neurons (% of live)")
+    sns.move_legend(grid, "lower center", bbox_to_anchor=(0.5, -0.02), ncol=2, frameon=False)
+    grid.figure.set_size_inches(7.6, 3.5)
+    grid.figure.tight_layout(rect=(0, 0.14, 1, 1))
     return grid.figure
 
 
@@ -175,12 +179,16 @@ def representation_curves(table: "object", measure: str = "cs") -> Figure:
 
     assert isinstance(table, pd.DataFrame)
     attacks = list(dict.fromkeys(table["attack"]))
-    fig, axes = plt.subplots(1, len(attacks), figsize=(3.1 * len(attacks), 3.1), sharey=True, squeeze=False)
+    ncols = min(2, len(attacks))  # at most two panels a row: legible at the width of the text column
+    nrows = -(-len(attacks) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows + 0.5), sharey=True, squeeze=False)
+    for ax in axes.flat[len(attacks):]:
+        ax.set_visible(False)
     names = {f"{measure}_own": "own clean image", f"{measure}_true": "true-class mean",
              f"{measure}_target": "target-class mean"}
     colors = {f"{measure}_own": "#7f7f7f", f"{measure}_true": "#4C72B0", f"{measure}_target": "#C44E52"}
     label = {"cs": "cosine similarity", "r": "Pearson r", "lc": "local consistency (LC)"}[measure]
-    for ax, attack in zip(axes[0], attacks):
+    for ax, attack in zip(axes.flat, attacks):
         sub = table[table["attack"] == attack]
         g = sub.groupby(["depth", "layer"], sort=True)
         for col, name in names.items():
@@ -192,11 +200,12 @@ def representation_curves(table: "object", measure: str = "cs") -> Figure:
         ax.set_xticks([d for d, _ in g.size().index], [layer for _, layer in g.size().index])
         ax.set_title(attack.upper())
         ax.set_xlabel("layer (shallow to deep)")
-    axes[0, 0].set_ylabel(f"{label} of phi(x_adv)\n(mean over probes; bars: std over seeds)")
+    for row in axes:
+        row[0].set_ylabel(f"{label}\n(bars: std over seeds)", fontsize=9)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, title="phi(x_adv) compared with", loc="lower center", ncol=3, fontsize=9,
                title_fontsize=9, frameon=False)
-    fig.tight_layout(rect=(0, 0.14, 1, 1))
+    fig.tight_layout(rect=(0, 0.5 / (3.0 * nrows + 0.5) + 0.04, 1, 1))
     return fig
 
 
@@ -470,10 +479,12 @@ def robustness_sweep(table: "object", curves: dict[str, tuple[Sequence[float], S
     return fig
 
 
-def interval_forest(rows: "object", pairs: Sequence[tuple[str, str]], better: dict[str, bool]) -> Figure:
+def interval_forest(rows: "object", pairs: Sequence[tuple[str, str]], better: dict[str, bool],
+                    verdict: Sequence[str] | None = None) -> Figure:
     """One panel per pair ``a - b``: each metric's mean paired difference with its confidence
     interval, oriented so that right of the zero line means ``a`` is better (``better[metric]``:
-    whether higher is better). ``rows`` has columns a, b, metric, diff, lo, hi, usable."""
+    whether higher is better). ``rows`` has columns a, b, metric, diff, lo, hi, usable. Metrics not
+    in ``verdict`` (when given) are labelled "(shown only)"."""
     import pandas as pd
 
     assert isinstance(rows, pd.DataFrame)
@@ -493,7 +504,7 @@ def interval_forest(rows: "object", pairs: Sequence[tuple[str, str]], better: di
             ax.plot([s * r["diff"]], [i], "o", color=color, mfc="white" if not r.usable else color)
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(range(len(sub)))
-        ax.set_yticklabels(list(sub.metric))
+        ax.set_yticklabels([m if verdict is None or m in verdict else f"{m} (shown only)" for m in sub.metric])
         ax.set_title(f"{a} vs {b}", fontsize=10)
         ax.set_xlabel(f"<- {b} better | {a} better ->", fontsize=8)
     fig.tight_layout()

@@ -22,6 +22,19 @@ def setup() -> None:
     plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.titlesize": 11, "figure.autolayout": False})
 
 
+def panel_grid(n: int, width: float, height: float, *, extra_height: float = 0.0,
+               **kw: object) -> tuple[Figure, np.ndarray]:
+    """``n`` panels of ``width`` x ``height`` inches, at most two a row (legible at the width of the
+    book's text column); unused cells are hidden. Returns the figure and the 2-d axes array."""
+    ncols = min(2, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows + extra_height), squeeze=False,
+                             **kw)  # type: ignore[arg-type]
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
 def to_image(x: torch.Tensor) -> np.ndarray:
     """A ``(C, H, W)`` tensor in [0,1] as an array for ``imshow`` (grey images as 2-D)."""
     arr = x.detach().cpu().clamp(0, 1).numpy()
@@ -179,11 +192,8 @@ def representation_curves(table: "object", measure: str = "cs") -> Figure:
 
     assert isinstance(table, pd.DataFrame)
     attacks = list(dict.fromkeys(table["attack"]))
-    ncols = min(2, len(attacks))  # at most two panels a row: legible at the width of the text column
-    nrows = -(-len(attacks) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 3.0 * nrows + 0.5), sharey=True, squeeze=False)
-    for ax in axes.flat[len(attacks):]:
-        ax.set_visible(False)
+    fig, axes = panel_grid(len(attacks), 3.4, 3.0, extra_height=0.5, sharey=True)
+    nrows = axes.shape[0]
     names = {f"{measure}_own": "own clean image", f"{measure}_true": "true-class mean",
              f"{measure}_target": "target-class mean"}
     colors = {f"{measure}_own": "#7f7f7f", f"{measure}_true": "#4C72B0", f"{measure}_target": "#C44E52"}
@@ -220,11 +230,7 @@ def lambda_tradeoff(table: "object", columns: dict[str, str], reference: str = "
     std_rows = table[table["method"] == reference]
     lambdas = sorted(adv["lambda"].unique())
     positions = {lam: i for i, lam in enumerate(lambdas)}
-    ncols = min(2, len(columns))  # at most two panels a row: legible at the width of the text column
-    nrows = -(-len(columns) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
-    for ax in axes.flat[len(columns):]:
-        ax.set_visible(False)
+    fig, axes = panel_grid(len(columns), 4.2, 3.2)
     for ax, (col, label) in zip(axes.flat, columns.items()):
         g = adv.groupby("lambda")[col]
         mean, sd = g.mean(), g.std().fillna(0)
@@ -413,11 +419,7 @@ def training_curves(curves: "object", columns: dict[str, str] | None = None) -> 
     assert isinstance(curves, pd.DataFrame)
     columns = columns or {"train_acc": "clean training accuracy", "train_adv_acc": "adversarial training accuracy\n"
                           "(the training attack, train mode)"}
-    ncols = min(2, len(columns))  # at most two panels a row: legible at the width of the text column
-    nrows = -(-len(columns) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows), squeeze=False)
-    for ax in axes.flat[len(columns):]:
-        ax.set_visible(False)
+    fig, axes = panel_grid(len(columns), 4.6, 3.3)
     for ax, (col, label) in zip(axes.flat, columns.items()):
         for method, group in curves.groupby("method", sort=False):
             g = group.groupby("epoch")[col]
@@ -488,12 +490,7 @@ def interval_forest(rows: "object", pairs: Sequence[tuple[str, str]], better: di
     import pandas as pd
 
     assert isinstance(rows, pd.DataFrame)
-    ncols = min(2, len(pairs))  # at most two panels a row: legible at the width of the text column
-    nrows = -(-len(pairs) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.4 * ncols, (0.4 * rows.metric.nunique() + 1.4) * nrows),
-                             sharey=True, squeeze=False)
-    for ax in axes.flat[len(pairs):]:
-        ax.set_visible(False)
+    fig, axes = panel_grid(len(pairs), 4.4, 0.4 * rows.metric.nunique() + 1.4, sharey=True)
     for ax, (a, b) in zip(axes.flat, pairs):
         sub = rows[(rows.a == a) & (rows.b == b)]
         for i, (_, r) in enumerate(sub.iterrows()):

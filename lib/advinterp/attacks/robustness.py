@@ -26,6 +26,7 @@ one for the same images (each image counts as robust only if every attack fails 
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict, dataclass
 
@@ -139,8 +140,14 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, e
         transfer_acc, _ = _accuracy_under(pgd_at(eps, source), model, x, y, batch_size=batch_size, device=device)
     else:
         transfer_acc = float("nan")
+    return _report(eps, clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc, grid, curve)
+
+
+def _report(eps: float, clean: float, fgsm_acc: float, pgd_acc: float, aa_acc: float, transfer_acc: float,
+            grid: tuple[float, ...], curve: tuple[float, ...]) -> RobustnessReport:
+    """The report with its checks (a NaN transfer accuracy - no source model - passes its check)."""
     flags = checks(fgsm_acc=fgsm_acc, pgd_acc=pgd_acc, aa_acc=aa_acc,
-                   transfer_acc=transfer_acc if source is not None else float("inf"), curve=curve)
+                   transfer_acc=float("inf") if math.isnan(transfer_acc) else transfer_acc, curve=curve)
     return RobustnessReport(eps, clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc, grid, curve, **flags)
 
 
@@ -164,8 +171,5 @@ def cached_robustness(model_key: str, model: nn.Module, x: torch.Tensor, y: torc
 
     t = cache.memoized("robustness", description, compute)
     clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc = (float(v) for v in t["scalars"])
-    curve = tuple(float(v) for v in t["curve"])
-    flags = checks(fgsm_acc=fgsm_acc, pgd_acc=pgd_acc, aa_acc=aa_acc,
-                   transfer_acc=transfer_acc if source is not None else float("inf"), curve=curve)
-    return RobustnessReport(eps, clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc,
-                            tuple(float(v) for v in t["grid"]), curve, **flags)
+    return _report(eps, clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc, tuple(float(v) for v in t["grid"]),
+                   tuple(float(v) for v in t["curve"]))

@@ -28,7 +28,7 @@ Metric values are cached per (model, method, images), so reruns and book builds 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from ..core import cache
+from ..core.devices import seeded_rng
 from ..core.params import Chapter, ChapterParams, at_most, choice, integer, listof, number
 from ..core.validation import fail
 from ..interpret import affinity, attribution, sanity
@@ -162,8 +163,6 @@ def mprt_correlations(tm: TrainedModel, x: torch.Tensor, target: torch.Tensor, m
         return attribution.explainer(model, method)(xs, target=t)
 
     def compute() -> dict[str, torch.Tensor]:
-        from ..core.devices import seeded_rng
-
         device = next(tm.model.parameters()).device
         with seeded_rng(seed, device):
             return sanity.mprt(tm.model, x.to(device), target.to(device), explain, seed=seed)
@@ -182,6 +181,7 @@ class Result:
     maps: dict[tuple[str, str], torch.Tensor]          # first seed: (model, method) -> attributions
     x_eval: torch.Tensor                               # first seed's evaluated images
     weight_norm_ratio: list[float]                     # per seed: regularised / standard weight norm
+    comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # :func:`comparisons`, filled by run
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -249,8 +249,10 @@ def run(P: ChapterParams) -> Result:
     per_image = pd.DataFrame(rows)
     if not digit_mask:
         per_image["relevance_mass"] = float("nan")
-    return Result(per_image, accuracy, pd.DataFrame(sanity_rows), pd.DataFrame(curve_rows), selected, matched, maps,
-                  x_first, ratios)
+    result = Result(per_image, accuracy, pd.DataFrame(sanity_rows), pd.DataFrame(curve_rows), selected, matched, maps,
+                    x_first, ratios)
+    result.comparisons = comparisons(result, P)  # the bootstrap runs once; summary, verdicts and figures read it
+    return result
 
 
 def mprt_passes(result: Result) -> pd.DataFrame:
@@ -337,7 +339,7 @@ def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
     measured = [c for c in HIGHER_IS_BETTER if head[c].notna().any()]
     metrics = method_metrics(head, {a: a for a in names}, measured, by="model")
     metrics.update(method_metrics(result.accuracy, names, list(ACCURACY_MEASURES), by="model"))
-    comp = comparisons(result, P)
+    comp = result.comparisons
     for _, r in comp[comp.method == P.attribution].iterrows():
         key = f"{r.metric}_{pair_name(r.a, r.b)}"
         metrics.update({key: r["diff"], f"{key}_lo": r.lo, f"{key}_hi": r.hi})
@@ -365,7 +367,7 @@ def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
 
 def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, each decided by the numbers."""
-    comp = comparisons(result, P)
+    comp = result.comparisons
     out = {}
     for (a, b) in PAIRS:
         out[f"verdict_{pair_name(a, b)}"] = claim_verdict(comp[(comp.a == a) & (comp.b == b)])

@@ -15,6 +15,8 @@ export PYTHONHASHSEED ?= 0
 SYSTEM_PACKAGES := wordnet-base chromium
 
 SWEEP ?= configs/sweeps/side-by-side.yaml
+ENGINE ?= local
+SWEEP_ARGS ?=
 
 .PHONY: env sysdeps book test unit sweep bench clean-cache clean help
 
@@ -22,7 +24,8 @@ help:
 	@echo "make book   - set up .venv, execute all chapters, render _build/html"
 	@echo "make test   - set up .venv, run every test (unit, chapters, book build)"
 	@echo "make unit   - unit tests only (fast)"
-	@echo "make sweep  - run the sweep SWEEP=$(SWEEP) (resumable) and collect its table"
+	@echo "make sweep  - run the sweep SWEEP=$(SWEEP) (resumable) and collect its table;"
+	@echo "              ENGINE=ray SWEEP_ARGS='--gpus-per-run 1' runs it on Ray (README: Sweeps on Ray)"
 	@echo "make bench  - performance benchmarks on this machine (< 5 min on 2 cores)"
 
 # The environment is rebuilt only when requirements.txt or pyproject.toml change.
@@ -56,7 +59,7 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
 
 sweep: $(STAMP)
-	$(BIN)/python -m advinterp.sweep $(SWEEP)
+	$(BIN)/python -m advinterp.sweep $(SWEEP) --engine $(ENGINE) $(SWEEP_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m advinterp.bench

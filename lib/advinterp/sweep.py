@@ -1,27 +1,69 @@
 """Entry point: ``python -m advinterp.sweep SPEC`` runs a sweep of chapters (resumable) and collects
-its table (the machinery is :mod:`advinterp.report.sweeps`; the spec format is described there)."""
+its table (the machinery is :mod:`advinterp.report.sweeps`; the spec format is described there).
+
+``--engine local`` (the default) runs one run after another in this process; ``--engine ray`` makes
+each run a Ray task with ``--gpus-per-run`` GPUs and ``--cpus-per-run`` CPUs on the cluster at
+``--address`` (default: a Ray instance started here on this machine's cores and GPUs), retrying a
+run whose worker dies up to ``--max-retries`` times (:mod:`advinterp.report.sweep_ray`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .core import paths
-from .report.sweeps import collect, load_spec, run_sweep
+from .report.sweeps import ENGINES, collect, load_spec, run_sweep
+
+#: the options that only the Ray engine takes: flag -> keyword of sweep_ray.execute_all
+RAY_OPTIONS = {"--address": "address", "--gpus-per-run": "gpus_per_run", "--cpus-per-run": "cpus_per_run",
+               "--max-retries": "max_retries"}
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m advinterp.sweep", description=__doc__.split("\n\n")[0])
+    p.add_argument("spec", help="YAML sweep specification")
+    p.add_argument("--runs-dir", default=None, help="root of sweep outputs (default: <repo>/runs)")
+    p.add_argument("--collect-only", action="store_true", help="only rebuild table.csv from finished runs")
+    p.add_argument("--reuse-results", default=None, metavar="DIR",
+                   help="adopt a chapter's own results file from DIR (e.g. results) when it was made with the "
+                        "run's parameters by the current notebook and library, instead of executing the run")
+    p.add_argument("--notebooks", default=None, metavar="DIR", help="folder of the chapter notebooks (default: book/)")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local: one run after another here (default); ray: each run a Ray task")
+    ray = p.add_argument_group("Ray engine (--engine ray)")
+    ray.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                     help="Ray cluster to use: 'auto' (started on this machine with `ray start --head`) or a head "
+                          "node's HOST:PORT (default: start a Ray instance here)")
+    ray.add_argument("--gpus-per-run", type=float, default=None, metavar="N", help="GPUs per run (default 0)")
+    ray.add_argument("--cpus-per-run", type=float, default=None, metavar="N", help="CPUs per run (default 1)")
+    ray.add_argument("--max-retries", type=int, default=None, metavar="N",
+                     help="retries of a run whose worker process dies (default 2)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m advinterp.sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("spec", help="YAML sweep specification")
-    parser.add_argument("--runs-dir", default=None, help="root of sweep outputs (default: <repo>/runs)")
-    parser.add_argument("--collect-only", action="store_true", help="only rebuild table.csv from finished runs")
-    parser.add_argument("--reuse-results", default=None, metavar="DIR",
-                        help="adopt a chapter's own results file from DIR (e.g. results) when it was made with the "
-                             "run's parameters by the current notebook and library, instead of executing the run")
-    args = parser.parse_args(argv)
-    spec = load_spec(args.spec)
-    root = (Path(args.runs_dir) if args.runs_dir else paths.repo_root() / "runs") / spec["name"]
-    table = collect(spec, root) if args.collect_only else run_sweep(args.spec, args.runs_dir, reuse_results=args.reuse_results)
+    p = parser()
+    args = p.parse_args(argv)
+    options = {key: getattr(args, key) for key in RAY_OPTIONS.values() if getattr(args, key) is not None}
+    if options and args.engine != "ray":
+        given = [flag for flag, key in RAY_OPTIONS.items() if key in options]
+        p.error(f"{', '.join(given)} only with --engine ray")
+    try:
+        notebooks = Path(args.notebooks) if args.notebooks else None
+        spec = load_spec(args.spec, notebooks)
+        root = (Path(args.runs_dir) if args.runs_dir else paths.repo_root() / "runs") / spec["name"]
+        table = collect(spec, root) if args.collect_only else run_sweep(
+            args.spec, args.runs_dir, notebooks=notebooks, reuse_results=args.reuse_results, engine=args.engine,
+            **options)
+    except ValueError as err:  # a bad option or spec: say which, without a traceback
+        message = str(err)
+        for flag, key in RAY_OPTIONS.items():  # name the option as the user typed it
+            if message.startswith(f"{key}="):
+                message = flag + message[len(key):]
+        print(f"python -m advinterp.sweep: error: {message}", file=sys.stderr)
+        return 2
     import pandas as pd
 
     df = pd.read_csv(table)

@@ -127,3 +127,27 @@ def test_results_record_overrides_and_provenance(tmp_path):
     assert payload["overrides"] == {"eps": 0.1}
     assert payload["provenance"] == {"notebook": sweep.notebook_digest(transfer.CHAPTER.stem),
                                      "library": library_version()}
+
+
+@pytest.mark.parametrize("path", sorted((sweep.paths.repo_root() / "configs" / "sweeps").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_shipped_sweep_spec_loads(path):
+    runs = sweep.expand(sweep.load_spec(path))
+    assert runs and len({(r.chapter, r.run_id) for r in runs}) == len(runs)
+
+
+def test_params_file_and_top_level_params_reach_every_run(toy, tmp_path):
+    book, _, _ = toy
+    common = tmp_path / "common.yaml"
+    common.write_text("x: 7\ny: from-file\nfail_on_two: false\n")
+    spec = tmp_path / "common-spec.yaml"
+    spec.write_text(f"name: c\nparams_file: {common}\nparams: {{y: top}}\nruns:\n  - chapter: 99-toy\n"
+                    "  - chapter: 99-toy\n    grid: {x: [1, 2]}\n    params: {y: block}\n")
+    runs = sweep.expand(sweep.load_spec(spec, book))
+    assert [r.params for r in runs] == [{"x": 7, "y": "top", "fail_on_two": False},
+                                        {"x": 1, "y": "block", "fail_on_two": False},
+                                        {"x": 2, "y": "block", "fail_on_two": False}]
+    assert runs[1].run_id.startswith("x=1-") and runs[0].run_id.startswith("default-")
+    spec.write_text("name: c\nparams_file: nowhere.yaml\nruns:\n  - chapter: 99-toy\n")
+    with pytest.raises(ValueError, match="params_file='nowhere.yaml'"):
+        sweep.load_spec(spec, book)

@@ -4,11 +4,15 @@ The machinery of the entry point ``python -m advinterp.sweep configs/sweeps/side
 (or ``make sweep``; :mod:`advinterp.sweep`) and of chapter 8. It reads a YAML spec::
 
     name: side-by-side            # output folder runs/<name>/
+    params_file: configs/cifar10-gpu.yaml   # optional: parameters of every run (as papermill -f)
+    params: {device: cuda}                   # optional: likewise, over params_file
     runs:
       - chapter: 03-neuron-consistency
         grid: {eps: [0.1, 0.2, 0.3]}      # every combination of the listed values
         params: {attack: ensemble}          # fixed for every run of the block
       - chapter: 04-consistent-loss         # no grid: one run
+      - chapter: 07-sensitivity-regularization
+        split: seeds                        # one run per seed of the chapter's ``seeds`` list
 
 Each run executes the chapter with papermill's Python API and writes
 ``runs/<name>/<chapter>/<run>/notebook.ipynb``, its results JSON and a ``status.json``. A run whose
@@ -17,20 +21,35 @@ since), so
 an interrupted sweep resumes where it stopped; a failing run is recorded with its error and the
 others go on. :func:`collect` gathers every run
 into ``runs/<name>/table.csv``: one row per run, the chapter, the parameters and the metrics as
-columns.
+columns (and every single run into ``runs.csv``).
+
+``split: seeds`` turns one run into one run per seed (``seeds: [s]``), so seeds can run in
+parallel (:mod:`advinterp.report.sweep_ray`); :func:`collect` then writes one row for the group
+with what the chapter would have reported for all its seeds at once: for every metric ``m`` that
+the chapter reports with a spread ``m_std``, the mean and sample std of the runs' ``m``
+(:func:`aggregate_seed_runs`). A metric without a spread that differs between the seed runs is
+pooled over seeds inside the chapter (e.g. a bootstrap over seeds and images) and cannot be
+recombined from single-seed runs: its cell is left empty and the row's ``aggregated`` column names
+it.
+
+Engines: ``local`` runs one run after another in this process; ``ray`` hands each run to a Ray
+worker (:func:`advinterp.report.sweep_ray.execute_all`). Every engine writes each run's files
+atomically into that run's own folder, so the guarantees above hold for both.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import itertools
 import json
 import os
+import socket
 import sys
 import time
 import traceback
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,19 +57,33 @@ import yaml
 
 from ..core import paths, progress
 from ..core.cache import atomic_write_text, key_of, library_version
-from ..core.validation import fail
+from ..core.validation import check_choice, fail
+from .results import mean_std
+
+#: how a sweep's runs are executed (see the module docstring)
+ENGINES = ("local", "ray")
+#: what a block's ``split`` may ask for
+SPLITS = ("seeds",)
 
 
 @dataclass(frozen=True)
 class Run:
-    """One chapter execution of a sweep."""
+    """One chapter execution of a sweep. ``group`` holds, for a run made by ``split: seeds``, the
+    parameters of the whole group (every seed), whose row :func:`collect` aggregates."""
 
     chapter: str
     params: dict[str, Any]
+    group: dict[str, Any] | None = field(default=None, compare=False)
+    #: parameters every run of the sweep shares (``params_file``, top-level ``params``): left out of
+    #: the readable part of the run id (its key still covers them)
+    common: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def run_id(self) -> str:
-        items = "_".join(f"{k}={v}" for k, v in sorted(self.params.items()) if not isinstance(v, list | dict))
+        shown = {k: v for k, v in sorted(self.params.items()) if k not in self.common}
+        if self.group is not None:
+            shown["seed"] = self.params["seeds"][0]
+        items = "_".join(f"{k}={v}" for k, v in shown.items() if not isinstance(v, list | dict))
         slug = "".join(c if c.isalnum() or c in "=._-" else "-" for c in items)[:60] or "default"
         return f"{slug}-{key_of(self.params, 8)}"
 
@@ -72,6 +105,8 @@ def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "s
         fail("name", spec.get("name"), "a non-empty sweep name in the spec")
     if not isinstance(spec.get("runs"), list) or not spec["runs"]:
         fail("runs", spec.get("runs"), "a non-empty list of {chapter, grid, params} blocks")
+    common = _common_params(spec)
+    spec["_common"] = sorted(common)
     for block in spec["runs"]:
         chapter = block.get("chapter")
         if not isinstance(chapter, str) or not (notebooks / f"{chapter}.ipynb").is_file():
@@ -79,20 +114,60 @@ def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "s
         for key in ("grid", "params"):
             if not isinstance(block.get(key, {}), dict):
                 fail(key, block.get(key), "a mapping of parameter names to values")
+        block["params"] = {**common, **block.get("params", {})}
         for name, values in block.get("grid", {}).items():
             if not isinstance(values, list) or not values:
                 fail(f"grid.{name}", values, "a non-empty list of values")
+        if "split" in block:
+            check_choice("split", block["split"], SPLITS)
+            if "seeds" in block.get("grid", {}):
+                fail("grid.seeds", block["grid"]["seeds"], "no seeds grid in a block with split: seeds")
+            block["params"].setdefault("seeds", notebook_default(chapter, "seeds", notebooks))
+            seeds = block["params"]["seeds"]
+            if not isinstance(seeds, list) or len(seeds) < 1:
+                fail("seeds", seeds, f"a list of seeds to split (chapter {chapter} declares no seeds list)")
     return spec
 
 
+def _common_params(spec: dict[str, Any]) -> dict[str, Any]:
+    """The parameters every run gets: ``params_file`` (a papermill parameter file, relative to the
+    repository), then the spec's top-level ``params``."""
+    common: dict[str, Any] = {}
+    if spec.get("params_file") is not None:
+        path = Path(spec["params_file"])
+        path = path if path.is_absolute() else paths.repo_root() / path
+        if not path.is_file():
+            fail("params_file", spec["params_file"], "a YAML parameter file relative to the repository "
+                 "(e.g. configs/cifar10-gpu.yaml)")
+        common.update(yaml.safe_load(path.read_text()) or {})
+    if not isinstance(spec.get("params", {}), dict):
+        fail("params", spec.get("params"), "a mapping of parameter names to values")
+    common.update(spec.get("params", {}))
+    return common
+
+
+def notebook_default(chapter: str, name: str, notebooks: Path | None = None) -> Any:
+    """The default of parameter ``name`` in a chapter's ``parameters`` cell (None when it has none)."""
+    import papermill as pm
+
+    declared = pm.inspect_notebook(str((notebooks or book_dir()) / f"{chapter}.ipynb"))
+    return ast.literal_eval(declared[name]["default"]) if name in declared else None
+
+
 def expand(spec: dict[str, Any]) -> list[Run]:
-    """Every run of the spec, in order."""
+    """Every run of the spec, in order (a split block: one run per seed, seeds in their order)."""
     runs = []
     for block in spec["runs"]:
         grid = block.get("grid", {})
         names = list(grid)
         for combo in itertools.product(*(grid[n] for n in names)):
-            runs.append(Run(block["chapter"], {**block.get("params", {}), **dict(zip(names, combo))}))
+            params = {**block.get("params", {}), **dict(zip(names, combo))}
+            common = tuple(k for k in spec.get("_common", ()) if k not in names)
+            if block.get("split") == "seeds":
+                runs.extend(Run(block["chapter"], {**params, "seeds": [s]}, group=params, common=common)
+                            for s in params["seeds"])
+            else:
+                runs.append(Run(block["chapter"], params, common=common))
     return runs
 
 
@@ -155,8 +230,10 @@ def _stderr_to(path: Path) -> Iterator[None]:
             os.close(saved)
 
 
-def execute(run: Run, root: Path, *, timeout: int = 3600, notebooks: Path | None = None) -> dict[str, Any]:
-    """Run one chapter with papermill; returns (and writes) its status."""
+def execute(run: Run, root: Path, *, timeout: int = 3600, notebooks: Path | None = None,
+            engine: str = "local") -> dict[str, Any]:
+    """Run one chapter with papermill; returns (and writes) its status, which records where and
+    when it ran (``host``, ``pid``, ``started`` and ``finished`` as Unix times)."""
     import papermill as pm
 
     notebooks = notebooks or book_dir()
@@ -164,6 +241,8 @@ def execute(run: Run, root: Path, *, timeout: int = 3600, notebooks: Path | None
     folder.mkdir(parents=True, exist_ok=True)
     params = {**run.params, "results_dir": str((folder / "results").resolve())}
     start = time.time()
+    where = {"engine": engine, "host": socket.gethostname(), "pid": os.getpid(), "started": start}
+    atomic_write_text(json.dumps(where), folder / "worker.json")  # who is running it now (a retry overwrites)
     try:
         with _stderr_to(folder / "kernel.log"):  # kernel chatter goes to the run's log, not the caller's output
             pm.execute_notebook(str(notebooks / f"{run.chapter}.ipynb"), str(folder / "notebook.ipynb"),
@@ -173,18 +252,36 @@ def execute(run: Run, root: Path, *, timeout: int = 3600, notebooks: Path | None
     except Exception as err:  # recorded, the sweep goes on
         status = {"status": "failed", "error": f"{type(err).__name__}: {err}"[-4000:],
                   "traceback": traceback.format_exc()[-4000:]}
-    status.update({"chapter": run.chapter, "params": run.params, "seconds": round(time.time() - start, 1),
-                   "notebook": notebook_digest(run.chapter, notebooks), "library": library_version()})
+    end = time.time()
+    status.update({"chapter": run.chapter, "params": run.params, "seconds": round(end - start, 1), **where,
+                   "finished": end, "notebook": notebook_digest(run.chapter, notebooks), "library": library_version()})
+    atomic_write_text(json.dumps(status, indent=1, default=str), folder / "status.json")
+    return status
+
+
+def record_failure(run: Run, root: Path, error: str, *, notebooks: Path | None = None,
+                   engine: str = "local") -> dict[str, Any]:
+    """Write a ``failed`` status for a run that ended without writing its own (its worker died)."""
+    status = {"status": "failed", "error": error[-4000:], "chapter": run.chapter, "params": run.params,
+              "engine": engine, "notebook": notebook_digest(run.chapter, notebooks), "library": library_version()}
+    folder = run_dir(root, run)
     atomic_write_text(json.dumps(status, indent=1, default=str), folder / "status.json")
     return status
 
 
 def run_sweep(spec_path: str | Path, runs_root: str | Path | None = None, *, progress_bar: bool = True,
-              notebooks: Path | None = None, force: bool = False, reuse_results: str | Path | None = None) -> Path:
+              notebooks: Path | None = None, force: bool = False, reuse_results: str | Path | None = None,
+              engine: str = "local", **engine_options: Any) -> Path:
     """Execute every incomplete run of the spec (every run with ``force``), then collect the
     table; returns its path. With ``reuse_results`` (a results folder, e.g. the book's
     ``results``), a run that the chapter has just made with the same parameters, notebook and
-    library is adopted from there instead of executed again (:func:`adopt`)."""
+    library is adopted from there instead of executed again (:func:`adopt`). ``engine`` is one of
+    :data:`ENGINES`; ``engine_options`` go to the Ray engine
+    (:func:`advinterp.report.sweep_ray.execute_all`: ``address``, ``gpus_per_run``,
+    ``cpus_per_run``, ``max_retries``)."""
+    check_choice("engine", engine, ENGINES)
+    if engine == "local" and engine_options:
+        fail("engine_options", sorted(engine_options), "none with engine='local' (they configure engine='ray')")
     spec = load_spec(spec_path, notebooks)
     root = Path(runs_root) if runs_root is not None else paths.repo_root() / "runs"
     root = root / spec["name"]
@@ -192,6 +289,11 @@ def run_sweep(spec_path: str | Path, runs_root: str | Path | None = None, *, pro
     todo = [r for r in runs if force or not is_complete(root, r, notebooks)]
     if reuse_results is not None and not force:
         todo = [r for r in todo if not adopt(r, root, notebooks=notebooks, results_dir=reuse_results)]
+    if engine == "ray":
+        from . import sweep_ray
+
+        sweep_ray.execute_all(todo, root, notebooks=notebooks, progress_bar=progress_bar, **engine_options)
+        return collect(spec, root)
     bar = progress.bar(todo, desc=f"sweep {spec['name']}", disable=not progress_bar)
     for run in bar:
         bar.set_postfix_str(f"{run.chapter} {run.run_id[:30]}")
@@ -199,24 +301,88 @@ def run_sweep(spec_path: str | Path, runs_root: str | Path | None = None, *, pro
     return collect(spec, root)
 
 
+def _row(run: Run, root: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A run's table row and its metrics (None when it wrote no results)."""
+    folder = run_dir(root, run)
+    status_file = folder / "status.json"
+    status = json.loads(status_file.read_text()) if status_file.is_file() else {"status": "not run"}
+    row: dict[str, Any] = {"chapter": run.chapter, "run": run.run_id, "status": status.get("status"),
+                           "error": status.get("error", ""), "seconds": status.get("seconds")}
+    row.update({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in run.params.items()})
+    results_file = folder / "results" / f"{run.chapter}.json"
+    metrics = json.loads(results_file.read_text())["metrics"] if results_file.is_file() else None
+    for k, v in (metrics or {}).items():
+        row[k if k not in row else f"{k}_metric"] = v
+    return row, metrics
+
+
+def aggregate_seed_runs(per_run: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+    """The metrics a chapter would have reported for all seeds at once, from its single-seed runs
+    (in seed order): every ``m`` with a spread ``m_std`` becomes the mean and sample std (ddof = 1,
+    :func:`advinterp.report.results.mean_std`) of the runs' ``m``; a metric without a spread is kept
+    when every run agrees on it, else left out (it was pooled over seeds inside the chapter). Returns
+    the metrics and the names left out."""
+    names = list(dict.fromkeys(k for m in per_run for k in m))
+    out: dict[str, Any] = {}
+    left_out = []
+    for name in names:
+        values = [m.get(name) for m in per_run]
+        if f"{name}_std" in names:
+            out[name], out[f"{name}_std"] = mean_std(v for v in values if isinstance(v, int | float))
+        elif name.endswith("_std") and name[:-4] in names:
+            continue
+        elif all(v == values[0] for v in values):
+            out[name] = values[0]
+        else:
+            left_out.append(name)
+    return out, left_out
+
+
 def collect(spec: dict[str, Any], root: Path) -> Path:
-    """Gather every run of ``spec`` under ``root`` into ``root/table.csv`` (one row per run)."""
+    """Gather every run of ``spec`` under ``root`` into ``root/table.csv`` (one row per run; one row
+    per group of a ``split: seeds`` block, aggregated by :func:`aggregate_seed_runs`) and every
+    single run into ``root/runs.csv``."""
     import pandas as pd
 
-    rows = []
+    rows, singles = [], []
+    groups: dict[str, list[tuple[Run, dict[str, Any], dict[str, Any] | None]]] = {}
     for run in expand(spec):
-        folder = run_dir(root, run)
-        status_file = folder / "status.json"
-        status = json.loads(status_file.read_text()) if status_file.is_file() else {"status": "not run"}
-        row: dict[str, Any] = {"chapter": run.chapter, "run": run.run_id, "status": status.get("status"),
-                               "error": status.get("error", ""), "seconds": status.get("seconds")}
-        row.update({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in run.params.items()})
-        results_file = folder / "results" / f"{run.chapter}.json"
-        if results_file.is_file():
-            for k, v in json.loads(results_file.read_text())["metrics"].items():
-                row[k if k not in row else f"{k}_metric"] = v
-        rows.append(row)
-    table = root / "table.csv"
+        row, metrics = _row(run, root)
+        singles.append(row)
+        if run.group is None:
+            rows.append(row)
+            continue
+        key = Run(run.chapter, run.group, common=run.common).run_id
+        if key not in groups:
+            groups[key] = []
+            rows.append({"chapter": run.chapter, "run": key})  # filled below, in spec order
+        groups[key].append((run, row, metrics))
+    for row in rows:
+        if row["run"] in groups and "status" not in row:
+            row.update(_group_row(groups[row["run"]]))
     root.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(pd.DataFrame(singles).to_csv(index=False), root / "runs.csv")
+    table = root / "table.csv"
     atomic_write_text(pd.DataFrame(rows).to_csv(index=False), table)
     return table
+
+
+def _group_row(members: list[tuple[Run, dict[str, Any], dict[str, Any] | None]]) -> dict[str, Any]:
+    """The table row of a ``split: seeds`` group: ``ok`` when every seed run is, metrics aggregated."""
+    run = members[0][0]
+    assert run.group is not None
+    seeds = [m[0].params["seeds"][0] for m in members]
+    failed = [(r.params["seeds"][0], row) for r, row, metrics in members if row["status"] != "ok" or metrics is None]
+    row: dict[str, Any] = {"status": "ok" if not failed else failed[0][1]["status"],
+                           "error": "; ".join(f"seed {s}: {r['error']}" for s, r in failed if r["error"]),
+                           "seconds": sum(float(r["seconds"] or 0) for _, r, _ in members)}
+    row.update({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in run.group.items()})
+    if failed:
+        row["aggregated"] = f"not aggregated: seed runs {[s for s, _ in failed]} did not finish"
+        return row
+    metrics, left_out = aggregate_seed_runs([m for _, _, m in members if m is not None])
+    row["aggregated"] = (f"mean and std over {len(seeds)} single-seed runs (seeds {seeds})"
+                         + (f"; pooled over seeds in the chapter, left empty: {' '.join(left_out)}" if left_out else ""))
+    for k, v in metrics.items():
+        row[k if k not in row else f"{k}_metric"] = v
+    return row

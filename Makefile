@@ -18,7 +18,7 @@ SWEEP ?= configs/sweeps/side-by-side.yaml
 ENGINE ?= local
 SWEEP_ARGS ?=
 
-.PHONY: env sysdeps book test unit sweep bench clean-cache clean help
+.PHONY: env sysdeps book test unit sweep scale bench clean-cache clean help
 
 help:
 	@echo "make book   - set up .venv, execute all chapters, render _build/html"
@@ -26,6 +26,8 @@ help:
 	@echo "make unit   - unit tests only (fast)"
 	@echo "make sweep  - run the sweep SWEEP=$(SWEEP) (resumable) and collect its table;"
 	@echo "              ENGINE=ray SWEEP_ARGS='--gpus-per-run 1' runs it on Ray (README: Sweeps on Ray)"
+	@echo "make scale  - the scale study on GPUs: every chapter on CIFAR-10, three seeds, on Ray, recorded"
+	@echo "              into book/recorded/$(SCALE_RUN) (DATA_ROOT=/abs/path/to/cifar10-jpg)"
 	@echo "make bench  - performance benchmarks on this machine (< 5 min on 2 cores)"
 
 # The environment is rebuilt only when requirements.txt or pyproject.toml change.
@@ -60,6 +62,16 @@ unit: $(STAMP)
 
 sweep: $(STAMP)
 	$(BIN)/python -m advinterp.sweep $(SWEEP) --engine $(ENGINE) $(SWEEP_ARGS)
+
+# The scale study (configs/sweeps/scale-cifar10.yaml): one Ray task per chapter and seed, one GPU each;
+# the results land in book/recorded/$(SCALE_RUN) and every chapter's "At scale" section shows them.
+DATA_ROOT ?=
+SCALE_RUN ?= gpu-cifar10
+SCALE_ARGS ?= --gpus-per-run 1 --cpus-per-run 4
+scale: $(STAMP)
+	@test -n "$(DATA_ROOT)" || { echo "make scale needs DATA_ROOT=/abs/path/to/cifar10-jpg (ImageFolder: train/, test/)"; exit 2; }
+	$(BIN)/python -m advinterp.sweep configs/sweeps/scale-cifar10.yaml --engine ray $(SCALE_ARGS) \
+	    --set data_root=$(DATA_ROOT) --record $(SCALE_RUN)
 
 bench: $(STAMP)
 	$(BIN)/python -m advinterp.bench

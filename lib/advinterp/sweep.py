@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import yaml
+
 from .core import paths
 from .report.sweeps import ENGINES, collect, load_spec, run_sweep
 
@@ -30,6 +32,11 @@ def parser() -> argparse.ArgumentParser:
                    help="adopt a chapter's own results file from DIR (e.g. results) when it was made with the "
                         "run's parameters by the current notebook and library, instead of executing the run")
     p.add_argument("--notebooks", default=None, metavar="DIR", help="folder of the chapter notebooks (default: book/)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                   help="set a parameter of every run (VALUE is read as YAML: 3, 0.1, [0, 1], null, text); repeatable")
+    p.add_argument("--record", default=None, metavar="NAME",
+                   help="when every run is ok, write the results into book/recorded/NAME (one file per chapter, seed "
+                        "runs aggregated, with provenance) and point book/recorded/scale.yaml at it")
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="local: one run after another here (default); ray: each run a Ray task")
     ray = p.add_argument_group("Ray engine (--engine ray)")
@@ -50,13 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     if options and args.engine != "ray":
         given = [flag for flag, key in RAY_OPTIONS.items() if key in options]
         p.error(f"{', '.join(given)} only with --engine ray")
+    overrides = {}
+    for item in args.overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            p.error(f"--set {item!r}: expected KEY=VALUE")
+        overrides[key] = yaml.safe_load(text)
     try:
         notebooks = Path(args.notebooks) if args.notebooks else None
-        spec = load_spec(args.spec, notebooks)
+        spec = load_spec(args.spec, notebooks, overrides=overrides)
         root = (Path(args.runs_dir) if args.runs_dir else paths.repo_root() / "runs") / spec["name"]
         table = collect(spec, root) if args.collect_only else run_sweep(
             args.spec, args.runs_dir, notebooks=notebooks, reuse_results=args.reuse_results, engine=args.engine,
-            **options)
+            overrides=overrides, **options)
     except ValueError as err:  # a bad option or spec: say which, without a traceback
         message = str(err)
         for flag, key in RAY_OPTIONS.items():  # name the option as the user typed it
@@ -68,7 +81,17 @@ def main(argv: list[str] | None = None) -> int:
 
     df = pd.read_csv(table)
     print(f"{table}: {len(df)} runs, {int((df.status == 'ok').sum())} ok, {int((df.status == 'failed').sum())} failed")
-    return 0 if (df.status == "ok").all() else 1
+    ok = bool((df.status == "ok").all())
+    if args.record and ok:
+        from .report import recorded
+
+        command = " ".join(["python -m advinterp.sweep", *(argv if argv is not None else sys.argv[1:])])
+        dest = recorded.record_sweep(table.parent, args.record, what=f"sweep {spec['name']} ({args.spec})",
+                                     command=command, point_index=True)
+        print(f"recorded into {dest}")
+    elif args.record:
+        print(f"not recorded: some runs did not finish (see {table})", file=sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -128,11 +128,16 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, e
                                   batch_size=batch_size, device=device)
     pgd_acc, pgd_mask = _accuracy_under(pgd_at(eps, model, restarts), model, x, y, batch_size=batch_size,
                                         device=device)
-    _, aa_mask = _accuracy_under(
-        lambda xb, yb: apgd_module.autoattack([model], xb, yb, eps=eps, n_iter=n_iter, n_targets=n_targets,
-                                              generator=gen).x_adv, model, x, y, batch_size=batch_size,
-        device=device)
-    aa_acc = float((aa_mask & pgd_mask).float().mean())  # robust only if every attack failed
+    # robust only if every attack failed: like AutoAttack's own sequence, its core runs only on the
+    # images PGD left robust (the result is the same as attacking all and taking the intersection)
+    aa_mask = pgd_mask.clone()
+    still = pgd_mask.nonzero().flatten()
+    if len(still):
+        _, aa_mask[still] = _accuracy_under(
+            lambda xb, yb: apgd_module.autoattack([model], xb, yb, eps=eps, n_iter=n_iter, n_targets=n_targets,
+                                                  generator=gen).x_adv, model, x[still], y[still],
+            batch_size=batch_size, device=device)
+    aa_acc = float(aa_mask.float().mean())
     grid = eps_grid(eps)
     curve = tuple(pgd_acc if e == eps else _accuracy_under(pgd_at(e, model), model, x, y, batch_size=batch_size,
                                                            device=device)[0] for e in grid)

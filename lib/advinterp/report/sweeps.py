@@ -93,9 +93,11 @@ def book_dir() -> Path:
     return paths.repo_root() / "book"
 
 
-def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "sweep") -> dict[str, Any]:
+def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "sweep",
+              overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read and check a sweep spec (see the module docstring); ``name`` is the parameter that gave
-    its path, for error messages."""
+    its path, for error messages. ``overrides`` are set on every run, over the spec's own top-level
+    ``params`` (the command line's ``--set KEY=VALUE``)."""
     notebooks = notebooks or book_dir()
     path = Path(path)
     if not path.is_file():
@@ -105,6 +107,10 @@ def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "s
         fail("name", spec.get("name"), "a non-empty sweep name in the spec")
     if not isinstance(spec.get("runs"), list) or not spec["runs"]:
         fail("runs", spec.get("runs"), "a non-empty list of {chapter, grid, params} blocks")
+    if overrides:
+        if not isinstance(spec.get("params", {}), dict):
+            fail("params", spec.get("params"), "a mapping of parameter names to values")
+        spec["params"] = {**spec.get("params", {}), **overrides}
     common = _common_params(spec)
     spec["_common"] = sorted(common)
     for block in spec["runs"]:
@@ -271,18 +277,18 @@ def record_failure(run: Run, root: Path, error: str, *, notebooks: Path | None =
 
 def run_sweep(spec_path: str | Path, runs_root: str | Path | None = None, *, progress_bar: bool = True,
               notebooks: Path | None = None, force: bool = False, reuse_results: str | Path | None = None,
-              engine: str = "local", **engine_options: Any) -> Path:
+              engine: str = "local", overrides: dict[str, Any] | None = None, **engine_options: Any) -> Path:
     """Execute every incomplete run of the spec (every run with ``force``), then collect the
     table; returns its path. With ``reuse_results`` (a results folder, e.g. the book's
     ``results``), a run that the chapter has just made with the same parameters, notebook and
     library is adopted from there instead of executed again (:func:`adopt`). ``engine`` is one of
     :data:`ENGINES`; ``engine_options`` go to the Ray engine
     (:func:`advinterp.report.sweep_ray.execute_all`: ``address``, ``gpus_per_run``,
-    ``cpus_per_run``, ``max_retries``)."""
+    ``cpus_per_run``, ``max_retries``); ``overrides`` as in :func:`load_spec`."""
     check_choice("engine", engine, ENGINES)
     if engine == "local" and engine_options:
         fail("engine_options", sorted(engine_options), "none with engine='local' (they configure engine='ray')")
-    spec = load_spec(spec_path, notebooks)
+    spec = load_spec(spec_path, notebooks, overrides=overrides)
     root = Path(runs_root) if runs_root is not None else paths.repo_root() / "runs"
     root = root / spec["name"]
     runs = expand(spec)
@@ -316,18 +322,23 @@ def _row(run: Run, root: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return row, metrics
 
 
-def aggregate_seed_runs(per_run: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], list[str]]:
+def aggregate_seed_runs(per_run: Sequence[dict[str, Any]], *, spread_all: bool = False
+                        ) -> tuple[dict[str, Any], list[str]]:
     """The metrics a chapter would have reported for all seeds at once, from its single-seed runs
     (in seed order): every ``m`` with a spread ``m_std`` becomes the mean and sample std (ddof = 1,
     :func:`advinterp.report.results.mean_std`) of the runs' ``m``; a metric without a spread is kept
     when every run agrees on it, else left out (it was pooled over seeds inside the chapter). Returns
-    the metrics and the names left out."""
+    the metrics and the names left out. ``spread_all``: the runs are of a chapter with one ``seed``
+    parameter (chapter 1), whose every numeric metric is that seed's value: each one that differs
+    between runs gets a mean and std."""
     names = list(dict.fromkeys(k for m in per_run for k in m))
     out: dict[str, Any] = {}
     left_out = []
     for name in names:
         values = [m.get(name) for m in per_run]
-        if f"{name}_std" in names:
+        differs = any(v != values[0] for v in values)
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if f"{name}_std" in names or (spread_all and differs and numeric):
             out[name], out[f"{name}_std"] = mean_std(v for v in values if isinstance(v, int | float))
         elif name.endswith("_std") and name[:-4] in names:
             continue

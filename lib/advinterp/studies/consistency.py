@@ -20,6 +20,7 @@ from ..core.validation import fail
 from ..interpret.dissection import neuron_report, representation_report
 from ..report.results import compare, settings_list, with_spread
 from . import setting as S
+from . import findings as F
 from . import neurons
 from .neurons import check_dissection
 
@@ -120,3 +121,15 @@ def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[
                               higher="closer to the target class than to the true class",
                               lower="closer to the true class than to the target class"),
     }
+
+
+#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    F.claim("consistency_drop", "Dong et al. 2019 (workshop)", "Neuron consistency p^T A p is lower on adversarial "
+            "images than on real images", CHAPTER.stem, ("consis_real", "consis_adv_true"),
+            F.greater("consis_real", "consis_adv_true", "real", "adversarial")),
+    F.claim("representations", "Dong et al. 2017", "Representations of adversarial images are inconsistent with "
+            "those of real images: closer to the target class than to the true class", CHAPTER.stem,
+            ("cs_adv_to_target_class", "cs_adv_to_true_class"),
+            F.greater("cs_adv_to_target_class", "cs_adv_to_true_class", "to target", "to true")),
+)

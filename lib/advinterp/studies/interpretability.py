@@ -48,6 +48,7 @@ from ..training.adversarial import TRAIN_ATTACK, TRAIN_EPS, TRAIN_STEPS, madry
 from ..training.loop import TrainedModel
 from . import consistent_loss as ch4
 from . import setting as S
+from . import findings as F
 
 AT_ATTACK = TRAIN_ATTACK.renamed("at_attack", help="robust baseline: pgd (Madry) | fgsm_rs (fast FGSM with random start)")
 AT_EPS = TRAIN_EPS.renamed("at_eps", help="its budget (also the evaluation budget)")
@@ -298,11 +299,7 @@ def claim_verdict(rows: pd.DataFrame) -> str:
     if rows.empty:
         return "not assessable (no method passes the sanity check on both models)"
     better, worse = int((rows.outcome == "better").sum()), int((rows.outcome == "worse").sum())
-    if better >= len(rows) / 2 and worse == 0:
-        return "holds"
-    if better == 0 or worse > better:
-        return "does not hold"
-    return "mixed"
+    return F.from_counts(better, worse, len(rows))
 
 
 def aliases(result: Result) -> dict[str, str]:
@@ -387,3 +384,26 @@ def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[
     acc = result.accuracy.rename(columns={"model": "method"})
     out["masking_verdict"] = ch4.masking_words(acc)
     return out
+
+
+def _pair_verdict(a: str, b: str) -> F.Claim:
+    pair = pair_name(a, b)
+
+    def decide(m: F.Metrics) -> tuple[str, str]:
+        better, worse, n = (int(m[f"n_{k}_{pair}"]) for k in ("better", "worse", "compared"))
+        return F.from_counts(better, worse, n), f"better on {better}, worse on {worse} of {n} comparisons"
+
+    return decide
+
+
+#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = tuple(
+    F.claim(key, "Moshe et al. 2024", text, CHAPTER.stem,
+            tuple(f"n_{k}_{pair_name(a, b)}" for k in ("better", "worse", "compared")), _pair_verdict(a, b))
+    for key, text, (a, b) in (
+        ("robust_premise", "Adversarially trained (robust) models have more interpretable attributions than "
+         "standard ones (the premise)", ("pgd_at", "standard")),
+        ("nas_vs_standard", "Regularising neural activation sensitivity makes attributions more interpretable than "
+         "standard training", ("nas", "standard")),
+        ("nas_vs_robust", "... and more interpretable than adversarial training", ("nas", "pgd_at")),
+    ))

@@ -21,6 +21,7 @@ from ..interpret.dissection import Dissection, most_consistent, neuron_gallery_r
 from ..models.architectures import analysed_layers
 from ..report.results import compare, concat_seeds, layer_summary, with_spread
 from . import setting as S
+from . import findings as F
 
 PATCH_QUANTILE = number("patch_quantile", 0.005, 0.0, 0.5, "patches: where the channel map is in its top "
                         "quantile of values", lo_open=True)
@@ -128,3 +129,12 @@ def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[
                                      higher="more often", lower="less often"),
         "layer_summary": layer_summary(by_layer(result), {"target_agreement": "target", "true_agreement": "true"}),
     }
+
+
+#: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    F.claim("patches", "Dong et al. 2017", "Neurons respond to discriminative patches, not semantic concepts: on "
+            "adversarial images, a neuron's top-K images agree with the attack's target class more often than with "
+            "their true class", CHAPTER.stem, ("topk_target_agreement", "topk_true_agreement"),
+            F.greater("topk_target_agreement", "topk_true_agreement", "target", "true")),
+)

@@ -31,6 +31,7 @@ from ..report.results import compare, tolerance, with_spread
 from ..training.loop import TrainedModel
 from . import consistent_loss as ch4
 from . import setting as S
+from . import findings as F
 
 LOG_ODDS = flag("log_odds", True, "PD in log2-odds (Zintgraf et al.) rather than probability, which saturates")
 TOP_K = integer("top_k", 5, 1, 10_000, "influential neurons per prediction")
@@ -237,7 +238,7 @@ def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[
 
     return {
         "detect_verdict": vs("detect_auc_cl", "detect_auc_standard"),
-        "chance_verdict": compare(min(metrics["detect_auc_cl"], metrics["detect_auc_standard"]), 0.5, tol=0.02,
+        "chance_verdict": compare(min(metrics["detect_auc_cl"], metrics["detect_auc_standard"]), 0.5, tol=CHANCE_TOL,
                                   higher="above", lower="below", same="at"),
         "permuted_verdict_standard": vs("detect_auc_standard", "detect_auc_permuted_standard", higher="above",
                                         lower="below", same="no different from"),
@@ -246,3 +247,24 @@ def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[
         "msp_verdict": vs("detect_auc_msp_standard", "detect_auc_standard", higher="better than",
                           lower="worse than", same="as good as"),
     }
+
+
+def tracing_verdict(m: F.Metrics) -> tuple[str, str]:
+    """Holds when the agreement detector on the consistent-loss model is above chance (0.5 + 0.02)
+    and above its permuted-neuron control beyond the spread; mixed when above chance only."""
+    number = f"AUC {F.value(m, 'detect_auc_cl')} (permuted control {F.value(m, 'detect_auc_permuted_cl')})"
+    above_chance = float(m["detect_auc_cl"]) > 0.5 + CHANCE_TOL
+    if above_chance and F.exceeds(m, "detect_auc_cl", "detect_auc_permuted_cl") > 0:
+        return F.HOLDS, number
+    return (F.MIXED if above_chance else F.FAILS), number
+
+
+#: an AUC within this of 0.5 is chance
+CHANCE_TOL = 0.02
+
+#: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    F.claim("tracing", "Dong et al. 2017", "After consistent-loss training, tracing a prediction to its influential "
+            "neurons detects adversarial inputs (above chance and above a permuted-neuron control)", CHAPTER.stem,
+            ("detect_auc_cl", "detect_auc_permuted_cl"), tracing_verdict),
+)

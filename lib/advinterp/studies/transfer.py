@@ -8,6 +8,8 @@ every member and to the held-out network, against the same attack on ``model`` a
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +25,7 @@ from ..core.validation import fail
 from ..models.predict import accuracy, predict
 from ..report.results import compare
 from . import setting as S
+from . import findings as F
 
 EPS_GRID = listof(S.EPS, "eps_grid", [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "budgets of the success-rate curve")
 SINGLE_ATTACKS = tuple(a for a in linf.EVAL_ATTACKS if not linf.ATTACKS[a].multi_model)
@@ -141,7 +144,36 @@ def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
 def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by the numbers."""
     return {
-        "transfer_verdict": compare(metrics["ensemble_transfer_heldout"], metrics["single_transfer_heldout"]),
+        "transfer_verdict": compare(metrics["ensemble_transfer_heldout"], metrics["single_transfer_heldout"],
+                                    tol=rate_gap_tolerance(metrics["ensemble_transfer_heldout"],
+                                                           metrics["single_transfer_heldout"], P.n_probe),
+                                    same="within sampling noise (two standard errors) of"),
         "iterative_verdict": compare(min(metrics["illc_success"], metrics["pgd_success"]), metrics["fgsm_success"],
                                      higher="stronger than", lower="not stronger than"),
     }
+
+
+def rate_gap_tolerance(p1: float, p2: float, n: int) -> float:
+    """Two standard errors of the difference of two success rates on the same ``n`` probes (the
+    binomial variances added: conservative for paired rates). One seed has no spread over seeds, so
+    this is the noise a difference must clear."""
+    return 2.0 * math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / n)
+
+
+def transfer_verdict(m: F.Metrics) -> tuple[str, str]:
+    """Holds when the ensemble's held-out targeted transfer exceeds one network's by more than
+    :func:`rate_gap_tolerance` (or, over several seeds, their spread)."""
+    a, b = float(m["ensemble_transfer_heldout"]), float(m["single_transfer_heldout"])
+    tol = max(rate_gap_tolerance(a, b, int(m["n_probe"])), F.tolerance(m.get("ensemble_transfer_heldout_std"),
+                                                                        m.get("single_transfer_heldout_std")))
+    number = (f"ensemble {F.value(m, 'ensemble_transfer_heldout')} vs one network "
+              f"{F.value(m, 'single_transfer_heldout')} (noise ±{tol:.3f})")
+    return (F.HOLDS if a - b > tol else F.FAILS), number
+
+
+#: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    F.claim("ensemble_transfer", "Dong et al. 2017", "Targeted adversarial examples crafted on an ensemble transfer "
+            "to a held-out network more often than those crafted on one network (the attack behind the book)",
+            CHAPTER.stem, ("ensemble_transfer_heldout", "single_transfer_heldout", "n_probe"), transfer_verdict),
+)

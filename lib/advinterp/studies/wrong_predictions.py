@@ -33,6 +33,7 @@ from ..report.results import compare, tolerance, with_spread
 from ..training import recipes
 from ..training.loop import TrainedModel
 from . import setting as S
+from . import findings as F
 
 TARGET_TRAIN_ACC = number("target_train_acc", 0.85, 0.0, 1.0, "stop training once training accuracy reaches this",
                           lo_open=True, hi_open=True)
@@ -257,3 +258,28 @@ def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[
         "combined_vs_best": near("auroc_combined", max(metrics["auroc_lcr"], metrics["auroc_conductance"]),
                                  higher="better than", lower="worse than", same="no better than"),
     }
+
+
+def paper_verdict(m: F.Metrics) -> tuple[str, str]:
+    """Holds when the combined detector's AUROC is at least the paper's (CIFAR-10, ResNet-20) minus
+    the seeds' spread."""
+    std = m.get("auroc_combined_std")
+    ok = float(m["auroc_combined"]) >= float(m["paper_combined"]) - tolerance(std)
+    return (F.HOLDS if ok else F.FAILS), f"AUROC {F.value(m, 'auroc_combined')} (paper {float(m['paper_combined']):.3f})"
+
+
+def combination_verdict(m: F.Metrics) -> tuple[str, str]:
+    """Holds when the combined detector beats the better single score beyond the spread."""
+    best = max(("auroc_lcr", "auroc_conductance"), key=lambda n: float(m[n]))
+    number = f"combined {F.value(m, 'auroc_combined')} vs best alone ({best[6:]}) {F.value(m, best)}"
+    return (F.HOLDS if F.exceeds(m, "auroc_combined", best) > 0 else F.FAILS), number
+
+
+#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    F.claim("wu_auroc", "Wu et al. 2019", "Conductance and mutation stability together flag wrong predictions with "
+            "the AUROC the paper reports", CHAPTER.stem, ("auroc_combined", "paper_combined"), paper_verdict),
+    F.claim("wu_combination", "Wu et al. 2019", "Combining conductance with mutation stability detects wrong "
+            "predictions better than either alone", CHAPTER.stem, ("auroc_combined", "auroc_lcr", "auroc_conductance"),
+            combination_verdict),
+)

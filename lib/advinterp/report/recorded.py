@@ -1,0 +1,133 @@
+"""Recorded runs at scale (``book/recorded/``): results files made on a GPU, with their provenance.
+
+A recorded run is a folder ``book/recorded/<run>/`` holding one results file per chapter it ran
+(``<chapter>.json``, the chapter's own format, :mod:`advinterp.report.results`) and a
+``provenance.json`` saying what ran where: ``what``, ``commit``, ``date``, ``machine`` (device,
+torch version) and ``commands`` (the command per chapter). ``book/recorded/scale.yaml`` names, for
+every chapter, the run its "At scale: CIFAR-10" section shows, or ``null`` with the reason it has
+none yet; :func:`record_sweep` writes a new run from a finished sweep (``make scale``).
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..core import paths
+from ..core.cache import atomic_write_text
+
+#: what every run's provenance.json carries
+PROVENANCE_FIELDS = ("what", "commit", "date", "machine", "commands")
+
+
+def recorded_dir() -> Path:
+    return paths.repo_root() / "book" / "recorded"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One chapter's results in one recorded run."""
+
+    run: str
+    chapter: str
+    metrics: dict[str, Any]
+    params: dict[str, Any]
+    provenance: dict[str, Any]
+
+    @property
+    def command(self) -> str | None:
+        return self.provenance.get("commands", {}).get(self.chapter)
+
+    @property
+    def seeds(self) -> list[int]:
+        seeds = self.params.get("seeds")
+        return list(seeds) if isinstance(seeds, list) else [self.params.get("seed", 0)]
+
+
+def scale_index(folder: Path | None = None) -> dict[str, Any]:
+    """``{chapter: {"run": name | None, "note": text}}`` from ``scale.yaml``."""
+    path = (folder or recorded_dir()) / "scale.yaml"
+    raw = yaml.safe_load(path.read_text()) or {}
+    return {chapter: entry if isinstance(entry, dict) else {"run": entry, "note": ""} for chapter, entry in raw.items()}
+
+
+def load(run: str, chapter: str, folder: Path | None = None) -> Record:
+    """The results of ``chapter`` in recorded run ``run`` (FileNotFoundError naming the file)."""
+    base = (folder or recorded_dir()) / run
+    payload = json.loads((base / f"{chapter}.json").read_text())
+    provenance = json.loads((base / "provenance.json").read_text())
+    record = Record(run, chapter, payload["metrics"], payload.get("params", {}), provenance)
+    if len(record.seeds) == 1:  # one seed has no spread (older records wrote 0 for it)
+        record.metrics.update({k: None for k in record.metrics if k.endswith("_std")})
+    return record
+
+
+def scale_record(chapter: str, folder: Path | None = None) -> tuple[Record | None, str]:
+    """The record a chapter's "At scale" section shows and the index's note (None: not run at scale)."""
+    entry = scale_index(folder).get(chapter, {"run": None, "note": "not listed in book/recorded/scale.yaml"})
+    if not entry.get("run"):
+        return None, entry.get("note", "")
+    return load(entry["run"], chapter, folder), entry.get("note", "")
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              cwd=paths.repo_root(), check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> str:
+    """The device and library versions a record was made with."""
+    import torch
+
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or 'unknown'})"
+    return f"{device}, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder: Path | None = None,
+                 point_index: bool = False) -> Path:
+    """Write recorded run ``run`` from a finished sweep folder (``runs/<name>``): one results file
+    per chapter (a ``split: seeds`` group aggregated over its seed runs, as in its table) and the
+    provenance (with each chapter's summed run seconds). With ``point_index``, ``scale.yaml`` then
+    names this run for every chapter it holds. Returns the run's folder."""
+    import pandas as pd
+
+    from .sweeps import aggregate_seed_runs
+
+    singles = pd.read_csv(sweep_root / "runs.csv")
+    dest = (folder or recorded_dir()) / run
+    commands, seconds = {}, {}
+    for chapter, rows in singles.groupby("chapter", sort=False):
+        ok = rows[rows.status == "ok"]
+        files = [sweep_root / chapter / r / "results" / f"{chapter}.json" for r in ok.run]
+        payloads = [json.loads(f.read_text()) for f in files if f.is_file()]
+        if not payloads:
+            continue
+        params = dict(payloads[0]["params"])
+        one_seed = "seed" in params and "seeds" not in params  # chapter 1: one seed per run
+        metrics, _ = aggregate_seed_runs([p["metrics"] for p in payloads], spread_all=one_seed)
+        if one_seed:
+            params["seeds"] = [p["params"]["seed"] for p in payloads]
+        elif "seeds" in params:
+            params["seeds"] = [s for p in payloads for s in p["params"].get("seeds", [])]
+        atomic_write_text(json.dumps({"chapter": chapter, "params": params, "metrics": metrics}, indent=2,
+                                     sort_keys=True) + "\n", dest / f"{chapter}.json")
+        commands[chapter] = command
+        seconds[chapter] = float(ok.seconds.sum())
+    provenance = {"what": what, "commit": _git_commit(), "date": pd.Timestamp.now().date().isoformat(),
+                  "machine": machine(), "commands": commands, "device_seconds": seconds}
+    atomic_write_text(json.dumps(provenance, indent=1) + "\n", dest / "provenance.json")
+    if point_index:
+        index_path = (folder or recorded_dir()) / "scale.yaml"
+        index = scale_index(folder) if index_path.is_file() else {}
+        index.update({chapter: {"run": run, "note": what} for chapter in commands})
+        atomic_write_text(yaml.safe_dump(index, sort_keys=True, allow_unicode=True), index_path)
+    return dest

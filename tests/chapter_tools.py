@@ -24,3 +24,18 @@ def run_parameters(stem: str, **overrides):
     validate_src = "".join(cells[first + 1]["source"])
     exec(validate_src, ns)
     return ns
+
+
+def write_toy_chapter(book: Path, parameters: str, body: str, stem: str = "99-toy") -> Path:
+    """A chapter in miniature for sweep tests: a ``parameters`` cell and one code cell, in ``book``."""
+    import nbformat
+
+    book.mkdir(parents=True, exist_ok=True)
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(body)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = book / f"{stem}.ipynb"
+    nbformat.write(nb, path)
+    return path

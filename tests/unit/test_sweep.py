@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from advinterp.report import sweeps as sweep
+from chapter_tools import write_toy_chapter
 
 TOY = '''
 from advinterp.report import results
@@ -22,13 +23,7 @@ results.write_results("99-toy", {"x": x, "y": y}, {"double": 2 * x, "label": y},
 @pytest.fixture
 def toy(tmp_path):
     book = tmp_path / "book"
-    book.mkdir()
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('x = 1\ny = "a"\nfail_on_two = True\nresults_dir = "results"')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(TOY)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, book / "99-toy.ipynb")
+    write_toy_chapter(book, 'x = 1\ny = "a"\nfail_on_two = True\nresults_dir = "results"', TOY)
     spec = tmp_path / "toy.yaml"
     spec.write_text("name: toy\nruns:\n  - chapter: 99-toy\n    grid: {x: [1, 2, 3]}\n    params: {y: b}\n")
     return book, spec, tmp_path / "runs"

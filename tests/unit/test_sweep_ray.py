@@ -13,12 +13,12 @@ import threading
 import time
 from pathlib import Path
 
-import nbformat
 import pandas as pd
 import pytest
 
 from advinterp import sweep as cli
 from advinterp.report import sweeps
+from chapter_tools import write_toy_chapter
 
 ray = pytest.importorskip("ray")
 
@@ -52,13 +52,7 @@ def cluster():
 @pytest.fixture
 def book(tmp_path):
     folder = tmp_path / "book"
-    folder.mkdir()
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('x = 1\nseeds = [0, 1]\nsleep = 0.0\nhold = ""\nresults_dir = "results"')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(TOY)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, folder / "99-toy.ipynb")
+    write_toy_chapter(folder, 'x = 1\nseeds = [0, 1]\nsleep = 0.0\nhold = ""\nresults_dir = "results"', TOY)
     return folder
 
 

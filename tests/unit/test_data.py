@@ -120,3 +120,22 @@ def test_probe_indices_balanced_and_deterministic(mnist5k):
     assert not torch.equal(a, probe_indices(mnist5k.test, 50, 4))
     with pytest.raises(ValueError, match="n_probe=1001"):
         probe_indices(mnist5k.test, 1001, 0)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="no CUDA device"))])
+def test_resident_batches_equal_host_batches(device):
+    """Training on a GPU holds the uint8 training set on the device; its batches (and their order
+    under the same generator) are those of the host path."""
+    from advinterp.data.datasets import TensorImageDataset, batches
+
+    g = torch.Generator().manual_seed(0)
+    ds = TensorImageDataset(torch.randint(0, 256, (37, 3, 8, 8), generator=g, dtype=torch.uint8),
+                            torch.randint(0, 10, (37,), generator=g))
+    dev = torch.device(device)
+    host = list(batches(ds, 8, shuffle=True, generator=torch.Generator().manual_seed(1)))
+    held = list(batches(ds, 8, shuffle=True, generator=torch.Generator().manual_seed(1), device=dev))
+    assert len(host) == len(held) == 5
+    for (xh, yh), (xd, yd) in zip(host, held):
+        assert xd.device.type == dev.type and torch.equal(xh, xd.cpu()) and torch.equal(yh, yd.cpu())
+    assert ds.resident(dev) is ds.resident(dev)  # copied once

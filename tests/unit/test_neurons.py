@@ -50,11 +50,31 @@ def test_streaming_topk_equals_full_sort(statistic):
 
 
 def test_mining_memory_does_not_grow_with_the_probe_set():
-    """Kept state per layer is K x neurons (+ m x neurons for the threshold), whatever n is."""
+    """Kept state per layer is K x neurons (+ at most max_samples x neurons for the threshold)."""
     model = _probe_model()
     small = mine_topk(model, torch.rand(50, 3, 5, 5), ["dense"], 5, quantile=0.02)
     large = mine_topk(model, torch.rand(500, 3, 5, 5), ["dense"], 5, quantile=0.002)
     assert small["dense"].values.shape == large["dense"].values.shape == (75, 5)
+
+
+def test_sampled_patch_threshold_is_within_its_rank_error():
+    """Beyond max_samples values a neuron's threshold comes from a uniform sample: the share of all
+    its values above the estimate stays within 5 standard deviations of the rank error of q."""
+    from advinterp.interpret.topk import TopQuantile
+
+    torch.manual_seed(0)
+    q, samples = 0.005, 2 ** 14
+    values = torch.distributions.Exponential(torch.tensor([1.0, 0.2, 5.0])).sample((400_000,)).T  # (3, N)
+    sketch = TopQuantile(q, values.shape[1], max_samples=samples)
+    for block in values.split(10_000, dim=1):
+        sketch.update(block)
+    assert sum(k.shape[1] for k in sketch.kept) <= 1.05 * samples  # bounded memory
+    share_above = (values >= sketch.threshold()[:, None]).float().mean(1)
+    sd = (q * (1 - q) / samples) ** 0.5
+    assert ((share_above - q).abs() <= 5 * sd).all(), share_above
+    exact = TopQuantile(q, 1000, max_samples=samples)  # few values: every one is kept, exact
+    exact.update(values[:, :1000])
+    assert torch.equal(exact.threshold(), values[:, :1000].topk(5, dim=1).values[:, -1])
 
 
 def test_dead_neurons_are_not_live():

@@ -76,8 +76,19 @@ class TensorImageDataset(Dataset[tuple[torch.Tensor, int]]):
         x, y = self.batch(torch.tensor([i]))
         return x[0], int(y[0])
 
+    def resident(self, device: torch.device) -> "TensorImageDataset":
+        """This dataset with its images (still ``uint8``) and labels on ``device``, copied once and
+        kept: training on a GPU then indexes, converts and augments batches where they are used,
+        instead of copying every batch from host memory."""
+        if self.images.device == device:
+            return self
+        held = self.__dict__.setdefault("_resident", {})
+        if str(device) not in held:
+            held[str(device)] = TensorImageDataset(self.images.to(device), self.labels.to(device))
+        return held[str(device)]
+
     def batch(self, indices: torch.Tensor | Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.as_tensor(indices, dtype=torch.long)
+        idx = torch.as_tensor(indices, dtype=torch.long, device=self.images.device)
         x = self.images[idx]
         x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
         return x, self.labels[idx]
@@ -337,13 +348,18 @@ def batches(
     generator: torch.Generator | None = None,
     indices: torch.Tensor | None = None,
     num_workers: int = 0,
+    device: torch.device | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(x, y)`` batches; in-memory datasets are indexed directly (no per-item overhead)."""
+    """Yield ``(x, y)`` batches; in-memory datasets are indexed directly (no per-item overhead).
+    With ``device``, an in-memory dataset is held there (:meth:`TensorImageDataset.resident`) and
+    its batches are made there; the batches are the same, in the same order, as without it."""
     n = len(dataset)  # type: ignore[arg-type]
     order = indices if indices is not None else torch.arange(n)
     if shuffle:
         order = order[torch.randperm(len(order), generator=generator)]
     if isinstance(dataset, TensorImageDataset):
+        if device is not None:
+            dataset = dataset.resident(device)
         for i in range(0, len(order), batch_size):
             yield dataset.batch(order[i:i + batch_size])
         return

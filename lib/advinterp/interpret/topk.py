@@ -3,10 +3,15 @@
 For a conv layer a neuron is a channel and its activation on an image is the spatial ``max``
 (or ``mean``) of its map; for a dense layer it is the unit's value. :func:`mine_topk` streams
 the probe set in batches and keeps, per neuron, the K largest activations and their image
-indices, so memory grows with ``K x neurons`` (plus ``m x neurons`` for the patch threshold, see
-below), not with the probe set. In the same pass it records each neuron's dataset-wide top
-``quantile`` of activation values (of all map positions for a conv channel), the threshold of
-Network Dissection that :mod:`advinterp.interpret.patches` uses to outline what drives the neuron.
+indices, so memory grows with ``K x neurons`` (plus at most ``max_samples x neurons`` for the
+patch threshold, see below), not with the probe set. In the same pass it estimates each neuron's
+dataset-wide top ``quantile`` of activation values (of all map positions for a conv channel), the
+threshold of Network Dissection that :mod:`advinterp.interpret.patches` uses to outline what drives
+the neuron. The estimate is exact while a neuron has at most ``max_samples`` values in all; beyond
+that it is the top quantile of a uniform random sample of ``max_samples`` of them
+(:class:`TopQuantile`), whose rank error has standard deviation ``sqrt(q (1 - q) / max_samples)``
+(0.028 % at q = 0.5 % and 2^16 samples): ample for a threshold that outlines patches, and it keeps
+mining near forward-only speed where a running exact top-m (m = 0.5 % of every value) does not.
 """
 
 from __future__ import annotations
@@ -24,6 +29,40 @@ from ..core._helpers import eval_mode, model_device
 from ..core.validation import check_int, check_number
 from ..data.datasets import batches as dataset_batches
 from ..models.layers import STATISTIC, neuron_values, recording
+
+
+#: values per neuron kept for the patch threshold (beyond this, a uniform sample)
+MAX_SAMPLES = 2 ** 16
+
+
+class TopQuantile:
+    """Per neuron, the value above which a fraction ``quantile`` of its ``total`` values lie, from a
+    stream of ``(neurons, values)`` blocks: every value while ``total <= max_samples``, else a uniform
+    sample (with replacement, from a seeded generator) of about ``max_samples`` of them."""
+
+    def __init__(self, quantile: float, total: int, *, max_samples: int = MAX_SAMPLES, seed: int = 0) -> None:
+        check_number("quantile", quantile, 0.0, 1.0, lo_open=True, hi_open=True)
+        check_int("total", total, 1)
+        check_int("max_samples", max_samples, 1)
+        self.quantile, self.total = quantile, total
+        self.rate = min(1.0, max_samples / total)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.kept: list[torch.Tensor] = []
+
+    def update(self, values: torch.Tensor) -> None:
+        """Add a block ``(neurons, values)``."""
+        if self.rate < 1.0:
+            count = max(1, round(self.rate * values.shape[1]))
+            pick = torch.randint(values.shape[1], (count,), generator=self.generator).to(values.device)
+            values = values.index_select(1, pick)
+        self.kept.append(values)
+
+    def threshold(self) -> torch.Tensor:
+        """``(neurons,)``: the top-``quantile`` value of each neuron (the m-th largest kept value,
+        m = ceil(quantile x kept values))."""
+        kept = torch.cat(self.kept, 1)
+        m = max(1, math.ceil(self.quantile * kept.shape[1]))
+        return kept.topk(m, dim=1).values[:, -1]
 
 
 @dataclass
@@ -61,6 +100,7 @@ def mine_topk(
     *,
     statistic: str = "max",
     quantile: float = 0.005,
+    max_samples: int = MAX_SAMPLES,
     labels: dict[str, torch.Tensor] | None = None,
     batch_size: int = 256,
     desc: str = "mining top-K",
@@ -69,7 +109,8 @@ def mine_topk(
 
     ``probes`` is a tensor of images in [0,1] or a dataset. ``labels`` maps names ("true",
     "target", ...) to one label per probe; each neuron's top-K labels are gathered for each,
-    plus "pred", the model's own prediction. The model runs in eval mode; its mode is restored.
+    plus "pred", the model's own prediction. ``max_samples`` bounds the values per neuron kept for
+    the patch threshold (:class:`TopQuantile`). The model runs in eval mode; its mode is restored.
     """
     STATISTIC.validate(statistic)
     n = len(probes)  # type: ignore[arg-type]
@@ -78,7 +119,7 @@ def mine_topk(
     device = model_device(model)
     top_v: dict[str, torch.Tensor] = {}
     top_i: dict[str, torch.Tensor] = {}
-    q_top: dict[str, torch.Tensor] = {}
+    q_top: dict[str, TopQuantile] = {}
     spatial: dict[str, bool] = {}
     preds: list[torch.Tensor] = []
     if isinstance(probes, torch.Tensor):
@@ -102,17 +143,16 @@ def mine_topk(
                 kk = min(k, cand_v.shape[1])
                 top_v[layer], pos = cand_v.topk(kk, dim=1)
                 top_i[layer] = cand_i.gather(1, pos)
-                # running top-m of all activation values, m = ceil(quantile * total values)
+                # every activation value (all map positions), or a uniform sample of them
                 flat = act.transpose(0, 1).reshape(act.shape[1], -1)  # (neurons, B*H*W)
-                per_image = flat.shape[1] // len(xb)
-                m = max(1, math.ceil(quantile * n * per_image))
-                cand_q = torch.cat([q_top[layer], flat], 1) if layer in q_top else flat
-                q_top[layer] = cand_q.topk(min(m, cand_q.shape[1]), dim=1).values
+                if layer not in q_top:
+                    q_top[layer] = TopQuantile(quantile, n * (flat.shape[1] // len(xb)), max_samples=max_samples)
+                q_top[layer].update(flat)
             start += len(xb)
     predicted = torch.cat(preds).cpu()
     top_v = {name: v.cpu() for name, v in top_v.items()}
     top_i = {name: i.cpu() for name, i in top_i.items()}
-    q_top = {name: q.cpu() for name, q in q_top.items()}
+    thresholds = {name: q.threshold().cpu() for name, q in q_top.items()}
     out = {}
     for layer in layers:
         label_sets = {"pred": predicted[top_i[layer]]}
@@ -120,6 +160,6 @@ def mine_topk(
             if len(lab) != n:
                 raise ValueError(f"labels[{name!r}] has {len(lab)} entries for {n} probes")
             label_sets[name] = lab[top_i[layer]]
-        out[layer] = NeuronTopK(layer, statistic, top_v[layer], top_i[layer], q_top[layer][:, -1], predicted,
+        out[layer] = NeuronTopK(layer, statistic, top_v[layer], top_i[layer], thresholds[layer], predicted,
                                 spatial[layer], label_sets)
     return out

@@ -77,9 +77,11 @@ class RobustnessReport:
 
 
 def eps_grid(eps: float) -> tuple[float, ...]:
-    """The budgets of the accuracy-versus-eps curve: ``eps/2, eps, 2 eps, 4 eps`` and 0.5, capped at 1."""
+    """The budgets of the accuracy-versus-eps curve: ``eps/2, eps, 2 eps, 4 eps`` up to the last
+    point ``max(0.5, eps)`` (where accuracy must have fallen to about 0), capped at 1."""
     eps = linf.EPS.validate(eps)
-    return tuple(sorted({min(1.0, round(f * eps, 6)) for f in (0.5, 1.0, 2.0, 4.0)} | {max(0.5, eps)}))
+    last = max(0.5, eps)
+    return tuple(sorted({min(last, round(f * eps, 6)) for f in (0.5, 1.0, 2.0, 4.0)} | {last}))
 
 
 def checks(*, fgsm_acc: float, pgd_acc: float, aa_acc: float, transfer_acc: float, curve: tuple[float, ...],

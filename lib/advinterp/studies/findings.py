@@ -136,8 +136,11 @@ class ScaleSection:
     record: rec.Record | None
 
 
-def _verdict_cell(f: Finding) -> str:
-    return f"{f.verdict}: {f.number}" if f.verdict != UNMEASURED else f"not measured ({f.number})"
+def cell(f: Finding) -> str:
+    """A finding as one table cell: its verdict and the number behind it."""
+    if f.verdict == UNMEASURED:
+        return "not run yet" if f.number == "not run" else f"not measured ({f.number})"
+    return f"{f.verdict}: {f.number}"
 
 
 def observations(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,8 +160,8 @@ def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSe
     here = [assess(c, live) for c in claims]
     there = [assess(c, None if record is None else {**record.params, **record.metrics}) for c in claims]
     table = pd.DataFrame({"paper": [c.paper for c in claims], "finding": [c.text for c in claims],
-                          f"this page ({live.get('dataset', 'its data')})": [_verdict_cell(f) for f in here],
-                          "CIFAR-10 (recorded run)": [_verdict_cell(f) for f in there]})
+                          f"this page ({live.get('dataset', 'its data')})": [cell(f) for f in here],
+                          "CIFAR-10 (recorded run)": [cell(f) for f in there]})
     if record is None:
         summary = (f"This chapter has not been run at CIFAR-10 scale yet ({note}). `make scale` runs it with "
                    "`configs/cifar10-gpu.yaml` on a GPU, three seeds (README: Sweeps on Ray); the table shows the "
@@ -170,20 +173,27 @@ def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSe
                   else f"{len(seeds)} seeds, mean ± std")
         agree = sum(a.verdict == b.verdict for a, b in zip(here, there))
         held = [f.claim.text[0].lower() + f.claim.text[1:] for f in there if f.verdict == HOLDS]
-        summary = (f"Recorded run `{record.run}` ({record.provenance.get('machine', 'machine not recorded')}; "
-                   f"{spread}{'; ' + note if note else ''}): {sum(f.verdict == HOLDS for f in there)} of {len(there)} "
-                   f"finding(s) hold at scale, and {agree} of {len(there)} verdict(s) agree with this page's."
+        device = str(record.provenance.get("machine", "machine not recorded")).split(",")[0]
+        summary = (f"Recorded run `{record.run}` ({device}; {spread}{'; ' + note if note else ''}): "
+                   f"{sum(f.verdict == HOLDS for f in there)} of {len(there)} finding(s) hold at scale; "
+                   f"{agree} of {len(there)} verdict(s) match this page's."
                    + (f" Holding at scale: {'; '.join(held)}." if held else "")
                    + " The appendix gives the command and provenance.")
         run = f"{record.run}: {record.provenance.get('what', '')}"
     return ScaleSection(table, {"scale_summary": summary, "scale_run": run}, record)
 
 
+def styled(table: pd.DataFrame) -> Any:
+    """``table`` for display: every cell whole (pandas would cut long text), left-aligned, no index."""
+    return (table.style.hide(axis="index").set_properties(**{"text-align": "left", "vertical-align": "top"})
+            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+
+
 def scorecard(live: Mapping[str, Metrics | None], folder: Path | None = None) -> pd.DataFrame:
     """One row per claim of every chapter (chapters in order): the verdict and number at the embedded
     default (``live[chapter]``: :func:`observations` of that chapter's results file, None when it has
-    not run) and in its
-    recorded CIFAR-10 run."""
+    not run) and in its recorded CIFAR-10 run (the :class:`Finding` objects in ``_default`` and
+    ``_scale``)."""
     rows = []
     for chapter in sorted(CLAIMS):
         record, _ = rec.scale_record(chapter, folder)
@@ -193,5 +203,6 @@ def scorecard(live: Mapping[str, Metrics | None], folder: Path | None = None) ->
             rows.append({"paper": c.paper, "claim": c.text, "chapter": chapter,
                          "embedded default": here.verdict, "number (default)": here.number,
                          "CIFAR-10": there.verdict, "number (CIFAR-10)": there.number,
-                         "seeds at scale": 0 if record is None else len(record.seeds)})
+                         "seeds at scale": 0 if record is None else len(record.seeds),
+                         "_default": here, "_scale": there})
     return pd.DataFrame(rows)

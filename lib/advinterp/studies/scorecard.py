@@ -31,13 +31,10 @@ def live_results(results_dir: str | Path = "results") -> dict[str, dict[str, Any
 
 def table(results_dir: str | Path = "results", folder: Path | None = None) -> pd.DataFrame:
     """One row per claim: paper, claim, chapter number, and verdict with its number at the embedded
-    default and at CIFAR-10 scale."""
+    default and at CIFAR-10 scale (show it with :func:`findings.styled`)."""
     card = F.scorecard(live_results(results_dir), folder)
-    def cell(verdict: str, number: str) -> str:
-        return "not run yet" if verdict == F.UNMEASURED and number == "not run" else f"{verdict}: {number}"
-
-    here = [cell(v, n) for v, n in zip(card["embedded default"], card["number (default)"])]
-    scale = [cell(v, n) for v, n in zip(card["CIFAR-10"], card["number (CIFAR-10)"])]
+    here = [F.cell(f) for f in card["_default"]]
+    scale = [F.cell(f) for f in card["_scale"]]
     return pd.DataFrame({"paper": card.paper, "claim": card.claim, "ch.": [c[:2] for c in card.chapter],
                          "embedded default (MNIST sample, CPU)": here, "CIFAR-10 (GPU)": scale})
 

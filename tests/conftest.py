@@ -1,7 +1,6 @@
 """Shared fixtures. Unit tests that train use the book's recipes and the default cache
-(``data/cache``), which the chapters share (``make test`` runs both at once: whichever needs a model
-first trains it, atomically, and the other loads it); tests about the cache itself use a temporary
-``ADVINTERP_CACHE``."""
+(``data/cache``), so they warm it for the chapters that run after them; tests about the cache
+itself use a temporary ``ADVINTERP_CACHE``."""
 
 from __future__ import annotations
 

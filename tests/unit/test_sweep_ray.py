@@ -28,7 +28,7 @@ TOY = '''
 import time
 from pathlib import Path
 from advinterp.report import results
-deadline = time.time() + 60
+deadline = time.time() + 600
 while hold and Path(hold).exists() and time.time() < deadline:
     time.sleep(0.1)
 time.sleep(sleep)
@@ -86,7 +86,7 @@ def test_a_killed_worker_is_retried(cluster, book, tmp_path):
     killed: list[int] = []
 
     def kill_once() -> None:
-        deadline = time.time() + 60
+        deadline = time.time() + 300  # generous: a loaded machine starts kernels slowly
         while time.time() < deadline and not (first / "worker.json").is_file():
             time.sleep(0.05)
         time.sleep(1.0)  # mid-run: the kernel is sleeping
@@ -144,12 +144,12 @@ def test_an_interrupted_driver_resumes_without_redoing_finished_runs(cluster, bo
     command = [sys.executable, "-m", "advinterp.sweep", str(spec), "--runs-dir", str(runs_root), "--notebooks",
                str(book), "--engine", "ray", "--address", cluster]
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 90
+    deadline = time.time() + 300
     while time.time() < deadline and not all(sweeps.is_complete(root, r, book) for r in runs[:2]):
         time.sleep(0.2)
     assert all(sweeps.is_complete(root, r, book) for r in runs[:2]), "the free runs did not finish"
     driver.send_signal(signal.SIGINT)  # Ctrl-C while runs 3 and 4 wait for the hold file
-    driver.wait(timeout=60)
+    driver.wait(timeout=180)
     assert driver.returncode != 0
     assert not any(sweeps.is_complete(root, r, book) for r in runs[2:])
     finished = {r.run_id: json.loads((sweeps.run_dir(root, r) / "status.json").read_text())["started"] for r in runs[:2]}
@@ -206,7 +206,7 @@ def test_bad_ray_options_fail_at_once_naming_the_option(cluster, book, tmp_path,
     assert "--address='127.0.0.1:9' is not allowed" in capsys.readouterr().err
     assert cli.main([*base, "--engine", "ray", "--address", "nohost"]) == 2
     assert "--address='nohost'" in capsys.readouterr().err
-    assert time.time() - start < 30
+    assert time.time() - start < 60  # no option waits for Ray's own connection timeout
 
 
 def test_importing_advinterp_does_not_import_ray():

@@ -143,6 +143,8 @@ def test_params_file_and_top_level_params_reach_every_run(toy, tmp_path):
                                         {"x": 1, "y": "block", "fail_on_two": False},
                                         {"x": 2, "y": "block", "fail_on_two": False}]
     assert runs[1].run_id.startswith("x=1-") and runs[0].run_id.startswith("default-")
+    forced = sweep.expand(sweep.load_spec(spec, book, overrides={"y": "cli", "x": 9}))  # --set wins over all
+    assert [r.params for r in forced] == [{"x": 9, "y": "cli", "fail_on_two": False}]  # the same run once
     spec.write_text("name: c\nparams_file: nowhere.yaml\nruns:\n  - chapter: 99-toy\n")
     with pytest.raises(ValueError, match="params_file='nowhere.yaml'"):
         sweep.load_spec(spec, book)

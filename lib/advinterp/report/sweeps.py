@@ -96,8 +96,8 @@ def book_dir() -> Path:
 def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "sweep",
               overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Read and check a sweep spec (see the module docstring); ``name`` is the parameter that gave
-    its path, for error messages. ``overrides`` are set on every run, over the spec's own top-level
-    ``params`` (the command line's ``--set KEY=VALUE``)."""
+    its path, for error messages. ``overrides`` are set on every run, over every parameter the spec
+    gives (the command line's ``--set KEY=VALUE``)."""
     notebooks = notebooks or book_dir()
     path = Path(path)
     if not path.is_file():
@@ -107,12 +107,9 @@ def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "s
         fail("name", spec.get("name"), "a non-empty sweep name in the spec")
     if not isinstance(spec.get("runs"), list) or not spec["runs"]:
         fail("runs", spec.get("runs"), "a non-empty list of {chapter, grid, params} blocks")
-    if overrides:
-        if not isinstance(spec.get("params", {}), dict):
-            fail("params", spec.get("params"), "a mapping of parameter names to values")
-        spec["params"] = {**spec.get("params", {}), **overrides}
+    overrides = dict(overrides or {})
     common = _common_params(spec)
-    spec["_common"] = sorted(common)
+    spec["_common"] = sorted({*common, *overrides})
     for block in spec["runs"]:
         chapter = block.get("chapter")
         if not isinstance(chapter, str) or not (notebooks / f"{chapter}.ipynb").is_file():
@@ -120,10 +117,11 @@ def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "s
         for key in ("grid", "params"):
             if not isinstance(block.get(key, {}), dict):
                 fail(key, block.get(key), "a mapping of parameter names to values")
-        block["params"] = {**common, **block.get("params", {})}
+        block["params"] = {**common, **block.get("params", {}), **overrides}
         for name, values in block.get("grid", {}).items():
             if not isinstance(values, list) or not values:
                 fail(f"grid.{name}", values, "a non-empty list of values")
+        block["grid"] = {k: v for k, v in block.get("grid", {}).items() if k not in overrides}
         if "split" in block:
             check_choice("split", block["split"], SPLITS)
             if "seeds" in block.get("grid", {}):
@@ -161,8 +159,9 @@ def notebook_default(chapter: str, name: str, notebooks: Path | None = None) -> 
 
 
 def expand(spec: dict[str, Any]) -> list[Run]:
-    """Every run of the spec, in order (a split block: one run per seed, seeds in their order)."""
-    runs = []
+    """Every distinct run of the spec, in order (a split block: one run per seed, seeds in their
+    order; a run that an earlier block already asks for, e.g. after ``--set`` replaced a grid, once)."""
+    runs: list[Run] = []
     for block in spec["runs"]:
         grid = block.get("grid", {})
         names = list(grid)
@@ -174,7 +173,8 @@ def expand(spec: dict[str, Any]) -> list[Run]:
                             for s in params["seeds"])
             else:
                 runs.append(Run(block["chapter"], params, common=common))
-    return runs
+    seen: set[tuple[str, str]] = set()
+    return [r for r in runs if not ((r.chapter, r.run_id) in seen or seen.add((r.chapter, r.run_id)))]
 
 
 def run_dir(root: Path, run: Run) -> Path:

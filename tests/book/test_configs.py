@@ -75,8 +75,12 @@ def _declared(chapter: str) -> set[str]:
     ("imagenet-gpu.yaml", "02-neurons-and-patches", {"image_size": 64, "pretrained": False}),
 ])
 def test_papermill_dry_run_on_cpu(config, chapter, extra, fake_cifar, fake_imagenet, tmp_path, monkeypatch):
-    """The real config through papermill, with sizes scaled down by parameters (no GPU, no download)."""
-    import papermill as pm
+    """The real config through papermill, with sizes scaled down by parameters (no GPU, no download).
+
+    papermill runs in a fresh process, as a user runs it, with a time limit: late in a full session,
+    in-process executions of this test have twice waited forever on a kernel that had gone idle."""
+    import os
+    import subprocess
 
     monkeypatch.setenv("ADVINTERP_CACHE", str(tmp_path / "cache"))
     root = fake_cifar if config.startswith("cifar") else fake_imagenet
@@ -86,7 +90,11 @@ def test_papermill_dry_run_on_cpu(config, chapter, extra, fake_cifar, fake_image
         overrides.update({"ensemble": ["alexnet"], "model": "resnet18"})  # vgg16 is slow on a CPU
     params = {**_config(config), **overrides}
     params = {k: v for k, v in params.items() if k in _declared(chapter)}
-    pm.execute_notebook(str(REPO / "book" / f"{chapter}.ipynb"), str(tmp_path / "out.ipynb"), parameters=params,
-                        cwd=str(REPO / "book"), progress_bar=False, kernel_name="python3")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    proc = subprocess.run([sys.executable, "-m", "papermill", str(REPO / "book" / f"{chapter}.ipynb"), str(tmp_path / "out.ipynb"),
+                           "-f", str(tmp_path / "params.yaml"), "--cwd", str(REPO / "book"), "-k", "python3",
+                           "--no-progress-bar", "--execution-timeout", "600"],
+                          timeout=900, env=os.environ.copy(), capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "r" / f"{chapter}.json").read_text())["metrics"]
     assert metrics

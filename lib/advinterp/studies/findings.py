@@ -27,8 +27,6 @@ import pandas as pd
 from ..report import recorded as rec
 from ..report.results import format_mean_std, tolerance
 
-__all__ = ["tolerance"]  # re-exported for the rules
-
 HOLDS, FAILS, MIXED, UNMEASURED = "holds", "does not hold", "mixed", "not measured"
 #: every verdict a finding can have
 VERDICTS = (HOLDS, FAILS, MIXED, UNMEASURED)
@@ -158,7 +156,7 @@ def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSe
         raise KeyError(f"chapter {chapter} declares no claims (advinterp.studies.findings.claim)")
     record, note = rec.scale_record(chapter, folder)
     here = [assess(c, live) for c in claims]
-    there = [assess(c, None if record is None else {**record.params, **record.metrics}) for c in claims]
+    there = [assess(c, _recorded(record)) for c in claims]
     table = pd.DataFrame({"paper": [c.paper for c in claims], "finding": [c.text for c in claims],
                           f"this page ({live.get('dataset', 'its data')})": [cell(f) for f in here],
                           "CIFAR-10 (recorded run)": [cell(f) for f in there]})
@@ -189,20 +187,18 @@ def styled(table: pd.DataFrame) -> Any:
             .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
 
 
-def scorecard(live: Mapping[str, Metrics | None], folder: Path | None = None) -> pd.DataFrame:
-    """One row per claim of every chapter (chapters in order): the verdict and number at the embedded
-    default (``live[chapter]``: :func:`observations` of that chapter's results file, None when it has
-    not run) and in its recorded CIFAR-10 run (the :class:`Finding` objects in ``_default`` and
-    ``_scale``)."""
-    rows = []
+def scorecard(live: Mapping[str, Metrics | None], folder: Path | None = None) -> list[tuple[Finding, Finding]]:
+    """Every claim of every chapter (chapters in order) as its finding at the embedded default
+    (``live[chapter]``: :func:`observations` of that chapter's results file, None when it has not
+    run) and its finding in the chapter's recorded CIFAR-10 run."""
+    pairs = []
     for chapter in sorted(CLAIMS):
         record, _ = rec.scale_record(chapter, folder)
         for c in CLAIMS[chapter]:
-            theirs = None if record is None else {**record.params, **record.metrics}
-            here, there = assess(c, live.get(chapter)), assess(c, theirs)
-            rows.append({"paper": c.paper, "claim": c.text, "chapter": chapter,
-                         "embedded default": here.verdict, "number (default)": here.number,
-                         "CIFAR-10": there.verdict, "number (CIFAR-10)": there.number,
-                         "seeds at scale": 0 if record is None else len(record.seeds),
-                         "_default": here, "_scale": there})
-    return pd.DataFrame(rows)
+            pairs.append((assess(c, live.get(chapter)), assess(c, _recorded(record))))
+    return pairs
+
+
+def _recorded(record: rec.Record | None) -> dict[str, Any] | None:
+    """What the rules read from a recorded run (as :func:`observations`)."""
+    return None if record is None else {**record.params, **record.metrics}

@@ -32,18 +32,17 @@ def live_results(results_dir: str | Path = "results") -> dict[str, dict[str, Any
 def table(results_dir: str | Path = "results", folder: Path | None = None) -> pd.DataFrame:
     """One row per claim: paper, claim, chapter number, and verdict with its number at the embedded
     default and at CIFAR-10 scale (show it with :func:`findings.styled`)."""
-    card = F.scorecard(live_results(results_dir), folder)
-    here = [F.cell(f) for f in card["_default"]]
-    scale = [F.cell(f) for f in card["_scale"]]
-    return pd.DataFrame({"paper": card.paper, "claim": card.claim, "ch.": [c[:2] for c in card.chapter],
-                         "embedded default (MNIST sample, CPU)": here, "CIFAR-10 (GPU)": scale})
+    pairs = F.scorecard(live_results(results_dir), folder)
+    return pd.DataFrame({"paper": [h.claim.paper for h, _ in pairs], "claim": [h.claim.text for h, _ in pairs],
+                         "ch.": [h.claim.chapter[:2] for h, _ in pairs],
+                         "embedded default (MNIST sample, CPU)": [F.cell(h) for h, _ in pairs],
+                         "CIFAR-10 (GPU)": [F.cell(t) for _, t in pairs]})
 
 
 def counts(results_dir: str | Path = "results", folder: Path | None = None) -> dict[str, int]:
     """How many claims there are, hold at each scale, and are measured at CIFAR-10 scale."""
-    card = F.scorecard(live_results(results_dir), folder)
-    return {"n_claims": len(card), "n_hold_default": int((card["embedded default"] == F.HOLDS).sum()),
-            "n_fail_default": int((card["embedded default"] == F.FAILS).sum()),
-            "n_mixed_default": int((card["embedded default"] == F.MIXED).sum()),
-            "n_measured_scale": int((card["CIFAR-10"] != F.UNMEASURED).sum()),
-            "n_hold_scale": int((card["CIFAR-10"] == F.HOLDS).sum())}
+    pairs = F.scorecard(live_results(results_dir), folder)
+    here, there = [h.verdict for h, _ in pairs], [t.verdict for _, t in pairs]
+    return {"n_claims": len(pairs), "n_hold_default": here.count(F.HOLDS), "n_fail_default": here.count(F.FAILS),
+            "n_mixed_default": here.count(F.MIXED), "n_measured_scale": len(there) - there.count(F.UNMEASURED),
+            "n_hold_scale": there.count(F.HOLDS)}

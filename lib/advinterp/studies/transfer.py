@@ -23,7 +23,7 @@ from ..core import progress
 from ..core.params import Chapter, ChapterParams, listof
 from ..core.validation import fail
 from ..models.predict import accuracy, predict
-from ..report.results import compare
+from ..report.results import compare, tolerance
 from . import setting as S
 from . import findings as F
 
@@ -164,7 +164,7 @@ def transfer_verdict(m: F.Metrics) -> tuple[str, str]:
     """Holds when the ensemble's held-out targeted transfer exceeds one network's by more than
     :func:`rate_gap_tolerance` (or, over several seeds, their spread)."""
     a, b = float(m["ensemble_transfer_heldout"]), float(m["single_transfer_heldout"])
-    tol = max(rate_gap_tolerance(a, b, int(m["n_probe"])), F.tolerance(m.get("ensemble_transfer_heldout_std"),
+    tol = max(rate_gap_tolerance(a, b, int(m["n_probe"])), tolerance(m.get("ensemble_transfer_heldout_std"),
                                                                         m.get("single_transfer_heldout_std")))
     number = (f"ensemble {F.value(m, 'ensemble_transfer_heldout')} vs one network "
               f"{F.value(m, 'single_transfer_heldout')} (noise ±{tol:.3f})")

@@ -18,10 +18,12 @@ SWEEP ?= configs/sweeps/side-by-side.yaml
 ENGINE ?= local
 SWEEP_ARGS ?=
 
-.PHONY: env sysdeps book test unit sweep scale bench clean-cache clean help
+.PHONY: env sysdeps texdeps book pdf test unit sweep scale scale-cpu bench clean-cache clean help
 
 help:
 	@echo "make book   - set up .venv, execute all chapters, render _build/html"
+	@echo "make pdf    - the book as a PDF, _build/latex/advinterp-book.pdf (installs Debian's TeX when missing;"
+	@echo "              reuses make book's executed chapters)"
 	@echo "make test   - set up .venv, run every test (unit, chapters, book build)"
 	@echo "make unit   - unit tests only (fast)"
 	@echo "make sweep  - run the sweep SWEEP=$(SWEEP) (resumable) and collect its table;"
@@ -45,6 +47,23 @@ book: $(STAMP)
 	if [ "$$(cat _build/.library_version 2>/dev/null)" != "$$v" ]; then rm -rf _build/.jupyter_cache; fi; \
 	$(BIN)/jupyter-book build . -W --keep-going && echo "$$v" > _build/.library_version
 	@echo "open _build/html/index.html"
+
+# The PDF: Jupyter Book's LaTeX builder with XeLaTeX, from Debian's TeX packages (installed when
+# missing, as root with apt-get). Chapters come from the same execution cache as `make book`.
+TEX_PACKAGES := texlive-xetex texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended latexmk \
+	fonts-freefont-otf lmodern poppler-utils
+texdeps:
+	@missing=""; for p in $(TEX_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else echo "make pdf needs Debian's packages$$missing (root + apt-get to install them)"; exit 2; fi
+
+pdf: $(STAMP) texdeps
+	@v=$$($(BIN)/python -c "from advinterp.core.cache import library_version; print(library_version())"); \
+	if [ "$$(cat _build/.library_version 2>/dev/null)" != "$$v" ]; then rm -rf _build/.jupyter_cache; fi; \
+	$(BIN)/jupyter-book build . --builder pdflatex -W --keep-going && echo "$$v" > _build/.library_version
+	@ls -l _build/latex/advinterp-book.pdf
 
 sysdeps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -71,7 +90,7 @@ SCALE_ARGS ?= --gpus-per-run 1 --cpus-per-run 4
 scale: $(STAMP)
 	@test -n "$(DATA_ROOT)" || { echo "make scale needs DATA_ROOT=/abs/path/to/cifar10-jpg (ImageFolder: train/, test/)"; exit 2; }
 	$(BIN)/python -m advinterp.sweep configs/sweeps/scale-cifar10.yaml --engine ray $(SCALE_ARGS) \
-	    --set data_root=$(DATA_ROOT) --record $(SCALE_RUN)
+	    --set data_root=$(DATA_ROOT) --record $(SCALE_RUN) --tier gpu
 
 bench: $(STAMP)
 	$(BIN)/python -m advinterp.bench

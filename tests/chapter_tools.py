@@ -39,3 +39,54 @@ def write_toy_chapter(book: Path, parameters: str, body: str, stem: str = "99-to
     path = book / f"{stem}.ipynb"
     nbformat.write(nb, path)
     return path
+
+
+#: notebook path -> the notebook as nbval executed it, with its outputs (only notebooks whose every
+#: code cell passed in this session); the book build caches them instead of executing them again
+EXECUTED: dict[str, object] = {}
+_OUTPUTS: dict[str, dict[int, list]] = {}
+_FAILED: set[str] = set()
+
+
+def record_cell(path: str, nb, cell_num: int, outputs: list | None, passed: bool) -> None:
+    """Keep one nbval cell's outputs; once every code cell of ``path`` has passed, the executed
+    notebook goes into :data:`EXECUTED`."""
+    if not passed:
+        _FAILED.add(path)
+        EXECUTED.pop(path, None)
+        return
+    cells = _OUTPUTS.setdefault(path, {})
+    cells[cell_num] = list(outputs or [])
+    n_code = sum(c.cell_type == "code" for c in nb.cells)
+    if len(cells) == n_code and path not in _FAILED:
+        EXECUTED[path] = executed_notebook(nb, cells)
+
+
+def executed_notebook(nb, outputs: dict[int, list]):
+    """A copy of ``nb`` carrying ``outputs`` (code cell number -> outputs), consecutively counted."""
+    import copy
+
+    import nbformat
+
+    out = copy.deepcopy(nb)
+    for count, cell in enumerate((c for c in out.cells if c.cell_type == "code"), start=1):
+        cell.outputs = [nbformat.from_dict(dict(o)) for o in outputs[count - 1]]
+        for o in cell.outputs:
+            if o.get("output_type") == "execute_result":
+                o["execution_count"] = count
+        cell.execution_count = count
+    nbformat.validate(out)
+    return out
+
+
+def seed_execution_cache(out: Path) -> list[str]:
+    """Put the chapters nbval executed in this session (:data:`EXECUTED`) into the execution cache of
+    a Jupyter Book build into ``out``: the build renders them instead of executing them again.
+    Returns the notebooks cached; a chapter nbval did not run (or that failed) the build executes."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    cache = get_cache(str(out / "_build" / ".jupyter_cache"))
+    for path, nb in EXECUTED.items():
+        cache.cache_notebook_bundle(CacheBundleIn(nb, path), check_validity=False, overwrite=True)
+    return sorted(EXECUTED)

@@ -36,7 +36,9 @@ def parser() -> argparse.ArgumentParser:
                    help="set a parameter of every run (VALUE is read as YAML: 3, 0.1, [0, 1], null, text); repeatable")
     p.add_argument("--record", default=None, metavar="NAME",
                    help="when every run is ok, write the results into book/recorded/NAME (one file per chapter, seed "
-                        "runs aggregated, with provenance) and point book/recorded/scale.yaml at it")
+                        "runs aggregated, with provenance) and point book/recorded/scale.yaml's --tier at it")
+    p.add_argument("--tier", default=None, choices=("cpu", "gpu"),
+                   help="the recorded tier --record fills: cpu (small networks on a CPU) or gpu (ResNet-20)")
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="local: one run after another here (default); ray: each run a Ray task")
     ray = p.add_argument_group("Ray engine (--engine ray)")
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
     options = {key: getattr(args, key) for key in RAY_OPTIONS.values() if getattr(args, key) is not None}
+    if (args.record is None) != (args.tier is None):
+        p.error("--record NAME and --tier cpu|gpu go together")
     if options and args.engine != "ray":
         given = [flag for flag, key in RAY_OPTIONS.items() if key in options]
         p.error(f"{', '.join(given)} only with --engine ray")
@@ -87,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
 
         command = " ".join(["python -m advinterp.sweep", *(argv if argv is not None else sys.argv[1:])])
         dest = recorded.record_sweep(table.parent, args.record, what=f"sweep {spec['name']} ({args.spec})",
-                                     command=command, point_index=True)
+                                     command=command, tier=args.tier)
         print(f"recorded into {dest}")
     elif args.record:
         print(f"not recorded: some runs did not finish (see {table})", file=sys.stderr)

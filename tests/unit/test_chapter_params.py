@@ -26,7 +26,8 @@ BAD: dict[str, list[tuple[str, object]]] = {
         ("dataset", "nope"), ("eps", 1.5), ("model", "nope"), ("attack", "cw"), ("layers", ["nope"]),
         ("layers", "conv2"), ("layers", []), ("k", 0), ("k", 501), ("statistic", "median"), ("affinity", "wordnet3"),
         ("affinity", "cifar10"), ("patch_quantile", 0), ("patch_quantile", 0.9), ("n_show", 0), ("k_show", 21),
-        ("seeds", []), ("seeds", [0, 0]), ("seeds", 0), ("n_probe", 0), ("device", "gpu"),
+        ("seeds", []), ("seeds", [0, 0]), ("seeds", 0), ("n_probe", 0), ("device", "gpu"), ("heldout", "small_cnn"),
+        ("n_boot", 5),
     ],
     "03-neuron-consistency": [
         ("dataset", "nope"), ("eps", -1), ("attacks", ["fgsm", "cw"]), ("attacks", []), ("attack", "fgsm2"),
@@ -37,15 +38,15 @@ BAD: dict[str, list[tuple[str, object]]] = {
         ("dataset", "nope"), ("model", "alexnet"), ("train_attack", "cw"), ("train_eps", 0), ("train_eps", 1.1),
         ("train_steps", 0), ("alpha", -1), ("lambdas", [-0.1]), ("lambdas", []), ("lambdas", [1.0, 1.0]),
         ("lambda_cl", 3.0), ("lambda_cl", -1), ("layer", "nope"), ("consistency", "l1"), ("anchor_clean", "no"),
-        ("finetune_epochs", 0), ("lambda_squared", -1), ("heldout", "nope"), ("ensemble", ["nope"]), ("eval_steps", 2),
+        ("finetune_epochs", 0), ("finetune_lr", 0), ("lambda_squared", -1), ("heldout", "nope"), ("eval_steps", 2),
         ("eval_restarts", 0), ("k", 0), ("n_probe", 5000), ("seeds", "0"), ("epochs", -2), ("max_train", 0),
-        ("n_robust", 501), ("aa_iters", 0),
+        ("n_robust", 501), ("aa_iters", 0), ("n_boot", 5),
     ],
     "05-tracing-and-detection": [
         ("dataset", "nope"), ("model", "nope"), ("ensemble", ["nope"]), ("eps", 3), ("attacks", ["cw"]),
         ("attack", "illc"), ("baseline", "one"), ("log_odds", 1), ("top_k", 0), ("weighted", "yes"), ("k", 0),
         ("n_reference", 3), ("lambdas", [-1.0]), ("lambda_cl", 0.5), ("train_attack", "none"), ("seeds", [1.5]),
-        ("trace_layers", ["nope"]), ("consistency", "l2"), ("finetune_epochs", 1.5),
+        ("trace_layers", ["nope"]), ("consistency", "l2"), ("finetune_epochs", 1.5), ("n_permutations", 5),
     ],
     "06-error-detection": [
         ("dataset", "nope"), ("model", "vgg16"), ("model", "nope"), ("layer", "nope"), ("layer", ["conv1", "conv2"]),
@@ -56,7 +57,7 @@ BAD: dict[str, list[tuple[str, object]]] = {
     "07-sensitivity-regularization": [
         ("dataset", "nope"), ("model", "resnet18"), ("at_attack", "cw"), ("at_eps", 0), ("at_eps", 3), ("at_steps", 0),
         ("lambdas_nas", [-1.0, 1.0, 1.0]), ("lambdas_nas", []), ("lambdas_jac", [0.1]), ("normalization", "batch"),
-        ("match_tol", 2), ("n_mprt", 300), ("n_robust", 501), ("aa_targets", 0), ("aa_iters", 0), ("n_boot", 5),
+        ("match_tol", 2), ("n_mprt", 300), ("n_robust", 501), ("aa_targets", 0), ("aa_iters", 0),
         ("nas_layers", ["nope"]), ("nas_layers", []), ("units_per_layer", 0), ("estimator", "exact"),
         ("attribution", "lime"), ("n_eval", 1), ("n_eval", 10**5), ("eval_steps", 0), ("eval_restarts", 0),
         ("lambda_cl", 7.0), ("seeds", [0, -1]), ("k", 0), ("k", 501),
@@ -149,11 +150,11 @@ def test_notebook_defaults_are_the_declared_defaults(stem):
 
 
 def test_shared_training_parameters_are_one_declaration():
-    from advinterp.studies import consistent_loss, interpretability, tracing
+    from advinterp.studies import consistent_loss, interpretability, tracing, variants
 
-    for study in (tracing, interpretability):
-        shared = [p for p in study.CHAPTER.params if p.name in {q.name for q in consistent_loss.TRAINING}]
-        assert shared == list(consistent_loss.TRAINING)
+    for study in (consistent_loss, tracing, interpretability):
+        shared = [p for p in study.CHAPTER.params if p.name in {q.name for q in variants.TRAINING}]
+        assert shared == list(variants.TRAINING)
 
 
 @pytest.mark.parametrize("stem", sorted(BAD))
@@ -174,12 +175,45 @@ def test_validation_loads_no_data_and_builds_no_model(stem, monkeypatch):
 
 def test_library_checks_use_the_chapter_bounds():
     """A bound is written once: the chapter's epochs and train_steps are the library's own checks."""
-    from advinterp.studies import consistent_loss
+    from advinterp.studies import consistent_loss, variants
     from advinterp.training import adversarial, loop
 
     assert consistent_loss.CHAPTER.params[consistent_loss.CHAPTER.names.index("epochs")] is loop.EPOCHS
-    assert adversarial.TRAIN_STEPS in consistent_loss.TRAINING
+    assert adversarial.TRAIN_STEPS in variants.TRAINING
+    assert adversarial.AdversarialObjective().eps == adversarial.TRAIN_EPS.default, "one declared default"
     with pytest.raises(ValueError, match="^epochs=10001"):
         loop.TrainConfig(epochs=10_001).validate()
     with pytest.raises(ValueError, match="^train_steps=1001"):
         adversarial.AdversarialObjective(steps=1001)
+
+
+def test_a_typo_stops_a_chapter_within_seconds_naming_the_closest_names(tmp_path):
+    """Through papermill: a mistyped parameter name stops chapter 1 in its validation cell (before any
+    data is loaded) with the closest declared names, instead of running the whole chapter with the
+    default."""
+    import time
+
+    import papermill as pm
+
+    start = time.time()
+    with pytest.raises(pm.PapermillExecutionError) as err:
+        pm.execute_notebook(str(REPO / "book" / "01-adversarial-examples.ipynb"), str(tmp_path / "out.ipynb"),
+                            parameters={"epsilon": 0.1, "results_dir": str(tmp_path / "results")},
+                            progress_bar=False, cwd=str(REPO / "book"))
+    assert time.time() - start < 90
+    assert err.value.ename == "ValueError" and "'epsilon'" in err.value.evalue and "'eps'" in err.value.evalue
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_name_another_chapter_declares_passes_and_an_unknown_one_does_not():
+    """Shared configuration files pass every chapter's parameters to every chapter: a name declared
+    by another chapter is allowed; one no chapter declares is not."""
+    from advinterp.studies import setting, transfer
+
+    ns = run_parameters("01-adversarial-examples")
+    injected = "# Parameters\nk = 50\ntarget_train_acc = 0.86\n"
+    P = transfer.validate({**ns, "In": ["", injected], "k": 50, "target_train_acc": 0.86})
+    assert "k" not in P
+    with pytest.raises(ValueError, match=r"^parameters=\['n_probes'\] is not allowed: .*did you mean 'n_probe'"):
+        transfer.validate({**ns, "In": ["", "# Parameters\nn_probes = 50\n"], "n_probes": 50})
+    assert setting.injected_parameters({"In": ["x = 1", "# Parameters (papermill: ...)\neps = 0.3"]}) == []

@@ -62,8 +62,14 @@ def test_apgd_agrees_with_torchattacks(zoo_models, probes):
 def test_masking_checks_pass_for_a_standard_model_and_flag_constructed_failures(zoo_models, probes):
     model, source = zoo_models["small_cnn"].model, zoo_models["small_resnet"].model
     x, y = probes[0][:100], probes[1][:100]
-    r = robustness.evaluate_robustness(model, x, y, eps=0.1, source=source, n_iter=20, n_targets=1, pgd_steps=10)
+    transfer = linf.pgd([source], x, y, eps=0.1, steps=10).x_adv
+    r = robustness.evaluate_robustness(model, x, y, eps=0.1, transfer_x=transfer, n_iter=20, n_targets=1, pgd_steps=10)
     assert not r.masking, r
+    given = linf.pgd([model], x, y, eps=0.1, steps=10).x_adv  # PGD examples made before: reused, not redone
+    reused = robustness.evaluate_robustness(model, x, y, eps=0.1, transfer_x=transfer, pgd_x=given, n_iter=20,
+                                            n_targets=1, pgd_steps=10)
+    assert reused.pgd_acc == pytest.approx(float((model(given).argmax(1) == y).float().mean()))
+    assert reused.aa_acc <= reused.pgd_acc + 1e-9
     assert r.aa_acc <= r.pgd_acc + 1e-9 and r.curve[-1] <= robustness.ZERO_LEVEL
     assert r.eps_grid == robustness.eps_grid(0.1) and len(r.curve) == len(r.eps_grid)
     flags = robustness.checks(fgsm_acc=0.3, pgd_acc=0.5, aa_acc=0.5, transfer_acc=0.2, curve=(0.6, 0.5, 0.55, 0.3))
@@ -74,7 +80,8 @@ def test_masking_checks_pass_for_a_standard_model_and_flag_constructed_failures(
 def test_robustness_is_cached(zoo_models, probes, tmp_cache):
     model, source = zoo_models["small_cnn"], zoo_models["small_resnet"]
     x, y = probes[0][:30], probes[1][:30]
-    kw = dict(eps=0.1, source_key=source.key, source=source.model, n_iter=5, n_targets=1, pgd_steps=3)
+    transfer = linf.pgd([source.model], x, y, eps=0.1, steps=3).x_adv
+    kw = dict(eps=0.1, transfer_x=transfer, n_iter=5, n_targets=1, pgd_steps=3)
     first = robustness.cached_robustness(model.key, model.model, x, y, **kw)
     assert any(tmp_cache.rglob("*.pt"))
     assert robustness.cached_robustness(model.key, model.model, x, y, **kw) == first
@@ -88,4 +95,4 @@ def test_bad_parameters_name_themselves(zoo_models, probes):
     with pytest.raises(ValueError, match="^target=None"):
         apgd.apgd(model, x, y, eps=0.1, loss="dlr_targeted")
     with pytest.raises(ValueError, match="aa_iters=0"):
-        robustness.evaluate_robustness(model, x, y, eps=0.1, source=None, n_iter=0)
+        robustness.evaluate_robustness(model, x, y, eps=0.1, transfer_x=None, n_iter=0)

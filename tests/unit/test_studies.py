@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from advinterp.report import results
-from advinterp.studies import (consistency, consistent_loss, interpretability, neurons, setting, side_by_side,
-                               study, tracing, transfer, wrong_predictions)
+from advinterp.studies import (consistency, consistent_loss, findings, interpretability, neurons, setting,
+                               side_by_side, study, tracing, transfer, wrong_predictions)
 
 TINY = {"device": "cpu", "epochs": 1, "max_train": 200, "n_probe": 40, "seeds": [0], "seed": 0, "attack_steps": 2,
         "k": 5, "k_show": 3, "n_show": 1, "n_reference": 40, "k_nn": 3, "train_steps": 1, "eval_steps": 2,
         "eval_restarts": 1, "at_steps": 1, "n_eval": 4, "eps_grid": [0.1], "n_mutants": 3, "lambdas": [10.0],
         "lambdas_nas": [1.0], "lambdas_jac": [0.1], "units_per_layer": 2, "finetune_epochs": 1, "aa_iters": 5,
-        "aa_targets": 1, "n_robust": 20, "n_mprt": 4, "n_boot": 100,
+        "aa_targets": 1, "n_robust": 20, "n_mprt": 4, "n_boot": 20, "n_permutations": 20,
         "trace_layers": ["conv2", "fc1"]}
 
 
@@ -32,21 +32,47 @@ def shared_cache(tmp_path_factory):
     mp.undo()
 
 
-def params(mod, **changes):
+#: study module name -> (changes, metrics) of the runs above, for the determinism check at the end
+FIRST_RUNS: dict[str, tuple[dict, dict]] = {}
+
+
+def set_up(mod, **changes):
     """The chapter's declared defaults with the tiny overrides, validated and set up."""
     values = {**mod.CHAPTER.defaults, **{k: v for k, v in TINY.items() if k in mod.CHAPTER.names}, **changes}
-    P = mod.validate(values)
-    mod.setup(P)
-    return P
+    return mod.setup(mod.validate(values))
+
+
+def comparable(metrics: dict) -> dict:
+    """The metrics two runs must agree on exactly: all but wall-clock timings."""
+    return {k: v for k, v in json.loads(json.dumps(results.plain(metrics))).items() if "time" not in k}
+
+
+def keep(mod, changes: dict, metrics: dict) -> None:
+    FIRST_RUNS[mod.__name__] = (changes, comparable(metrics))
 
 
 def check_metrics(metrics: dict, n_seeds: int = 1) -> None:
-    """Plain values only; with one seed every spread is absent (NaN, written as null), not 0."""
+    """Plain values or lists of them; with one seed every spread is absent (NaN, written as null), not 0;
+    every per-seed list has one value per seed."""
     for name, value in metrics.items():
-        assert value is None or isinstance(value, bool | int | float | str), (name, value)
+        if name.endswith("_per_seed"):
+            assert isinstance(value, list) and len(value) == n_seeds, (name, value)
+            continue
+        assert value is None or isinstance(value, bool | int | float | str | list), (name, value)
         if name.endswith("_std") and n_seeds == 1:
             assert value is None or math.isnan(value), (name, value)
     assert json.loads(json.dumps(results.plain(metrics)))
+
+
+def check_claims(mod, setup, metrics) -> None:
+    """Every claim of the chapter reads its effects from the metrics (per-seed values present) and is
+    decided, or says why it is not measured."""
+    observed = {**setup.P.public(), **metrics}
+    for c in mod.CLAIMS:
+        for e in c.effects:
+            assert f"{e.name}_per_seed" in metrics, e.name
+        f = findings.assess(c, observed)
+        assert f.verdict in findings.VERDICTS and ("not" not in f.verdict or f.note)
 
 
 def in_unit(*values: float) -> bool:
@@ -59,112 +85,152 @@ def test_registry_names_every_chapter():
 
 
 def test_transfer(shared_cache):
-    P = params(transfer)
-    result = transfer.run(P)
-    m = transfer.summarize(result, P)
+    setup = set_up(transfer)
+    P = setup.P
+    result = transfer.run(setup)
+    m = transfer.summarize(result, setup)
+    keep(transfer, {}, m)
     check_metrics(m)
-    assert in_unit(m["clean_acc"], m["fgsm_success"], m["illc_success"], m["pgd_success"],
+    check_claims(transfer, setup, m)
+    assert in_unit(m["clean_acc"], m["fgsm_success"], m["illc_success"], m["pgd_success"], m["noise_success"],
                    m["ensemble_success_members"], m["single_transfer_heldout"])
     assert m["max_linf"] <= P.eps + 1e-6
-    assert set(transfer.verdicts(result, P, m)) == {"transfer_verdict", "iterative_verdict"}
+    e = result.transfer
+    assert e.lo <= e.estimate <= e.hi
+    assert m["effect_transfer_per_seed"][0] == pytest.approx(m["ensemble_transfer_heldout"] - m["single_transfer_heldout"])
+    assert {"ensemble_transfer_verdict", "iterative_verdict"} <= set(transfer.verdicts(result, setup, m))
     assert list(result.table.index)[-1] == transfer.control_row(P)
 
 
 def test_neurons_and_consistency(shared_cache):
-    P = params(neurons)
-    result = neurons.run(P)
-    m = neurons.summarize(result, P)
+    setup = set_up(neurons)
+    result = neurons.run(setup)
+    m = neurons.summarize(result, setup)
+    keep(neurons, {}, m)
     check_metrics(m)
+    check_claims(neurons, setup, m)
     assert in_unit(m["topk_target_agreement"], m["topk_true_agreement"])
-    assert set(result.table["layer"]) == set(P.layer_list) and set(result.table["seed"]) == {0}
-    rows = neurons.gallery_rows(result, P)
-    assert rows and all(len(r["images"]) <= P.k_show for r in rows)
-    assert "agreement_verdict" in neurons.verdicts(result, P, m)
+    assert set(result.table["layer"]) == set(setup.layers) and set(result.table["seed"]) == {0}
+    assert set(result.layers["network"]) == set(neurons.NETWORKS) and set(result.layers["set"]) == {"adversarial", "noise"}
+    assert set(neurons.intervals(result)["effect"]) == set(neurons.EFFECTS)
+    rows = neurons.gallery_rows(result, setup)
+    assert rows and all(len(r["images"]) <= setup.P.k_show for r in rows)
+    assert "patches_verdict" in neurons.verdicts(result, setup, m)
 
-    P3 = params(consistency, attacks=["fgsm", "ensemble"], attack="ensemble")
-    r3 = consistency.run(P3)
-    m3 = consistency.summarize(r3, P3)
+    s3 = set_up(consistency, attacks=["fgsm", "illc", "ensemble"], attack="ensemble")
+    r3 = consistency.run(s3)
+    m3 = consistency.summarize(r3, s3)
+    keep(consistency, {"attacks": ["fgsm", "illc", "ensemble"], "attack": "ensemble"}, m3)
     check_metrics(m3)
-    assert set(r3.neurons["attack"]) == {"fgsm", "ensemble"}
-    assert m3["n_settings"] == 2 * len(P3.layer_list) and 0 <= m3["n_settings_drop"] <= m3["n_settings"]
-    assert in_unit(m3["consis_real"], m3["consis_adv_true"], m3["consis_adv_target"])
-    assert set(consistency.verdicts(r3, P3, m3)) == {"no_drop", "closer_to_target", "consis_verdict", "cs_verdict"}
+    check_claims(consistency, s3, m3)
+    assert set(r3.neurons["attack"]) == {"fgsm", "illc", "ensemble"} and set(r3.neurons["network"]) == {"attacked", "held-out"}
+    assert in_unit(m3["consis_real"], m3["consis_adv_true"], m3["consis_adv_target"], m3["consis_noise_true"])
+    words = consistency.verdicts(r3, s3, m3)
+    assert {"consistency_drop_verdict", "representations_verdict"} <= set(words)
+    without = set_up(consistency, attacks=["pgd", "ensemble"], attack="ensemble")
+    assert consistency._needs_version_b({"attacks": without.P.attacks}) is not None
 
 
 def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache):
-    P4 = params(consistent_loss)
-    r4 = consistent_loss.run(P4)
+    s4 = set_up(consistent_loss)
+    r4 = consistent_loss.run(s4)
     assert list(r4.table["method"]) == ["standard", "at", "cl-10", "squared", "anchored"]
     assert list(r4.table["control"]) == [False, False, False, True, True]
-    for s in consistent_loss.SETS:
-        assert (r4.table[f"{s}_n_fooled"] >= 0).all()
-    gaps = r4.table["common_consis_gap"].dropna()
-    assert ((gaps >= -1) & (gaps <= 1)).all()
-    curves = consistent_loss.training_curves(r4, P4)
-    assert set(curves.epoch) == {1} and in_unit(*curves.train_adv_acc)
-    m4 = consistent_loss.summarize(r4, P4)
+    assert r4.table["lambda"].tolist()[1:3] == [0.0, 10.0]
+    common = consistent_loss.common_table(r4)
+    assert set(common.method) == {"standard", "at", "cl-10"} and common.k.nunique() == 1, "same K for every model"
+    assert common.n_images.nunique() == 1, "the same images for every model"
+    curves = consistent_loss.training_curves(r4)
+    assert set(curves.epoch) == {1} and in_unit(*curves.adv_acc_end, *curves.clean_acc_end)
+    m4 = consistent_loss.summarize(r4, s4)
+    keep(consistent_loss, {}, m4)
     check_metrics(m4)
+    check_claims(consistent_loss, s4, m4)
     assert in_unit(m4["clean_acc_cl"], m4["pgd_acc_cl"], m4["pgd_acc_standard"])
     assert consistent_loss.lambdas_in(m4) == [0.0, 10.0]
-    assert consistent_loss.before_after_rows(r4, P4, ["standard", "cl-10"])
+    assert consistent_loss.before_after_rows(r4, s4, ["standard", "cl-10"])
 
-    P5 = params(tracing)
-    exp = P5.experiments[0]
-    assert tracing.models_for(exp, P5)["cl"].key == r4.models[0]["cl-10"].key, "chapter 5 reuses chapter 4's model"
-    r5 = tracing.run(P5)
-    m5 = tracing.summarize(r5, P5)
+    s5 = set_up(tracing)
+    exp = s5.experiments[0]
+    assert tracing.models_for(exp, s5.P)["cl"].key == r4.models[0]["cl-10"].model.key, "chapter 5 reuses chapter 4's model"
+    r5 = tracing.run(s5)
+    m5 = tracing.summarize(r5, s5)
+    keep(tracing, {}, m5)
     check_metrics(m5)
+    check_claims(tracing, s5, m5)
     assert set(r5.table["model"]) == set(tracing.MODELS)
-    assert in_unit(m5["detect_auc_standard"], m5["detect_auc_cl"], m5["detect_auc_permuted_standard"],
+    assert in_unit(m5["detect_auc_standard"], m5["detect_auc_cl"], m5["detect_auc_null_standard"],
                    m5["detect_auc_msp_standard"], m5["agreement_clean_standard"])
     assert set(r5.table["layer"]) == {"conv2", "fc1"} and set(r5.table["weighted"]) == {False, True}
-    assert tracing.example_cases(r5, P5)
+    assert tracing.example_cases(r5, s5)
 
-    P7 = params(interpretability)
-    exp7 = P7.experiments[0]
-    assert interpretability.models_to_compare(exp7, P7)["cl"].key == r4.models[0]["cl-10"].key
-    r7 = interpretability.run(P7)
-    m7 = interpretability.summarize(r7, P7)
+    s7 = set_up(interpretability)
+    exp7 = s7.experiments[0]
+    assert interpretability.models_to_compare(exp7, s7.P)["cl"].key == r4.models[0]["cl-10"].model.key
+    r7 = interpretability.run(s7)
+    m7 = interpretability.summarize(r7, s7)
+    keep(interpretability, {}, m7)
     check_metrics(m7)
+    check_claims(interpretability, s7, m7)
     for model in interpretability.MODELS:
         assert interpretability.metric_name("clean_acc", model) in m7
-    assert r7.x_eval.shape[0] == P7.n_eval
+    assert r7.x_eval.shape[0] == s7.P.n_eval
     assert r7.selected == interpretability.nas_name(1.0, 0.1) and m7["matched"] in (0, 1)
     assert in_unit(m7["aa_acc_nas"], m7["aa_acc_pgd_at"], m7["masking_standard"])
+    comp = r7.comparisons
+    assert comp.primary.sum() == len(interpretability.PAIRS) and (comp.p_holm.dropna() >= comp.p[comp.usable]).all()
     for (a, b) in interpretability.PAIRS:
         pair = interpretability.pair_name(a, b)
         assert 0 <= m7[f"n_better_{pair}"] + m7[f"n_worse_{pair}"] <= m7[f"n_compared_{pair}"]
-        key = f"deletion_auc_{pair}"
-        assert m7[f"{key}_lo"] <= m7[key] <= m7[f"{key}_hi"]
+    thresholds = interpretability.threshold_table(r7, s7.P)
+    assert set(thresholds.threshold) == set(interpretability.MPRT_THRESHOLDS)
     for method in interpretability.attribution.METHODS:
         assert m7[f"mprt_pass_{method}_standard"] in (0, 1)
-    words = interpretability.verdicts(r7, P7, m7)
-    assert words["verdict_nas_vs_standard"].split(" (")[0] in ("holds", "does not hold", "mixed", "not assessable")
+    words = interpretability.verdicts(r7, s7, m7)
+    assert words["nas_vs_standard_verdict"].split(",")[0] in findings.VERDICTS
 
 
 def test_wrong_predictions(shared_cache):
-    P = params(wrong_predictions, max_train=400, target_train_acc=0.5)
-    result = wrong_predictions.run(P)
-    m = wrong_predictions.summarize(result, P)
+    setup = set_up(wrong_predictions, max_train=400, target_train_acc=0.5)
+    result = wrong_predictions.run(setup)
+    m = wrong_predictions.summarize(result, setup)
+    keep(wrong_predictions, {"max_train": 400, "target_train_acc": 0.5}, m)
     check_metrics(m)
-    assert in_unit(m["auroc_lcr"], m["auroc_conductance"], m["auroc_combined"], m["coverage"], m["acc_kept"])
-    counts, curves = wrong_predictions.mutant_curves(result, P)
+    check_claims(wrong_predictions, setup, m)
+    assert in_unit(m["auroc_lcr"], m["auroc_conductance"], m["auroc_combined"], m["coverage"], m["acc_kept"],
+                   m["auroc_msp"], m["auroc_energy"], m["auroc_combined_paper_protocol"])
+    counts, curves = wrong_predictions.mutant_curves(result, setup)
     assert curves.shape == (1, len(counts))
-    assert "(n = 1)" in wrong_predictions.paper_comparison(result, P).iloc[-1, 0]
+    assert "(n = 1)" in wrong_predictions.paper_comparison(result, setup).iloc[-1, 0]
+    assert findings.assess(wrong_predictions.CLAIMS[0], {**setup.P.public(), **m}).verdict == findings.UNMEASURED
 
 
 def test_mutation_rate_that_mutates_nothing_fails_in_setup():
     with pytest.raises(ValueError, match=r"^mutation_rate=0.001 is not allowed"):
-        params(wrong_predictions, mutation_rate=0.001)
+        set_up(wrong_predictions, mutation_rate=0.001)
     with pytest.raises(ValueError, match=r"^table_rates\[1\]=0.0001 is not allowed"):
-        params(wrong_predictions, table_rates=[0.1, 0.0001])
+        set_up(wrong_predictions, table_rates=[0.1, 0.0001])
 
 
 def test_over_seeds_takes_every_seed_once():
-    P = transfer.CHAPTER.validate({**transfer.CHAPTER.defaults, "seed": 3})
-    assert setting.over_seeds(P, lambda s: s * 2) == {3: 6}
-    P2 = neurons.CHAPTER.validate({**neurons.CHAPTER.defaults, "seeds": [4, 1]})
-    assert setting.over_seeds(P2, lambda s: s) == {4: 4, 1: 1}
+    s = set_up(neurons, seeds=[4, 1])
+    assert setting.over_seeds(s, lambda seed, exp: (seed, exp.seed)) == {4: (4, 4), 1: (1, 1)}
+
+
+def test_every_study_gives_identical_metrics_from_an_empty_cache(tmp_path, monkeypatch):
+    """Determinism: every study above, run again with an empty model cache (training, attacks and
+    metrics all recomputed), gives exactly the same metrics (chapters 4, 5 and 7 in their order, as
+    5 and 7 use 4's models)."""
+    if not FIRST_RUNS:
+        pytest.skip("run the whole module: the first runs are the tests above")
+    monkeypatch.setenv("ADVINTERP_CACHE", str(tmp_path / "cache"))
+    for mod in (transfer, neurons, consistency, consistent_loss, tracing, interpretability, wrong_predictions):
+        if mod.__name__ not in FIRST_RUNS:
+            continue
+        changes, first = FIRST_RUNS[mod.__name__]
+        setup = set_up(mod, **changes)
+        again = comparable(mod.summarize(mod.run(setup), setup))
+        assert again == first, f"{mod.__name__} differs between two runs"
 
 
 # ----------------------------------------------------------------------------- chapter 8
@@ -199,7 +265,7 @@ def test_side_by_side_reads_the_studies_metric_names():
     shown = side_by_side.display_table(result.values)
     assert shown.loc["wrong-prediction AUROC (ch. 6)", "PGD adversarial training"] == "not measured"
     assert list(result.lambdas["lambda"]) == [0.0, 10.0]
-    metrics = side_by_side.summarize(result, None)
+    metrics = side_by_side.summarize(result, None)  # type: ignore[arg-type]
     assert metrics["lambda_cl_in_table"] == 10.0
 
 
@@ -221,7 +287,6 @@ def test_one_seed_shows_n_equals_one_not_zero_spread():
     table = pd.DataFrame({"method": ["a", "b", "b"], "x": [0.1, 0.2, 0.4]})
     shown = results.mean_std_table(table, "method", ["x"])
     assert shown.loc["a", "x"] == "0.100 (n = 1)" and shown.loc["b", "x"] == "0.300 ± 0.141"
-    assert results.tolerance(float("nan"), None) == 0.0 and results.tolerance(0.1, float("nan")) == 0.1
 
 
 def test_studies_take_no_hidden_settings():

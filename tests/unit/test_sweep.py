@@ -117,7 +117,7 @@ def test_results_record_overrides_and_provenance(tmp_path):
     from advinterp.studies import transfer
 
     params = {**transfer.CHAPTER.defaults, "eps": 0.1}
-    path = results.write_results(transfer.CHAPTER.stem, params, {"m": 1.0}, tmp_path)
+    path = results.write_results(transfer.CHAPTER, params, {"m": 1.0}, tmp_path)
     payload = json.loads(path.read_text())
     assert payload["overrides"] == {"eps": 0.1}
     assert payload["provenance"] == {"notebook": sweep.notebook_digest(transfer.CHAPTER.stem),
@@ -148,3 +148,16 @@ def test_params_file_and_top_level_params_reach_every_run(toy, tmp_path):
     spec.write_text("name: c\nparams_file: nowhere.yaml\nruns:\n  - chapter: 99-toy\n")
     with pytest.raises(ValueError, match="params_file='nowhere.yaml'"):
         sweep.load_spec(spec, book)
+
+
+def test_a_name_no_chapter_of_the_sweep_declares_stops_it_before_anything_runs(toy, tmp_path):
+    book, spec, runs_root = toy
+    with pytest.raises(ValueError, match=r"^--set=\['z'\] is not allowed: .*no chapter of the sweep declares"):
+        sweep.load_spec(spec, book, overrides={"z": 1})
+    with pytest.raises(ValueError, match=r"did you mean 'y'"):
+        sweep.load_spec(spec, book, overrides={"yy": 1})
+    typo = tmp_path / "typo.yaml"
+    typo.write_text("name: t\nruns:\n  - chapter: 99-toy\n    grid: {xx: [1, 2]}\n")
+    with pytest.raises(ValueError, match=r"^99-toy grid=\['xx'\] is not allowed: .*did you mean 'x'"):
+        sweep.load_spec(typo, book)
+    assert not runs_root.exists()

@@ -71,14 +71,15 @@ def make_adversarial_set(
     batch_size: int = 250,
     restarts: int = 1,
 ) -> AdversarialSet:
-    """Attack ``x`` with ``attack`` (one of :data:`advinterp.attacks.linf.EVAL_ATTACKS`).
+    """Attack ``x`` with ``attack`` (one of :data:`advinterp.attacks.linf.PROBE_SETS`: an evaluation
+    attack, a study's internal one or a control).
 
     Single-model attacks use ``attacked[0]``; ``"ensemble"`` uses all of ``attacked`` and aims at
     a random target ``y* != y`` drawn from ``seed``. ``steps`` is ignored by FGSM; ``steps=None``
     gives each attack's default (ILLC: Kurakin's schedule; PGD and ensemble: 20 steps).
     ``restarts`` applies to PGD (each image keeps its strongest restart).
     """
-    check_choice("attack", attack, linf.EVAL_ATTACKS)
+    check_choice("attack", attack, linf.PROBE_SETS)
     eps = linf.EPS.validate(eps)
     if steps is not None:
         check_int("attack_steps", steps, 1)
@@ -111,7 +112,7 @@ def cached_adversarial_set(
     restarts: int = 1,
 ) -> AdversarialSet:
     """:func:`make_adversarial_set` on the test images at ``indices``, cached on disk."""
-    check_choice("attack", attack, linf.EVAL_ATTACKS)
+    check_choice("attack", attack, linf.PROBE_SETS)
     members = attacked if linf.ATTACKS[attack].multi_model else attacked[:1]
     key = cache.key_of({
         "attack": attack, "eps": eps, "steps": steps, "seed": seed, "restarts": restarts,

@@ -11,6 +11,12 @@
 * :func:`ensemble` - Liu et al. (2017) ensemble optimisation as used by Dong et al. (version A,
   sec. 3): minimise ``-log( mean_i softmax(f_i(x'))[y*] )`` over k models with sign-gradient
   steps, random target ``y* != y``, L-inf bound ``eps`` (our reading; see ``papers.md``).
+* :func:`pgd_ensemble` - untargeted PGD against several models at once, ascending
+  ``-log( mean_i softmax(f_i(x'))[y] )``: one set of images for comparing models on the same inputs
+  (chapter 4 keeps the images that fool every model).
+* :func:`random_sign` - not an attack: the **control** of equal budget, a random corner of the
+  eps-ball. What an attack does to a network beyond what this does is the attack's doing; what
+  this does too is the doing of any perturbation that large (:data:`CONTROLS`).
 
 **One calling convention.** Every attack is ``attack(models, x, y, *, eps, steps, step_size,
 generator, restarts, target) -> AttackOutput(x_adv, target)``; single-model attacks use
@@ -240,6 +246,50 @@ def ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, e
     return AttackOutput(x_adv, target)
 
 
+def pgd_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                 steps: int | None = None, step_size: float | None = None, generator: torch.Generator | None = None,
+                 restarts: int = 1, target: torch.Tensor | None = None) -> AttackOutput:
+    """Untargeted PGD on every model of ``models`` at once: ascend ``-log(mean_i softmax(f_i(x'))[y])``
+    (the untargeted form of :func:`ensemble`'s loss: once a model is fooled its probability of ``y``
+    is near 0 and the models still correct carry the gradient), from a random start; with
+    ``restarts > 1`` each image keeps the restart that fools the most models (then the highest loss)."""
+    eps, steps, step_size = _schedule(eps, steps, step_size, 20)
+    restarts = check_int("restarts", restarts, 1)
+    if len(models) < 1:
+        fail("models", list(models), "at least one model")
+
+    def per_image(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = [m(z) for m in models]
+        probs = sum(F.softmax(lg, dim=1) for lg in logits) / len(models)
+        loss = -torch.log(probs.gather(1, y.view(-1, 1)).squeeze(1).clamp_min(1e-12))
+        n_fooled = sum((lg.argmax(1) != y).float() for lg in logits)
+        return loss, n_fooled
+
+    best = x.detach().clone()
+    best_score = torch.full((len(x),), -float("inf"), device=x.device)
+    with frozen(models):
+        for _ in range(restarts):
+            x_adv = iterate(lambda z: per_image(z)[0].sum(), x, eps, step_size, steps, random_start=True,
+                            generator=generator)
+            with torch.no_grad():
+                loss, n_fooled = per_image(x_adv)
+                score = loss + n_fooled * 1e6  # fooling more models first, then loss
+                better = score > best_score
+                best[better] = x_adv[better]
+                best_score = torch.where(better, score, best_score)
+    return AttackOutput(best, _untargeted(y))
+
+
+def random_sign(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float,
+                steps: int | None = None, step_size: float | None = None, generator: torch.Generator | None = None,
+                restarts: int = 1, target: torch.Tensor | None = None) -> AttackOutput:
+    """``x + eps * s`` with independent uniformly random signs ``s``, clipped to [0, 1]: a perturbation
+    as large as the attacks' in L-inf that uses no model (``models``, ``steps`` do not apply)."""
+    eps = EPS.validate(eps)
+    signs = torch.randint(0, 2, x.shape, generator=generator).to(x.device, x.dtype) * 2 - 1
+    return AttackOutput(LinfBall(x.detach(), eps).project(x.detach() + eps * signs), _untargeted(y))
+
+
 @dataclass(frozen=True)
 class Attack:
     """A registered attack and what it is for."""
@@ -255,6 +305,10 @@ class Attack:
     evaluation: bool
     #: needs a random target y* != y drawn by the caller (``target=``)
     draws_target: bool = False
+    #: a control of equal budget, not an attack (builds a probe set; never an option of ``attack``)
+    control: bool = False
+    #: builds probe sets inside a study (never an option of ``attack``)
+    internal: bool = False
 
 
 ATTACKS: dict[str, Attack] = {
@@ -264,9 +318,16 @@ ATTACKS: dict[str, Attack] = {
     "pgd": Attack(pgd, targeted=False, multi_model=False, training=True, evaluation=True),
     "ensemble": Attack(ensemble, targeted=True, multi_model=True, training=False, evaluation=True,
                        draws_target=True),
+    "pgd_ensemble": Attack(pgd_ensemble, targeted=False, multi_model=True, training=False, evaluation=False,
+                           internal=True),
+    "noise": Attack(random_sign, targeted=False, multi_model=False, training=False, evaluation=False, control=True),
 }
 #: attacks that build adversarial probe sets (chapters 1-5)
 EVAL_ATTACKS: tuple[str, ...] = tuple(n for n, a in ATTACKS.items() if a.evaluation)
+#: controls of equal budget that build probe sets too (chapters 1-3)
+CONTROLS: tuple[str, ...] = tuple(n for n, a in ATTACKS.items() if a.control)
+#: everything that builds a cached probe set (:mod:`advinterp.attacks.advdata`)
+PROBE_SETS: tuple[str, ...] = tuple(n for n, a in ATTACKS.items() if a.evaluation or a.control or a.internal)
 #: attacks usable inside training (generated on the fly against the model being trained)
 TRAINING_ATTACKS: tuple[str, ...] = tuple(n for n, a in ATTACKS.items() if a.training)
 

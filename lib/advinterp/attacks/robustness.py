@@ -8,8 +8,7 @@ Croce and Hein 2020).
   core (:func:`advinterp.attacks.apgd.autoattack`: APGD-CE then APGD-T with the targeted DLR loss);
 * PGD at a grid of budgets (``eps/2, eps, 2 eps, 4 eps`` and ``0.5``, capped at 1; one random
   start at the budgets other than ``eps``): the accuracy-versus-eps curve;
-* PGD examples crafted on an independently trained ``source`` model (a transfer, black-box attack;
-  one random start).
+* PGD examples crafted on an independently trained model (a transfer, black-box attack), given.
 
 and reports four checks, each of which a model whose gradients are informative passes:
 
@@ -35,11 +34,12 @@ from torch import nn
 
 from ..core import cache
 from ..core._helpers import chunks
-from ..core.validation import check_number
 from ..models.predict import predict
 from . import apgd as apgd_module
 from . import linf
 
+#: the gradient-masking checks, by the names reports and tables use
+CHECKS = ("monotone", "reaches_zero", "whitebox_le_transfer", "iterative_le_single")
 #: accuracy tolerance of the masking checks (a fraction of the images)
 TOL = 0.01
 #: accuracy counted as "about zero" at the largest budget
@@ -65,8 +65,8 @@ class RobustnessReport:
 
     @property
     def masking(self) -> bool:
-        """Whether any gradient-masking check failed."""
-        return not (self.monotone and self.reaches_zero and self.whitebox_le_transfer and self.iterative_le_single)
+        """Whether any gradient-masking check (:data:`CHECKS`) failed."""
+        return not all(getattr(self, c) for c in CHECKS)
 
     def row(self) -> dict[str, float]:
         """The scalar fields (checks as 0/1) for a results table."""
@@ -108,28 +108,37 @@ def _accuracy_under(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
 
 
 def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                        source: nn.Module | None, n_iter: int = 100, n_targets: int = 9, pgd_steps: int = 20,
-                        restarts: int = 1, seed: int = 0, batch_size: int = 250) -> RobustnessReport:
+                        transfer_x: torch.Tensor | None, pgd_x: torch.Tensor | None = None, n_iter: int = 100,
+                        n_targets: int = 9, pgd_steps: int = 20, restarts: int = 1, seed: int = 0,
+                        batch_size: int = 250) -> RobustnessReport:
     """Every accuracy and check of the module docstring for ``model`` on ``(x, y)`` (CPU tensors).
 
-    ``source`` is the independently trained model the transfer attack is crafted on (None: the
-    transfer accuracy is NaN and its check is skipped, i.e. passes). Attacks run on the model's
-    device (the source must be on the same one)."""
+    ``transfer_x`` are PGD examples of ``x`` crafted on an independently trained model (they do not
+    depend on ``model``, so one set serves every model of a seed; None: the transfer accuracy is NaN
+    and its check is skipped, i.e. passes). ``pgd_x`` are PGD examples of ``x`` already made against
+    ``model`` with ``pgd_steps`` steps and ``restarts`` restarts (reused instead of attacking again;
+    None: made here). Attacks run on the model's device."""
     eps = linf.EPS.validate(eps)
     apgd_module.APGD_ITERS.validate(n_iter)
     apgd_module.APGD_TARGETS.validate(n_targets)
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
 
-    def pgd_at(e: float, target_model: nn.Module, n_restarts: int = 1):
-        return lambda xb, yb: linf.pgd([target_model], xb, yb, eps=e, steps=pgd_steps, restarts=n_restarts,
+    def pgd_at(e: float, n_restarts: int = 1):
+        return lambda xb, yb: linf.pgd([model], xb, yb, eps=e, steps=pgd_steps, restarts=n_restarts,
                                        generator=gen).x_adv
+
+    def correct_on(images: torch.Tensor) -> tuple[float, torch.Tensor]:
+        mask = predict(model, images) == y
+        return float(mask.float().mean()), mask
 
     clean = float((predict(model, x) == y).float().mean())
     fgsm_acc, _ = _accuracy_under(lambda xb, yb: linf.fgsm([model], xb, yb, eps=eps).x_adv, model, x, y,
                                   batch_size=batch_size, device=device)
-    pgd_acc, pgd_mask = _accuracy_under(pgd_at(eps, model, restarts), model, x, y, batch_size=batch_size,
-                                        device=device)
+    if pgd_x is not None:
+        pgd_acc, pgd_mask = correct_on(pgd_x)
+    else:
+        pgd_acc, pgd_mask = _accuracy_under(pgd_at(eps, restarts), model, x, y, batch_size=batch_size, device=device)
     # robust only if every attack failed: like AutoAttack's own sequence, its core runs only on the
     # images PGD left robust (the result is the same as attacking all and taking the intersection)
     aa_mask = pgd_mask.clone()
@@ -141,12 +150,9 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, e
             batch_size=batch_size, device=device)
     aa_acc = float(aa_mask.float().mean())
     grid = eps_grid(eps)
-    curve = tuple(pgd_acc if e == eps else _accuracy_under(pgd_at(e, model), model, x, y, batch_size=batch_size,
+    curve = tuple(pgd_acc if e == eps else _accuracy_under(pgd_at(e), model, x, y, batch_size=batch_size,
                                                            device=device)[0] for e in grid)
-    if source is not None:
-        transfer_acc, _ = _accuracy_under(pgd_at(eps, source), model, x, y, batch_size=batch_size, device=device)
-    else:
-        transfer_acc = float("nan")
+    transfer_acc = correct_on(transfer_x)[0] if transfer_x is not None else float("nan")
     return _report(eps, clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc, grid, curve)
 
 
@@ -158,19 +164,25 @@ def _report(eps: float, clean: float, fgsm_acc: float, pgd_acc: float, aa_acc: f
     return RobustnessReport(eps, clean, fgsm_acc, pgd_acc, aa_acc, transfer_acc, grid, curve, **flags)
 
 
+def images_key(*tensors: torch.Tensor | None) -> str:
+    """A short identity of image tensors for cache keys (None stays None)."""
+    return cache.key_of([None if t is None else [float(t.sum()), float(t.pow(2).sum()), list(t.shape)]
+                         for t in tensors])
+
+
 def cached_robustness(model_key: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                      source_key: str | None, source: nn.Module | None, n_iter: int = 100, n_targets: int = 9,
-                      pgd_steps: int = 20, restarts: int = 1, seed: int = 0) -> RobustnessReport:
-    """:func:`evaluate_robustness`, cached by the models' keys, the images and every setting."""
-    check_number("eps", eps, 0.0, 1.0)
-    description = {"model": model_key, "source": source_key, "eps": eps, "n_iter": n_iter, "n_targets": n_targets,
+                      transfer_x: torch.Tensor | None, pgd_x: torch.Tensor | None = None, n_iter: int = 100,
+                      n_targets: int = 9, pgd_steps: int = 20, restarts: int = 1, seed: int = 0) -> RobustnessReport:
+    """:func:`evaluate_robustness`, cached by the model's key, the images and every setting."""
+    eps = linf.EPS.validate(eps)
+    description = {"model": model_key, "eps": eps, "n_iter": n_iter, "n_targets": n_targets,
                    "pgd_steps": pgd_steps, "restarts": restarts, "seed": seed,
-                   "images": cache.key_of([float(x.sum()), float(x.pow(2).sum()), y.tolist()]),
+                   "images": cache.key_of([images_key(x), y.tolist()]), "given": images_key(pgd_x, transfer_x),
                    "code": cache.code_version(apgd_module, linf, sys.modules[__name__])}
 
     def compute() -> dict[str, torch.Tensor]:
-        r = evaluate_robustness(model, x, y, eps=eps, source=source, n_iter=n_iter, n_targets=n_targets,
-                                pgd_steps=pgd_steps, restarts=restarts, seed=seed)
+        r = evaluate_robustness(model, x, y, eps=eps, transfer_x=transfer_x, pgd_x=pgd_x, n_iter=n_iter,
+                                n_targets=n_targets, pgd_steps=pgd_steps, restarts=restarts, seed=seed)
         return {"scalars": torch.tensor([r.clean_acc, r.fgsm_acc, r.pgd_acc, r.aa_acc, r.transfer_acc],
                                         dtype=torch.float64),
                 "grid": torch.tensor(r.eps_grid, dtype=torch.float64),

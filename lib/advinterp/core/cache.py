@@ -22,10 +22,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pandas as pd
+from typing import Any
 
 import torch
 
@@ -158,20 +155,3 @@ def memoized(kind: str, description: Any, compute: Callable[[], dict[str, torch.
     from . import paths
 
     return cached_tensors(paths.cache_dir() / kind / f"{key_of(description)}.pt", compute)
-
-
-def memoized_frame(kind: str, description: Any, compute: Callable[[], "pd.DataFrame"]) -> "pd.DataFrame":
-    """Like :func:`memoized` for a pandas table (stored as JSON text inside the verified file)."""
-    import io as _io
-
-    import pandas as pd
-
-    from . import paths
-
-    path = paths.cache_dir() / kind / f"{key_of(description)}.pt"
-    found = verified_load(path)
-    if found is not None:
-        return pd.read_json(_io.StringIO(found["table"]), orient="split")
-    frame = compute()
-    atomic_save({"table": frame.to_json(orient="split")}, path)
-    return frame

@@ -126,10 +126,6 @@ class ChapterParams(dict[str, Any]):
         return {k: self[k] for k in self.declared}
 
 
-#: every declared chapter by stem (filled as study modules are imported)
-CHAPTERS: dict[str, "Chapter"] = {}
-
-
 @dataclass(frozen=True)
 class Chapter:
     """A chapter's parameters: the declared :class:`Param` objects (in the order of the notebook's
@@ -138,9 +134,6 @@ class Chapter:
     stem: str
     params: tuple[Param, ...]
     relations: Callable[[ChapterParams], None] = field(default=lambda P: None)
-
-    def __post_init__(self) -> None:
-        CHAPTERS[self.stem] = self
 
     def overrides(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """The entries of ``values`` that differ from this chapter's declared defaults (lists and

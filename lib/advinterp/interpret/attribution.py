@@ -12,9 +12,16 @@ Every metric is per image and none can be won by the scale of the logits or by c
   rescaled by the least-squares optimal factor (Captum's ``normalize=True``) and the error divided
   by the energy of the output changes, so the number measures the *shape* of the map in ``[0, 1]``
   and not the logit scale (lower is better). The un-normalised form rewarded models with small logits.
+* ``infidelity_wide`` - the same at a wider noise scale (sigma 0.3 instead of 0.1): at 0.1 infidelity
+  mostly rewards a model that is locally linear, the very thing smoothness regularisers buy; the
+  wider scale asks whether the map also predicts larger changes.
 * ``deletion_auc`` - pixel flipping (Samek et al. 2017): delete (set to 0) pixels from most to least
   relevant; area under the target-probability curve *divided by the probability on the intact
   image* ``p(x)`` (lower is better). Without the division it rewarded low confidence.
+* ``deletion_random`` - the same curve deleting pixels in a random order: how sensitive the *model*
+  is to occlusion, whatever the map (a baseline, never a verdict); ``deletion_gain =
+  deletion_random - deletion_auc`` is what the map's order adds (higher is better), so a model that
+  is merely robust (or fragile) to occlusion cannot win it.
 * ``faithfulness_corr`` - faithfulness correlation (Bhatt et al. 2020): over random pixel subsets S
   (``subset`` of the pixels each), the Pearson correlation between ``sum_{i in S} a_i`` and the
   drop of the target logit when S is set to 0 (higher is better; affine changes of the logits do not
@@ -47,12 +54,16 @@ from .conductance import zero_baseline
 
 METHODS = ("saliency", "integrated_gradients", "smoothgrad")
 #: for each metric, whether larger values mean a more interpretable explanation
-HIGHER_IS_BETTER = {"infidelity": False, "deletion_auc": False, "faithfulness_corr": True, "sparseness": True,
-                    "relevance_mass": True, "alignment": True, "sens_max": False}
+HIGHER_IS_BETTER = {"deletion_gain": True, "infidelity": False, "infidelity_wide": False, "deletion_auc": False,
+                    "faithfulness_corr": True, "sparseness": True, "relevance_mass": True, "alignment": True,
+                    "deletion_random": False, "sens_max": False}
 #: the family of each metric
-FAMILY = {"infidelity": "faithfulness", "deletion_auc": "faithfulness", "faithfulness_corr": "faithfulness",
-          "sparseness": "complexity", "relevance_mass": "localisation", "alignment": "model gradient",
+FAMILY = {"deletion_gain": "faithfulness", "infidelity": "faithfulness", "infidelity_wide": "faithfulness",
+          "deletion_auc": "faithfulness", "faithfulness_corr": "faithfulness", "sparseness": "complexity",
+          "relevance_mass": "localisation", "alignment": "model gradient", "deletion_random": "the model, not the map",
           "sens_max": "robustness of the map"}
+#: the noise scales of infidelity and of its wide variant
+INFIDELITY_STD, INFIDELITY_WIDE_STD = 0.1, 0.3
 #: images on which sensitivity-max is computed (it re-explains each image several times)
 SENS_MAX_IMAGES = 32
 #: metrics shown but never used for a verdict: a model trained to be insensitive wins them by construction
@@ -121,18 +132,19 @@ def sensitivity_max(explain: Callable[..., torch.Tensor], x: torch.Tensor, targe
 
 
 @torch.no_grad()
-def deletion_curve(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor, *,
+def deletion_curve(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor | None, target: torch.Tensor, *,
                    steps: int = 20, baseline: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Target probability as the most relevant pixels (by absolute attribution summed over channels) are
-    deleted in ``steps`` equal chunks; returns ``(fractions (steps+1,), probs (N, steps+1))``."""
+    deleted in ``steps`` equal chunks; returns ``(fractions (steps+1,), probs (N, steps+1))``.
+    ``attributions=None`` deletes the pixels in a random order (torch's global stream)."""
     n, _, h, w = x.shape
-    relevance = attributions.abs().sum(1).reshape(n, -1)
-    order = relevance.argsort(dim=1, descending=True)
+    relevance = torch.rand(n, h * w) if attributions is None else attributions.abs().sum(1).reshape(n, -1)
+    order = relevance.to(x.device).argsort(dim=1, descending=True)
     fractions = torch.linspace(0, 1, steps + 1)
     probs = []
     for f in fractions:
         k = int(round(float(f) * h * w))
-        mask = torch.zeros(n, h * w, dtype=torch.bool)
+        mask = torch.zeros(n, h * w, dtype=torch.bool, device=x.device)
         if k:
             mask.scatter_(1, order[:, :k], True)
         xd = torch.where(mask.view(n, 1, h, w), torch.full_like(x, baseline), x)
@@ -141,10 +153,10 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor
     return fractions, torch.stack(probs, 1)
 
 
-def deletion_auc(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
+def deletion_auc(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor | None, target: torch.Tensor,
                  steps: int = 20) -> torch.Tensor:
     """Area under the deletion curve divided by the intact image's target probability ``p(x)``
-    (trapezoid over the deleted fraction; lower is better)."""
+    (trapezoid over the deleted fraction; lower is better); ``attributions=None``: random order."""
     fractions, probs = deletion_curve(model, x, attributions, target, steps=steps)
     return torch.trapezoid(probs, fractions, dim=1) / probs[:, 0].clamp_min(1e-12)
 
@@ -213,9 +225,13 @@ def evaluate_attributions(model: nn.Module, x: torch.Tensor, method: str, *, dig
         explain = explainer(model, method)
         attr = explain(x, target=target).detach()
         grad = explainer(model, "saliency")(x, target=target).detach()
+        deleted = deletion_auc(model, x, attr, target)
+        random_order = deletion_auc(model, x, None, target)
         out = {
-            "infidelity": infidelity(model, x, attr, target),
-            "deletion_auc": deletion_auc(model, x, attr, target),
+            "deletion_gain": random_order - deleted,
+            "infidelity": infidelity(model, x, attr, target, std=INFIDELITY_STD),
+            "infidelity_wide": infidelity(model, x, attr, target, std=INFIDELITY_WIDE_STD),
+            "deletion_auc": deleted, "deletion_random": random_order,
             "faithfulness_corr": faithfulness_correlation(model, x, attr, target),
             "sparseness": sparseness(attr).float(),
             "alignment": alignment(x, grad),

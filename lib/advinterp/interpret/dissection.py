@@ -62,22 +62,34 @@ def neuron_report(model: nn.Module, adv: AdversarialSet, target: torch.Tensor, l
     return Dissection(real, fake, pd.concat(rows, ignore_index=True), adv, target)
 
 
+def representation_images(model: nn.Module, x_adv: torch.Tensor, x_src: torch.Tensor, y: torch.Tensor,
+                          target: torch.Tensor, layers: Sequence[str], reference: tuple[torch.Tensor, torch.Tensor],
+                          A: torch.Tensor, *, k_nn: int | None = 10,
+                          reference_features: dict[str, torch.Tensor] | None = None) -> dict[str, dict[str, torch.Tensor]]:
+    """Per layer, the per-image CS / r / LC of :func:`advinterp.interpret.representation
+    .representation_metrics` of the perturbed images ``x_adv`` made from ``x_src``
+    (``reference_features``: the reference images' activations at ``layers``, when already computed;
+    ``k_nn=None``: no LC, whose nearest-neighbour search in a conv layer's full map is the costly part)."""
+    x_ref, y_ref = reference
+    n_classes = A.shape[0]
+    feats_ref = reference_features if reference_features is not None else activations(model, x_ref, layers)
+    feats_src = activations(model, x_src, layers)
+    feats_adv = activations(model, x_adv, layers)
+    out = {}
+    for layer in layers:
+        means = class_means(feats_ref[layer], y_ref, n_classes)
+        nn_labels = None if k_nn is None else knn_labels(feats_adv[layer], feats_ref[layer], y_ref, k_nn)
+        out[layer] = representation_metrics(feats_adv[layer], feats_src[layer], y, target, means, nn_labels, A)
+    return out
+
+
 def representation_report(model: nn.Module, adv: AdversarialSet, target: torch.Tensor, layers: Sequence[str],
                           reference: tuple[torch.Tensor, torch.Tensor], A: torch.Tensor, *,
                           k_nn: int = 10) -> pd.DataFrame:
     """Mean CS / r / LC per layer (rows in the order of ``layers``, with its ``depth``)."""
-    x_ref, y_ref = reference
-    n_classes = A.shape[0]
-    feats_ref = activations(model, x_ref, layers)
-    feats_src = activations(model, adv.x, layers)
-    feats_adv = activations(model, adv.x_adv, layers)
-    rows = []
-    for depth, layer in enumerate(layers):
-        means = class_means(feats_ref[layer], y_ref, n_classes)
-        nn_labels = knn_labels(feats_adv[layer], feats_ref[layer], y_ref, k_nn)
-        m = representation_metrics(feats_adv[layer], feats_src[layer], adv.y, target, means, nn_labels, A)
-        rows.append({"layer": layer, "depth": depth, **{k: float(v.mean()) for k, v in m.items()}})
-    return pd.DataFrame(rows)
+    per_image = representation_images(model, adv.x_adv, adv.x, adv.y, target, layers, reference, A, k_nn=k_nn)
+    return pd.DataFrame([{"layer": layer, "depth": depth, **{k: float(v.mean()) for k, v in per_image[layer].items()}}
+                         for depth, layer in enumerate(layers)])
 
 
 def most_consistent(table: pd.DataFrame, n: int) -> list[tuple[str, int]]:

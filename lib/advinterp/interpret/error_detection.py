@@ -119,6 +119,22 @@ def stack(kind: str, val_features: np.ndarray, val_wrong: np.ndarray, test_featu
     return oof, _fit_predict(kind, val_features, y, test_features, seed)
 
 
+def stack_in_sample(kind: str, features: np.ndarray, wrong: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """Wu et al.'s protocol: the second stage fitted on ``features`` and scored on the same rows
+    (in sample: its AUROC is optimistic; shown beside the out-of-sample one, labelled)."""
+    check_choice("stacker", kind, STACKERS)
+    return _fit_predict(kind, features, wrong.astype(int), features, seed)
+
+
+def confidence_scores(logits: torch.Tensor) -> dict[str, np.ndarray]:
+    """The classifier's own confidence as wrong-prediction scores (higher = more likely wrong): one
+    minus the maximum softmax probability (Hendrycks and Gimpel 2017) and the energy
+    ``-logsumexp(logits)`` (Liu et al. 2020). The baselines a detector built on interpretability
+    must beat."""
+    return {"msp": (1 - torch.softmax(logits.float(), 1).amax(1)).numpy(),
+            "energy": (-torch.logsumexp(logits.float(), 1)).numpy()}
+
+
 def auroc(wrong: np.ndarray, score: np.ndarray) -> float:
     """AUROC of ``score`` (higher = more likely wrong) for wrong-vs-correct."""
     from sklearn.metrics import roc_auc_score

@@ -59,12 +59,14 @@ def local_consistency(neighbour_labels: torch.Tensor, labels: torch.Tensor, A: t
 
 
 def representation_metrics(phi_adv: torch.Tensor, phi_src: torch.Tensor, y: torch.Tensor, y_target: torch.Tensor,
-                           means: torch.Tensor, neighbour_labels: torch.Tensor, A: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image CS / r / LC of one layer (see the module docstring)."""
-    return {
+                           means: torch.Tensor, neighbour_labels: torch.Tensor | None, A: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Per-image CS / r / LC of one layer (see the module docstring; no LC without ``neighbour_labels``)."""
+    out = {
         "cs_own": cosine(phi_adv, phi_src), "r_own": pearson(phi_adv, phi_src),
         "cs_true": cosine(phi_adv, means[y]), "cs_target": cosine(phi_adv, means[y_target]),
         "r_true": pearson(phi_adv, means[y]), "r_target": pearson(phi_adv, means[y_target]),
-        "lc_true": local_consistency(neighbour_labels, y, A),
-        "lc_target": local_consistency(neighbour_labels, y_target, A),
     }
+    if neighbour_labels is not None:
+        out["lc_true"] = local_consistency(neighbour_labels, y, A)
+        out["lc_target"] = local_consistency(neighbour_labels, y_target, A)
+    return out

@@ -49,6 +49,39 @@ def agreement_score(pd: torch.Tensor, predicted: torch.Tensor, concept: torch.Te
     return (w * agree).sum(1)
 
 
+def rank_auc(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
+    """ROC-AUC of every row: positives ``(R, n1)`` ranked above negatives ``(R, n0)`` (ties count
+    1/2), by the Mann-Whitney rank sum, vectorised over rows."""
+    from scipy.stats import rankdata
+
+    neg, pos = np.atleast_2d(negatives), np.atleast_2d(positives)
+    n0, n1 = neg.shape[1], pos.shape[1]
+    ranks = rankdata(np.concatenate([neg, pos], axis=1), axis=1)[:, n0:]
+    return (ranks.sum(1) - n1 * (n1 + 1) / 2) / (n0 * n1)
+
+
+def permutation_null(diff_clean: torch.Tensor, pred_clean: torch.Tensor, diff_adv: torch.Tensor,
+                     pred_adv: torch.Tensor, concept: torch.Tensor, live: torch.Tensor, A: torch.Tensor, k: int, *,
+                     weighted: bool, n_permutations: int, generator: torch.Generator) -> np.ndarray:
+    """The detector's AUC with the concepts shuffled among the live neurons (:func:`permuted_concepts`),
+    ``n_permutations`` times on the same inputs: its null distribution, whose quantiles are the
+    chance level a real AUC must exceed (a permutation test). The influential neurons do not depend
+    on the concepts, so they are found once; each permutation only relabels them."""
+    shuffled = torch.stack([permuted_concepts(concept, live, generator) for _ in range(n_permutations)])  # (P, N)
+
+    def scores(diff: torch.Tensor, pred: torch.Tensor) -> np.ndarray:
+        values, idx = diff.topk(min(k, diff.shape[1]), dim=1)                # (n, k)
+        agree = A[shuffled[:, idx], pred.view(1, -1, 1)]                      # (P, n, k)
+        if not weighted:
+            return (-agree.mean(2)).numpy()
+        w = values.clamp_min(0)
+        total = w.sum(1, keepdim=True)
+        w = torch.where(total > 0, w / total.clamp_min(1e-12), torch.full_like(w, 1.0 / w.shape[1]))
+        return (-(w * agree).sum(2)).numpy()
+
+    return rank_auc(scores(diff_clean, pred_clean), scores(diff_adv, pred_adv))
+
+
 def detection_auc(score_clean: torch.Tensor, score_adv: torch.Tensor) -> float:
     """ROC-AUC of flagging adversarial inputs by a *low* score (1 = perfect, 0.5 = chance)."""
     from sklearn.metrics import roc_auc_score

@@ -277,11 +277,6 @@ def build_model(
     return model
 
 
-def layer_names(model: nn.Module) -> list[str]:
-    """Every addressable (named) module of ``model``, in definition order."""
-    return [n for n, _ in model.named_modules() if n]
-
-
 def analysed_layers(name: str, which: str = "deepest") -> list[str]:
     """The layers chapters dissect by default: ``"deepest"`` = the deepest conv layer and the first
     dense hidden layer (Dong et al.'s choice at small scale); ``"all"`` = every analysed layer."""

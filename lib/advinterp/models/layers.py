@@ -105,6 +105,22 @@ def neuron_values(act: torch.Tensor, statistic: str = "max") -> torch.Tensor:
 
 
 @torch.no_grad()
+def neuron_matrix(model: nn.Module, x: torch.Tensor, layers: Sequence[str], *, statistic: str = "max",
+                  batch_size: int = 256) -> dict[str, torch.Tensor]:
+    """``(images, neurons)`` per layer: every neuron's value on every image of ``x``
+    (:func:`neuron_values`, reduced batch by batch so conv maps are never all held), on CPU."""
+    STATISTIC.validate(statistic)
+    device = model_device(model)
+    out: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
+    with eval_mode(model), recording(model, layers) as acts:
+        for part in chunks(len(x), batch_size):
+            model(x[part].to(device))
+            for name in layers:
+                out[name].append(neuron_values(acts[name].float(), statistic).cpu())
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+@torch.no_grad()
 def dead_units(model: nn.Module, x: torch.Tensor, layer: str, batch_size: int = 512) -> int:
     """Number of units (channels) of ``layer`` that never fire (> 0) on any image of ``x``."""
     act = activations(model, x, [layer], batch_size=batch_size)[layer]

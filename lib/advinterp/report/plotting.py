@@ -11,7 +11,9 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-PALETTE = {"fgsm": "#4C72B0", "illc": "#DD8452", "pgd": "#C44E52", "ensemble": "#55A868"}
+PALETTE = {"fgsm": "#4C72B0", "illc": "#DD8452", "pgd": "#C44E52", "ensemble": "#55A868", "noise": "#7f7f7f"}
+#: how a line of the random-sign control is labelled and drawn (the chance level of an attack)
+CONTROL_STYLE = {"label": "random signs (control)", "ls": "--"}
 
 
 def setup() -> None:
@@ -70,8 +72,8 @@ def success_curves(table: "object", ax: Axes | None = None) -> Figure:
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.6))
     for name, group in table.groupby("attack", sort=False):
-        ax.plot(group["eps"], 100 * group["success_rate"], "o-", label=str(name).upper(),
-                color=PALETTE.get(str(name)))
+        style = CONTROL_STYLE if name == "noise" else {"label": str(name).upper(), "ls": "-"}
+        ax.plot(group["eps"], 100 * group["success_rate"], marker="o", color=PALETTE.get(str(name)), **style)
     ax.set_xlabel("L-inf budget eps (pixel intensity, images in [0, 1])")
     ax.set_ylabel("success rate (% of correctly\nclassified probes misclassified)")
     ax.set_ylim(-3, 103)
@@ -481,27 +483,26 @@ def robustness_sweep(table: "object", curves: dict[str, tuple[Sequence[float], S
     return fig
 
 
-def interval_forest(rows: "object", pairs: Sequence[tuple[str, str]], better: dict[str, bool],
-                    verdict: Sequence[str] | None = None) -> Figure:
-    """One panel per pair ``a - b``: each metric's mean paired difference with its confidence
-    interval, oriented so that right of the zero line means ``a`` is better (``better[metric]``:
-    whether higher is better). ``rows`` has columns a, b, metric, diff, lo, hi, usable. Metrics not
-    in ``verdict`` (when given) are labelled "(shown only)"."""
+def interval_forest(rows: "object", pairs: Sequence[tuple[str, str]]) -> Figure:
+    """One panel per pair ``a - b``: each metric's paired difference, oriented so that right of the zero
+    line means ``a`` is more interpretable, with its 95 % interval. ``rows`` has columns a, b, metric,
+    diff, lo, hi, usable, primary, outcome (chapter 7's comparisons): the primary comparison is drawn
+    thick; colour says the Holm-adjusted outcome of a descriptive comparison (green better, red worse,
+    grey no difference); hollow points are comparisons the sanity check disqualifies."""
     import pandas as pd
 
     assert isinstance(rows, pd.DataFrame)
     fig, axes = panel_grid(len(pairs), 4.4, 0.4 * rows.metric.nunique() + 1.4, sharey=True)
+    colors = {"better": "#2a9d8f", "worse": "#e76f51", "no difference": "#888888"}
     for ax, (a, b) in zip(axes.flat, pairs):
         sub = rows[(rows.a == a) & (rows.b == b)]
         for i, (_, r) in enumerate(sub.iterrows()):
-            s = 1.0 if better[r.metric] else -1.0
-            lo, hi = sorted((s * r.lo, s * r.hi))
-            color = "#2a9d8f" if lo > 0 else "#e76f51" if hi < 0 else "#888888"
-            ax.plot([lo, hi], [i, i], color=color, lw=2.5)
-            ax.plot([s * r["diff"]], [i], "o", color=color, mfc="white" if not r.usable else color)
+            color = colors[r.outcome]
+            ax.plot([r.lo, r.hi], [i, i], color=color, lw=4.0 if r.primary else 2.0)
+            ax.plot([r["diff"]], [i], "o", color=color, mfc=color if r.usable else "white")
         ax.axvline(0, color="black", lw=0.8)
         ax.set_yticks(range(len(sub)))
-        ax.set_yticklabels([m if verdict is None or m in verdict else f"{m} (shown only)" for m in sub.metric])
+        ax.set_yticklabels([f"{m} (primary)" if p else m for m, p in zip(sub.metric, sub.primary)])
         ax.set_title(f"{a} vs {b}", fontsize=10)
         ax.set_xlabel(f"<- {b} better | {a} better ->", fontsize=8)
     fig.tight_layout()

@@ -1,11 +1,15 @@
-"""Recorded runs at scale (``book/recorded/``): results files made on a GPU, with their provenance.
+"""Recorded runs at scale (``book/recorded/``): results files made on real CIFAR-10, with provenance.
 
 A recorded run is a folder ``book/recorded/<run>/`` holding one results file per chapter it ran
-(``<chapter>.json``, the chapter's own format, :mod:`advinterp.report.results`) and a
-``provenance.json`` saying what ran where: ``what``, ``commit``, ``date``, ``machine`` (device,
-torch version) and ``commands`` (the command per chapter). ``book/recorded/scale.yaml`` names, for
-every chapter, the run its "At scale: CIFAR-10" section shows, or ``null`` with the reason it has
-none yet; :func:`record_sweep` writes a new run from a finished sweep (``make scale``).
+(``<chapter>.json``, the chapter's own format with every effect's per-seed values,
+:mod:`advinterp.report.results`) and a ``provenance.json`` saying what ran where: ``what``,
+``commit``, ``date``, ``machine`` (device, torch version) and ``commands`` (the command per
+chapter). Records come in **tiers** (:data:`TIERS`): the CPU tier (small networks, on a 2-core
+machine) and the GPU tier (ResNet-20). ``book/recorded/scale.yaml`` names, for every chapter and
+tier, the run its "At scale: CIFAR-10" section shows, or ``null`` with the reason it has none yet,
+and ``stale`` when a later change of the code has altered what the chapter measures (the page
+says so until the record is redone); :func:`record_sweep` writes a new run from a finished sweep
+(``make scale-cpu``, ``make scale``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from ..core.cache import atomic_write_text
 
 #: what every run's provenance.json carries
 PROVENANCE_FIELDS = ("what", "commit", "date", "machine", "commands")
+#: the recorded tiers, by the key scale.yaml uses, with the title pages show
+TIERS = {"cpu": "CIFAR-10, CPU tier", "gpu": "CIFAR-10, GPU (ResNet-20)"}
 
 
 def recorded_dir() -> Path:
@@ -50,11 +56,17 @@ class Record:
         return list(seeds) if isinstance(seeds, list) else [self.params.get("seed", 0)]
 
 
-def scale_index(folder: Path | None = None) -> dict[str, Any]:
-    """``{chapter: {"run": name | None, "note": text}}`` from ``scale.yaml``."""
+def scale_index(folder: Path | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{chapter: {tier: {"run": name | None, "note": text, "stale": text?}}}`` from ``scale.yaml``."""
     path = (folder or recorded_dir()) / "scale.yaml"
-    raw = yaml.safe_load(path.read_text()) or {}
-    return {chapter: entry if isinstance(entry, dict) else {"run": entry, "note": ""} for chapter, entry in raw.items()}
+    raw = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for chapter, tiers in (raw or {}).items():
+        unknown = set(tiers or {}) - set(TIERS)
+        if unknown:
+            raise ValueError(f"scale.yaml: {chapter} names tiers {sorted(unknown)}; a tier is one of {list(TIERS)}")
+        out[chapter] = {t: (e if isinstance(e, dict) else {"run": e, "note": ""}) for t, e in (tiers or {}).items()}
+    return out
 
 
 def load(run: str, chapter: str, folder: Path | None = None) -> Record:
@@ -68,9 +80,12 @@ def load(run: str, chapter: str, folder: Path | None = None) -> Record:
     return record
 
 
-def scale_record(chapter: str, folder: Path | None = None) -> tuple[Record | None, str]:
-    """The record a chapter's "At scale" section shows and the index's note (None: not run at scale)."""
-    entry = scale_index(folder).get(chapter, {"run": None, "note": "not listed in book/recorded/scale.yaml"})
+def scale_record(chapter: str, tier: str, folder: Path | None = None) -> tuple[Record | None, str]:
+    """The record of ``tier`` a chapter's "At scale" section shows and the index's note (None: not
+    run in that tier)."""
+    if tier not in TIERS:
+        raise ValueError(f"tier={tier!r} is not allowed: one of {list(TIERS)}")
+    entry = scale_index(folder).get(chapter, {}).get(tier, {"run": None, "note": "not listed in book/recorded/scale.yaml"})
     if not entry.get("run"):
         return None, entry.get("note", "")
     return load(entry["run"], chapter, folder), entry.get("note", "")
@@ -93,18 +108,19 @@ def machine() -> str:
 
 
 def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder: Path | None = None,
-                 point_index: bool = False) -> Path:
+                 tier: str | None = None) -> Path:
     """Write recorded run ``run`` from a finished sweep folder (``runs/<name>``): one results file
-    per chapter (a ``split: seeds`` group aggregated over its seed runs, as in its table) and the
-    provenance (with each chapter's summed run seconds). With ``point_index``, ``scale.yaml`` then
-    names this run for every chapter it holds. Returns the run's folder."""
+    per chapter (a ``split: seeds`` group aggregated over its seed runs, per-seed values
+    concatenated) and the provenance (with each chapter's summed run seconds, and the seconds of each
+    of its runs). With ``tier``, ``scale.yaml`` then names this run in that tier for every chapter it
+    holds. Returns the run's folder."""
     import pandas as pd
 
     from .sweeps import aggregate_seed_runs
 
     singles = pd.read_csv(sweep_root / "runs.csv")
     dest = (folder or recorded_dir()) / run
-    commands, seconds = {}, {}
+    commands, seconds, run_seconds = {}, {}, {}
     for chapter, rows in singles.groupby("chapter", sort=False):
         ok = rows[rows.status == "ok"]
         files = [sweep_root / chapter / r / "results" / f"{chapter}.json" for r in ok.run]
@@ -122,12 +138,16 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
                                      sort_keys=True) + "\n", dest / f"{chapter}.json")
         commands[chapter] = command
         seconds[chapter] = float(ok.seconds.sum())
+        run_seconds[chapter] = {str(r.run): float(r.seconds) for r in ok.itertuples()}
     provenance = {"what": what, "commit": _git_commit(), "date": pd.Timestamp.now().date().isoformat(),
-                  "machine": machine(), "commands": commands, "device_seconds": seconds}
+                  "machine": machine(), "commands": commands, "device_seconds": seconds, "run_seconds": run_seconds}
     atomic_write_text(json.dumps(provenance, indent=1) + "\n", dest / "provenance.json")
-    if point_index:
+    if tier is not None:
+        if tier not in TIERS:
+            raise ValueError(f"tier={tier!r} is not allowed: one of {list(TIERS)}")
         index_path = (folder or recorded_dir()) / "scale.yaml"
-        index = scale_index(folder) if index_path.is_file() else {}
-        index.update({chapter: {"run": run, "note": what} for chapter in commands})
+        index = scale_index(folder)
+        for chapter in commands:
+            index.setdefault(chapter, {})[tier] = {"run": run, "note": what}
         atomic_write_text(yaml.safe_dump(index, sort_keys=True, allow_unicode=True), index_path)
     return dest

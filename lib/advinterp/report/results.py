@@ -18,6 +18,7 @@ import numpy as np
 
 from ..core import paths
 from ..core.cache import atomic_write_text, library_version
+from ..core.params import Chapter
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,33 +39,33 @@ def plain(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} {value!r} to a results file")
 
 
-def write_results(chapter: str, params: Mapping[str, Any], metrics: Mapping[str, Any],
+def write_results(chapter: Chapter | str, params: Mapping[str, Any], metrics: Mapping[str, Any],
                   results_dir: str | Path = "results") -> Path:
-    """Write ``<results_dir>/<chapter>.json`` atomically and return its path. Besides the parameters
-    and metrics it records which parameters differ from the chapter's defaults (``overrides``) and
-    the versions of the notebook and the library that made it (``provenance``), so a sweep can
-    reuse a default run made by the current code instead of repeating it."""
-    from ..core.params import CHAPTERS
+    """Write ``<results_dir>/<stem>.json`` atomically and return its path. Besides the parameters and
+    metrics it records which parameters differ from the chapter's declared defaults (``overrides``;
+    None for a chapter given by its stem only, without a declaration) and the versions of the
+    notebook and the library that made it (``provenance``), so a sweep can reuse a default run made by
+    the current code instead of repeating it."""
     from .sweeps import book_dir, notebook_digest
 
+    stem = chapter if isinstance(chapter, str) else chapter.stem
     folder = paths.resolve_results_dir(results_dir)
-    path = folder / f"{chapter}.json"
-    declared = CHAPTERS.get(chapter)
-    notebook = book_dir() / f"{chapter}.ipynb"
-    payload = {"chapter": chapter, "params": plain(dict(params)), "metrics": plain(dict(metrics)),
-               "overrides": plain(declared.overrides(params)) if declared is not None else None,
-               "provenance": {"notebook": notebook_digest(chapter) if notebook.is_file() else None,
+    path = folder / f"{stem}.json"
+    notebook = book_dir() / f"{stem}.ipynb"
+    payload = {"chapter": stem, "params": plain(dict(params)), "metrics": plain(dict(metrics)),
+               "overrides": None if isinstance(chapter, str) else plain(chapter.overrides(params)),
+               "provenance": {"notebook": notebook_digest(stem) if notebook.is_file() else None,
                               "library": library_version()}}
     atomic_write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", path)
     return path
 
 
-def publish(chapter: str, params: Mapping[str, Any], metrics: Mapping[str, Any], words: Mapping[str, str],
+def publish(chapter: Chapter | str, params: Mapping[str, Any], metrics: Mapping[str, Any], words: Mapping[str, str],
             results_dir: str | Path = "results") -> Path:
-    """The end of every chapter: write its results file, glue every metric and every verdict word
-    for the prose, and return the file's path."""
+    """The end of every chapter: write its results file, glue every scalar metric and every verdict
+    word for the prose, and return the file's path."""
     path = write_results(chapter, params, metrics, results_dir)
-    glue_all(metrics)
+    glue_all({k: v for k, v in metrics.items() if not isinstance(v, list | tuple)})
     glue_words_all(words)
     return path
 
@@ -82,17 +83,14 @@ def mean_std(values: Iterable[float]) -> tuple[float, float]:
     return float(arr.mean()), float(arr.std(ddof=1)) if arr.size > 1 else float("nan")
 
 
-def tolerance(*stds: float | None) -> float:
-    """The largest of the given spreads that exist (0 when none does: one seed has no spread)."""
-    known = [float(s) for s in stds if s is not None and not math.isnan(float(s))]
-    return max(known) if known else 0.0
-
-
-def with_spread(per_seed: Mapping[str, Iterable[float]]) -> dict[str, float]:
-    """``{"m": [v_seed0, v_seed1, ...]}`` -> ``{"m": mean, "m_std": std}``."""
-    out: dict[str, float] = {}
+def with_spread(per_seed: Mapping[str, Iterable[float]]) -> dict[str, Any]:
+    """``{"m": [v_seed0, v_seed1, ...]}`` -> ``{"m": mean, "m_std": std, "m_per_seed": [v_seed0, ...]}``
+    (values in the chapter's seed order; the results file lists the seeds once, in ``params``)."""
+    out: dict[str, Any] = {}
     for name, values in per_seed.items():
+        values = [float(v) for v in values]
         out[name], out[f"{name}_std"] = mean_std(values)
+        out[f"{name}_per_seed"] = values
     return out
 
 
@@ -105,14 +103,6 @@ def glue_all(metrics: Mapping[str, Any], prefix: str = "") -> None:
         glue(prefix + name, float("nan") if value is None else value, display=False)  # "nan" in prose, not an error
 
 
-def compare(a: float, b: float, *, tol: float = 0.0, higher: str = "higher than", lower: str = "lower than",
-            same: str = "the same as") -> str:
-    """The word for how ``a`` relates to ``b`` (for glued prose whose verdict follows the numbers)."""
-    if abs(a - b) <= tol:
-        return same
-    return higher if a > b else lower
-
-
 def glue_words_all(words: Mapping[str, str]) -> None:
     """:func:`glue_words` for every ``name -> text`` (a study's verdicts)."""
     for name, text in words.items():
@@ -120,7 +110,7 @@ def glue_words_all(words: Mapping[str, str]) -> None:
 
 
 def glue_words(name: str, text: str) -> None:
-    """Glue a piece of prose (cite it as ``{glue:md}`name```), e.g. a verdict from :func:`compare`."""
+    """Glue a piece of prose (cite it as ``{glue:md}`name```), e.g. a verdict decided by an interval."""
     from IPython.display import Markdown
     from myst_nb import glue
 

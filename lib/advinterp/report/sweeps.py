@@ -110,6 +110,7 @@ def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "s
     overrides = dict(overrides or {})
     common = _common_params(spec)
     spec["_common"] = sorted({*common, *overrides})
+    declared: dict[str, set[str]] = {}
     for block in spec["runs"]:
         chapter = block.get("chapter")
         if not isinstance(chapter, str) or not (notebooks / f"{chapter}.ipynb").is_file():
@@ -117,6 +118,18 @@ def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "s
         for key in ("grid", "params"):
             if not isinstance(block.get(key, {}), dict):
                 fail(key, block.get(key), "a mapping of parameter names to values")
+        declared[chapter] = notebook_parameters(chapter, notebooks)
+        for key in ("grid", "params"):
+            check_known(f"{chapter} {key}", block.get(key, {}), declared[chapter])
+    in_sweep = set().union(*declared.values())
+    book = set().union(*(notebook_parameters(p.stem, notebooks) for p in sorted(notebooks.glob("[0-9][0-9]-*.ipynb"))))
+    # a params_file is a book-wide configuration (it may set any chapter's parameters); the spec's own
+    # params and --set must name a parameter of a chapter of this sweep
+    check_known("params_file", _params_file(spec), book, "no chapter of the book declares")
+    check_known("params", spec.get("params", {}), in_sweep, "no chapter of the sweep declares")
+    check_known("--set", overrides, in_sweep, "no chapter of the sweep declares")
+    for block in spec["runs"]:
+        chapter = block["chapter"]
         block["params"] = {**common, **block.get("params", {}), **overrides}
         for name, values in block.get("grid", {}).items():
             if not isinstance(values, list) or not values:
@@ -133,21 +146,44 @@ def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "s
     return spec
 
 
+def _params_file(spec: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of the spec's ``params_file`` (a papermill parameter file, relative to the
+    repository; empty without one)."""
+    if spec.get("params_file") is None:
+        return {}
+    path = Path(spec["params_file"])
+    path = path if path.is_absolute() else paths.repo_root() / path
+    if not path.is_file():
+        fail("params_file", spec["params_file"], "a YAML parameter file relative to the repository "
+             "(e.g. configs/cifar10-gpu.yaml)")
+    return dict(yaml.safe_load(path.read_text()) or {})
+
+
 def _common_params(spec: dict[str, Any]) -> dict[str, Any]:
-    """The parameters every run gets: ``params_file`` (a papermill parameter file, relative to the
-    repository), then the spec's top-level ``params``."""
-    common: dict[str, Any] = {}
-    if spec.get("params_file") is not None:
-        path = Path(spec["params_file"])
-        path = path if path.is_absolute() else paths.repo_root() / path
-        if not path.is_file():
-            fail("params_file", spec["params_file"], "a YAML parameter file relative to the repository "
-                 "(e.g. configs/cifar10-gpu.yaml)")
-        common.update(yaml.safe_load(path.read_text()) or {})
+    """The parameters every run gets: ``params_file``, then the spec's top-level ``params``."""
     if not isinstance(spec.get("params", {}), dict):
         fail("params", spec.get("params"), "a mapping of parameter names to values")
-    common.update(spec.get("params", {}))
-    return common
+    return {**_params_file(spec), **spec.get("params", {})}
+
+
+def notebook_parameters(chapter: str, notebooks: Path | None = None) -> set[str]:
+    """The names a chapter's ``parameters`` cell declares."""
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str((notebooks or book_dir()) / f"{chapter}.ipynb")))
+
+
+def check_known(where: str, params: dict[str, Any], declared: set[str], what: str = "the chapter does not declare") -> None:
+    """Stop, before anything runs, on a parameter name ``declared`` lacks, naming the closest ones."""
+    import difflib
+
+    unknown = sorted(set(params) - declared)
+    if unknown:
+        hints = []
+        for n in unknown:
+            close = difflib.get_close_matches(n, sorted(declared), n=3, cutoff=0.5)
+            hints.append(f"{n!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
+        fail(where, unknown, f"parameter names that exist; {what}: {', '.join(hints)}")
 
 
 def notebook_default(chapter: str, name: str, notebooks: Path | None = None) -> Any:
@@ -317,29 +353,41 @@ def _row(run: Run, root: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     row.update({k: json.dumps(v) if isinstance(v, list | dict) else v for k, v in run.params.items()})
     results_file = folder / "results" / f"{run.chapter}.json"
     metrics = json.loads(results_file.read_text())["metrics"] if results_file.is_file() else None
-    for k, v in (metrics or {}).items():
-        row[k if k not in row else f"{k}_metric"] = v
+    _add_metrics(row, metrics or {})
     return row, metrics
+
+
+def _add_metrics(row: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """A table row's metric columns: every scalar metric (per-seed lists stay in the results files)."""
+    for k, v in metrics.items():
+        if not k.endswith("_per_seed"):
+            row[k if k not in row else f"{k}_metric"] = v
 
 
 def aggregate_seed_runs(per_run: Sequence[dict[str, Any]], *, spread_all: bool = False
                         ) -> tuple[dict[str, Any], list[str]]:
     """The metrics a chapter would have reported for all seeds at once, from its single-seed runs
-    (in seed order): every ``m`` with a spread ``m_std`` becomes the mean and sample std (ddof = 1,
-    :func:`advinterp.report.results.mean_std`) of the runs' ``m``; a metric without a spread is kept
-    when every run agrees on it, else left out (it was pooled over seeds inside the chapter). Returns
-    the metrics and the names left out. ``spread_all``: the runs are of a chapter with one ``seed``
-    parameter (chapter 1), whose every numeric metric is that seed's value: each one that differs
-    between runs gets a mean and std."""
+    (in seed order): every per-seed list ``m_per_seed`` is the runs' lists concatenated (so the
+    verdicts' intervals see every seed); every ``m`` with a spread ``m_std`` becomes the mean and
+    sample std (ddof = 1, :func:`advinterp.report.results.mean_std`) of those per-seed values (or of
+    the runs' ``m``); a metric without a spread is kept when every run agrees on it, else left out
+    (it was pooled over seeds inside the chapter, or is a combined interval that the per-seed lists
+    decide). Returns the metrics and the names left out. ``spread_all``: the runs are of a chapter
+    with one ``seed`` parameter (chapter 1), whose every numeric metric is that seed's value: each
+    one that differs between runs gets a mean and std."""
     names = list(dict.fromkeys(k for m in per_run for k in m))
     out: dict[str, Any] = {}
     left_out = []
     for name in names:
         values = [m.get(name) for m in per_run]
+        if name.endswith("_per_seed"):
+            out[name] = [v for run in values for v in (run if isinstance(run, list) else [run])]
+            continue
         differs = any(v != values[0] for v in values)
         numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
         if f"{name}_std" in names or (spread_all and differs and numeric):
-            out[name], out[f"{name}_std"] = mean_std(v for v in values if isinstance(v, int | float))
+            seeds = [v for m in per_run for v in (m.get(f"{name}_per_seed") or [m.get(name)])]
+            out[name], out[f"{name}_std"] = mean_std(v for v in seeds if isinstance(v, int | float))
         elif name.endswith("_std") and name[:-4] in names:
             continue
         elif all(v == values[0] for v in values):
@@ -394,6 +442,5 @@ def _group_row(members: list[tuple[Run, dict[str, Any], dict[str, Any] | None]])
     metrics, left_out = aggregate_seed_runs([m for _, _, m in members if m is not None])
     row["aggregated"] = (f"mean and std over {len(seeds)} single-seed runs (seeds {seeds})"
                          + (f"; pooled over seeds in the chapter, left empty: {' '.join(left_out)}" if left_out else ""))
-    for k, v in metrics.items():
-        row[k if k not in row else f"{k}_metric"] = v
+    _add_metrics(row, metrics)
     return row

@@ -1,62 +1,307 @@
-"""Confidence intervals for differences between models measured on the same images over several
-seeds: a two-level (hierarchical) percentile bootstrap (Efron and Tibshirani 1993, ch. 13; the
-two-stage resampling of Davison and Hinkley 1997, sec. 3.8).
+"""Intervals on the effects the book's verdicts are decided by, carrying both sources of noise:
+which training run made the models (seeds) and which images were scored (sampling).
 
-Each replicate draws the seeds with replacement and, inside each drawn seed, that seed's images
-with replacement, and takes the mean of the paired per-image differences ``a - b``. Resampling
-both levels carries both sources of variation into the interval: which images were scored and
-which training run produced the models. With one seed only the images are resampled (the interval
-then says nothing about training variation; the chapters say so).
+Every claim's effect is a *paired* difference (model A minus model B on the same seeds and images,
+metric a minus metric b on the same images). A study estimates it once per seed, on that seed's
+images, with an image-level interval for that seed (:class:`SeedEffect`):
+
+* :func:`mean_interval` - the mean of per-image paired differences (normal, standard error
+  ``sd / sqrt(n)``);
+* :func:`bootstrap_interval` - any statistic of a set of images, by resampling the images
+  (Efron and Tibshirani 1993, ch. 6: the bootstrap standard error, normal interval);
+* :func:`delong_interval` - a difference of two AUROCs on the same cases, or one AUROC against a
+  fixed number (DeLong, DeLong and Clarke-Pearson 1988, in Sun and Xu's 2014 fast form);
+* :func:`newcombe_paired` - a difference of two rates on the same cases (Newcombe 1998, method 10:
+  Wilson score limits with the correlation of the paired outcomes).
+
+:func:`combine` turns the per-seed estimates into one interval (:class:`Interval`): with one seed,
+that seed's image-level interval (never "no noise"); with S >= 2 seeds, a t-interval over the seed
+estimates with S - 1 degrees of freedom whose variance is the larger of the between-seed variance
+and the mean image-level variance. The between-seed variance already contains the image noise (each
+seed scores its own probe images); with three seeds it is a poor estimate and can come out below the
+image noise that must be there, so it is floored at it. The t quantile keeps the interval honest with
+few seeds (the issue with a seed-level bootstrap of three seeds: ten distinct resamples, too narrow).
+
+All intervals are two-sided at :data:`LEVEL` = 95 %: the convention readers know, and a one-sided
+error of 2.5 % for a false "holds" (the interval lies above 0 when the true effect is 0).
+:func:`holm` controls the family-wise error of a family of descriptive comparisons, and
+:func:`settle` estimates how many seeds or images an inconclusive effect would need.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from scipy import stats
 
-from ..core.validation import check_int, check_number, fail
+from ..core.validation import check_int, fail
+
+#: the level of every interval the verdicts read
+LEVEL = 0.95
+
+
+def z_quantile(level: float = LEVEL) -> float:
+    """The two-sided normal quantile of ``level`` (1.96 at 95 %)."""
+    return float(stats.norm.ppf(0.5 + level / 2))
+
+
+@dataclass(frozen=True)
+class SeedEffect:
+    """One seed's estimate of an effect, its image-level interval (at :data:`LEVEL`) and the number
+    of images (or cases) behind it."""
+
+    estimate: float
+    lo: float
+    hi: float
+    n: int = 0
+
+    @property
+    def se(self) -> float:
+        """The standard error the interval implies (its half-width over the normal quantile)."""
+        return (self.hi - self.lo) / (2 * z_quantile())
+
+    @classmethod
+    def normal(cls, estimate: float, se: float, n: int = 0) -> SeedEffect:
+        h = z_quantile() * se
+        return cls(float(estimate), float(estimate - h), float(estimate + h), int(n))
 
 
 @dataclass(frozen=True)
 class Interval:
-    """The mean paired difference and its bootstrap confidence interval."""
+    """An effect's estimate and interval over every seed and image, and what it rests on."""
 
-    mean: float
+    estimate: float
     lo: float
     hi: float
-    level: float
+    n_seeds: int
+    #: standard deviation of one seed's estimate (between seeds, floored at the image noise)
+    seed_sd: float
+    level: float = LEVEL
 
     @property
-    def excludes_zero(self) -> bool:
-        return self.lo > 0 or self.hi < 0
+    def half_width(self) -> float:
+        return (self.hi - self.lo) / 2
 
     def sign(self) -> int:
         """+1 when the interval lies above 0, -1 below, 0 when it contains 0."""
         return 1 if self.lo > 0 else -1 if self.hi < 0 else 0
 
+    def text(self, digits: int = 3) -> str:
+        """``+0.145 [+0.101, +0.189]``."""
+        return f"{self.estimate:+.{digits}f} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}]"
 
-def paired_bootstrap(differences: Mapping[int, np.ndarray], *, n_boot: int = 2000, level: float = 0.95,
-                     seed: int = 0) -> Interval:
-    """Interval for the mean of per-image differences, ``differences[seed] = a - b`` per image
-    (NaNs, e.g. images where a metric is undefined, are dropped)."""
-    check_int("n_boot", n_boot, 10)
-    check_number("level", level, 0.0, 1.0, lo_open=True, hi_open=True)
-    groups = [np.asarray(d, dtype=float) for d in differences.values()]
-    groups = [g[~np.isnan(g)] for g in groups]
-    groups = [g for g in groups if len(g)]
-    if not groups:
-        fail("differences", "no finite values", "at least one finite paired difference")
-    rng = np.random.default_rng(seed)
-    point = float(np.mean([g.mean() for g in groups]))
-    k = len(groups)
-    chosen = rng.integers(0, k, (n_boot, k)) if k > 1 else np.zeros((n_boot, 1), dtype=int)
-    # an independent image resample for every (replicate, slot): bank[g][r * k + s]
-    bank = [g[rng.integers(0, len(g), (n_boot * k, len(g)))].mean(1) for g in groups]
-    slot = np.arange(n_boot * k).reshape(n_boot, k)
-    means = np.stack([bank[g][slot] for g in range(k)])  # (k, n_boot, k)
-    replicates = np.take_along_axis(means, chosen[None], 0)[0].mean(1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(replicates, [alpha, 1 - alpha])
-    return Interval(point, float(lo), float(hi), level)
+
+def combine(per_seed: Sequence[SeedEffect], level: float = LEVEL) -> Interval:
+    """One interval from every seed's estimate and image-level interval (see the module docstring)."""
+    effects = [e for e in per_seed if all(math.isfinite(v) for v in (e.estimate, e.lo, e.hi))]
+    if not effects:
+        fail("per_seed", list(per_seed), "at least one seed with a finite estimate and interval")
+    if len(effects) == 1:
+        (e,) = effects
+        return Interval(e.estimate, e.lo, e.hi, 1, e.se, level)
+    est = np.array([e.estimate for e in effects])
+    s = len(est)
+    within = float(np.mean([e.se ** 2 for e in effects]))
+    sd = math.sqrt(max(float(est.var(ddof=1)), within))
+    h = float(stats.t.ppf(0.5 + level / 2, s - 1)) * sd / math.sqrt(s)
+    m = float(est.mean())
+    return Interval(m, m - h, m + h, s, sd, level)
+
+
+# ---- one seed's interval, by the kind of effect ------------------------------------------------
+
+def mean_interval(differences: Sequence[float] | np.ndarray) -> SeedEffect:
+    """The mean of per-image paired differences (NaNs dropped) with its normal interval."""
+    d = np.asarray(differences, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        fail("differences", len(d), "at least two finite paired differences")
+    return SeedEffect.normal(float(d.mean()), float(d.std(ddof=1) / math.sqrt(len(d))), len(d))
+
+
+def resamples(n: int, n_boot: int = 200, seed: int = 0) -> np.ndarray:
+    """``(n_boot, n)`` indices of ``n`` images drawn with replacement (one bootstrap resample a row)."""
+    check_int("n", n, 2)
+    check_int("n_boot", n_boot, 20)
+    return np.random.default_rng(seed).integers(0, n, (n_boot, n))
+
+
+def from_replicates(estimate: float, replicates: np.ndarray, n: int) -> SeedEffect:
+    """The normal interval of ``estimate`` with the bootstrap standard error of ``replicates``
+    (Efron and Tibshirani 1993, ch. 6); replicates on which the statistic is undefined (NaN) are left
+    out, and fewer than half of them defined gives no interval (NaN)."""
+    reps = np.asarray(replicates, dtype=float)
+    reps = reps[np.isfinite(reps)]
+    if len(reps) < max(2, len(replicates) // 2) or not math.isfinite(estimate):
+        return SeedEffect(float("nan"), float("nan"), float("nan"), n)
+    return SeedEffect.normal(float(estimate), float(reps.std(ddof=1)), n)
+
+
+def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, *, n_boot: int = 200,
+                       seed: int = 0) -> SeedEffect:
+    """``statistic(indices)`` of ``n`` images on every image (the estimate), with the normal interval
+    of its bootstrap standard error over ``n_boot`` resamples of the images (:func:`resamples`,
+    :func:`from_replicates`)."""
+    estimate = float(statistic(np.arange(n)))
+    return from_replicates(estimate, np.array([statistic(i) for i in resamples(n, n_boot, seed)], dtype=float), n)
+
+
+def _placements(positives: np.ndarray, negatives: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """AUROC and DeLong's structural components (Sun and Xu 2014: midranks), ties counted as 1/2."""
+    m, n = len(positives), len(negatives)
+    both = np.concatenate([positives, negatives])
+    r_all = stats.rankdata(both)
+    r_pos, r_neg = stats.rankdata(positives), stats.rankdata(negatives)
+    v10 = (r_all[:m] - r_pos) / n          # per positive: share of negatives below it
+    v01 = 1.0 - (r_all[m:] - r_neg) / m    # per negative: share of positives above it
+    return float(v10.mean()), v10, v01
+
+
+def auroc_components(labels: np.ndarray, scores: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """AUROCs of each score for ``labels`` (1 = positive) and DeLong's covariance matrix of them."""
+    y = np.asarray(labels).astype(bool)
+    if y.all() or not y.any():
+        fail("labels", f"{int(y.sum())} positives of {len(y)}", "both positive and negative cases")
+    aucs, v10s, v01s = [], [], []
+    for s in scores:
+        s = np.asarray(s, dtype=float)
+        auc, v10, v01 = _placements(s[y], s[~y])
+        aucs.append(auc)
+        v10s.append(v10)
+        v01s.append(v01)
+    k = len(aucs)
+    s10 = np.cov(np.array(v10s)).reshape(k, k)
+    s01 = np.cov(np.array(v01s)).reshape(k, k)
+    return np.array(aucs), s10 / int(y.sum()) + s01 / int((~y).sum())
+
+
+def delong_interval(labels: np.ndarray, a: np.ndarray, b: np.ndarray | None = None, *,
+                    reference: float | None = None) -> SeedEffect:
+    """``AUROC(a) - AUROC(b)`` on the same cases (paired), or ``AUROC(a) - reference`` for a fixed
+    number, with DeLong's normal interval."""
+    if (b is None) == (reference is None):
+        fail("b", b, "either a second score b or a fixed reference AUROC (exactly one)")
+    if b is None:
+        aucs, cov = auroc_components(labels, [a])
+        return SeedEffect.normal(float(aucs[0] - reference), math.sqrt(max(float(cov[0, 0]), 0.0)), len(labels))
+    aucs, cov = auroc_components(labels, [a, b])
+    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    return SeedEffect.normal(float(aucs[0] - aucs[1]), math.sqrt(max(var, 0.0)), len(labels))
+
+
+def _wilson(successes: int, n: int, z: float) -> tuple[float, float]:
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def newcombe_paired(a: np.ndarray, b: np.ndarray) -> SeedEffect:
+    """``mean(a) - mean(b)`` of two 0/1 outcomes on the same cases, with Newcombe's (1998) interval
+    for paired proportions (method 10: Wilson score limits combined with the phi correlation)."""
+    a, b = np.asarray(a).astype(bool), np.asarray(b).astype(bool)
+    if a.shape != b.shape or a.ndim != 1 or len(a) < 1:
+        fail("a", a.shape, f"two 1-d outcome arrays of the same length (b: {b.shape})")
+    n = len(a)
+    both, only_a, only_b = int((a & b).sum()), int((a & ~b).sum()), int((~a & b).sum())
+    neither = n - both - only_a - only_b
+    z = z_quantile()
+    p1, p2 = (both + only_a) / n, (both + only_b) / n
+    l1, u1 = _wilson(both + only_a, n, z)
+    l2, u2 = _wilson(both + only_b, n, z)
+    denom = (both + only_a) * (neither + only_b) * (both + only_b) * (neither + only_a)
+    phi = (both * neither - only_a * only_b) / math.sqrt(denom) if denom > 0 else 0.0
+    d = p1 - p2
+    lo = d - math.sqrt(max((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2, 0.0))
+    hi = d + math.sqrt(max((u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2, 0.0))
+    return SeedEffect(d, max(lo, -1.0), min(hi, 1.0), n)
+
+
+# ---- families and power ----------------------------------------------------------------------
+
+def p_value(effect: SeedEffect | Interval) -> float:
+    """Two-sided p-value of "the effect is 0" implied by a normal interval (for :func:`holm`)."""
+    se = effect.se if isinstance(effect, SeedEffect) else effect.half_width / z_quantile(effect.level)
+    if se <= 0:
+        return 0.0 if effect.estimate != 0 else 1.0
+    return float(2 * stats.norm.sf(abs(effect.estimate) / se))
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's (1979) step-down adjusted p-values: rejecting where the adjusted value is below alpha
+    controls the family-wise error at alpha."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def settle(interval: Interval, lower: float, upper: float, n_images: int | None = None) -> str:
+    """What would settle an inconclusive effect, at the observed estimate and spread: the interval is
+    decisive once it lies above ``lower`` or below ``upper`` (0 and delta for a claimed effect), i.e.
+    once its half-width falls below ``max(estimate - lower, upper - estimate)``. With several seeds:
+    about how many seeds; with one, about how many images per seed (the image noise falls as
+    1/sqrt(n)). A rough estimate, as any power calculation from a pilot."""
+    target = max(interval.estimate - lower, upper - interval.estimate)
+    if target <= 1e-12:
+        return "the estimate sits on the decision boundary: more data narrows the interval around it"
+    if interval.n_seeds >= 2:
+        for s in range(interval.n_seeds + 1, 10_001):
+            if stats.t.ppf(0.5 + interval.level / 2, s - 1) * interval.seed_sd / math.sqrt(s) < target:
+                return f"about {s} seeds at this spread would settle it"
+        return "more than 10,000 seeds at this spread: the effect is too noisy to settle this way"
+    if n_images is None:
+        return f"more seeds or images: the interval must shrink to ±{target:.3g}"
+    factor = (interval.half_width / target) ** 2
+    return f"about {math.ceil(n_images * factor):,} images per seed (or more seeds) would settle it"
+
+
+def combine_frame(table: Any, by: Sequence[str]) -> Any:
+    """Per group of ``by`` in a table with one row per seed (columns ``estimate``, ``lo``, ``hi``), the
+    combined interval (:func:`combine`): columns ``by``, ``estimate``, ``lo``, ``hi``, ``n_seeds``."""
+    import pandas as pd
+
+    rows = []
+    for key, g in table.groupby(list(by), sort=False):
+        effects = [SeedEffect(r.estimate, r.lo, r.hi) for r in g.itertuples()]
+        finite = [e for e in effects if all(math.isfinite(v) for v in (e.estimate, e.lo, e.hi))]
+        iv = combine(finite) if finite else None
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                     "estimate": iv.estimate if iv else float("nan"), "lo": iv.lo if iv else float("nan"),
+                     "hi": iv.hi if iv else float("nan"), "n_seeds": iv.n_seeds if iv else 0})
+    return pd.DataFrame(rows)
+
+
+#: the parts of an effect in a results file: ``<name><part>_per_seed``
+PARTS = ("", "_lo", "_hi", "_n")
+
+
+def per_seed_metrics(name: str, per_seed: Mapping[int, SeedEffect]) -> dict[str, Any]:
+    """The results-file form of an effect: ``<name>_per_seed``, ``<name>_lo_per_seed``,
+    ``<name>_hi_per_seed`` and ``<name>_n_per_seed`` (images) in seed order (the chapter's ``seeds``
+    say which), and the combined interval as ``<name>``, ``<name>_lo``, ``<name>_hi`` for the prose."""
+    effects = list(per_seed.values())
+    iv = combine(effects) if any(math.isfinite(e.estimate) for e in effects) else None
+    return {f"{name}_per_seed": [e.estimate for e in effects], f"{name}_lo_per_seed": [e.lo for e in effects],
+            f"{name}_hi_per_seed": [e.hi for e in effects], f"{name}_n_per_seed": [e.n for e in effects],
+            name: iv.estimate if iv else float("nan"), f"{name}_lo": iv.lo if iv else float("nan"),
+            f"{name}_hi": iv.hi if iv else float("nan")}
+
+
+def from_metrics(name: str, metrics: Mapping[str, Any]) -> list[SeedEffect] | None:
+    """The per-seed effects :func:`per_seed_metrics` wrote (None when a list is missing)."""
+    lists = [metrics.get(f"{name}{part}_per_seed") for part in PARTS]
+    if any(not isinstance(v, list) for v in lists[:3]):
+        return None
+    counts = lists[3] if isinstance(lists[3], list) else [0] * len(lists[0])
+    return [SeedEffect(*(float("nan") if x is None else float(x) for x in t[:3]), int(t[3] or 0))
+            for t in zip(*lists[:3], counts)]

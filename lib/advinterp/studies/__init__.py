@@ -17,7 +17,9 @@ chapter                         study                  what it runs
 ==============================  =====================  ==========================================
 
 ``setting`` holds what chapters share: the :class:`~advinterp.studies.setting.Experiment` of one
-seed and the shared parameter declarations.
+seed, the shared parameter declarations and the chapters' ``validate`` / ``setup``; ``variants``
+holds what chapters 4, 5 and 7 share (the trained model variants and their evaluation).
+:data:`STUDIES` is the one registry of chapters.
 """
 
 from __future__ import annotations
@@ -49,3 +51,8 @@ def study(stem: str) -> ModuleType:
 def chapter(stem: str) -> Chapter:
     """The parameter declaration of chapter ``stem``."""
     return study(stem).CHAPTER  # type: ignore[no-any-return]
+
+
+def declared_names() -> dict[str, tuple[str, ...]]:
+    """Every chapter's declared parameter names, by stem."""
+    return {stem: chapter(stem).names for stem in STUDIES}

@@ -1,10 +1,23 @@
 """Chapter 3's study: neuron and representation consistency on adversarial images (Dong et al.,
-finding 2; version B's metric ``consis(n) = p^T A p``).
+finding 2; version B's metric ``consis(n) = p^T A p``), each against a control that gives it a
+chance level.
 
-For every seed and attack: the per-neuron table of :func:`advinterp.interpret.dissection
-.neuron_report` (consis on real probes, on adversarial probes by true and by target label) and
-the per-layer representation measures of :func:`advinterp.interpret.dissection
-.representation_report` (CS, r, LC to the true and the target class).
+For every seed and attack, on the images the attack fools each network with
+(:func:`advinterp.studies.dissect.perturbed_layers`):
+
+* **neuron consistency** per layer of the dissected network, on the adversarial images and on the
+  same images under the **random-sign control** of the same budget: ``consistency_drop =
+  consis_control - consis_adversarial`` (true labels) is what the attack does to the neurons beyond
+  what any perturbation that large does; the held-out network's per-layer numbers stand beside;
+* **representation consistency** per layer of both networks (:func:`advinterp.interpret.dissection
+  .representation_images`): cosine similarity of the perturbed image's features to the real
+  class means of its target and of its true class, per image (``cs_target - cs_true``), for the
+  adversarial images and for the control.
+
+Claims: version B's on FGSM **and** ILLC (the consistency drop at the dissected network's deepest
+layer, both must hold); version A's on the headline ``attack`` (the ensemble set) in the **held-out**
+network the attack never saw (in the attacked network, a successful white-box attack puts the
+logit-feeding layer near the target by construction).
 """
 
 from __future__ import annotations
@@ -17,11 +30,15 @@ import pandas as pd
 from ..core import progress
 from ..core.params import Chapter, ChapterParams, at_most, integer, one_of
 from ..core.validation import fail
-from ..interpret.dissection import neuron_report, representation_report
-from ..report.results import compare, settings_list, with_spread
+from ..interpret.dissection import fooled, representation_images
+from ..models.architectures import analysed_layers
+from ..models.layers import activations
+from ..models.predict import predict
+from ..report.results import with_spread
+from ..report.uncertainty import SeedEffect, combine_frame, mean_interval, per_seed_metrics
+from . import findings
 from . import setting as S
-from . import findings as F
-from . import neurons
+from .dissect import perturbed_layers
 from .neurons import check_dissection
 
 K_NN = integer("k_nn", 10, 1, None, "neighbours of LC")
@@ -29,6 +46,11 @@ K_NN = integer("k_nn", 10, 1, None, "neighbours of LC")
 #: the chapter's headline measures (chapter 8 reads them against eps)
 CONSISTENCY_METRICS = ("consis_real", "consis_adv_true", "consis_adv_target")
 REPRESENTATION_METRICS = ("cs_adv_to_true_class", "cs_adv_to_target_class")
+#: version B's attacks: its claim is decided on both
+VERSION_B = ("fgsm", "illc")
+#: the per-layer effects with intervals (the attacked network)
+EFFECTS = {"consistency_drop": lambda adv, ctl: ctl["consis_adv_true"] - adv["consis_adv_true"]}
+NETWORKS = ("attacked", "held-out")
 
 
 def _relations(P: ChapterParams) -> None:
@@ -40,96 +62,183 @@ def _relations(P: ChapterParams) -> None:
 
 
 CHAPTER = Chapter("03-neuron-consistency", (
-    *S.EXPERIMENT, S.ATTACKS, S.ATTACK, S.LAYERS, S.K, S.STATISTIC, S.AFFINITY, S.N_REFERENCE, K_NN, S.SEEDS,
-    S.DEVICE, S.RESULTS_DIR), _relations)
+    *S.EXPERIMENT, S.HELDOUT, S.ATTACKS, S.ATTACK, S.LAYERS, S.K, S.STATISTIC, S.AFFINITY, S.N_REFERENCE, K_NN,
+    S.N_BOOT, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
 def validate(namespace: dict[str, Any]) -> ChapterParams:
     """Check every parameter of chapter 3 (no data loaded, no model built)."""
-    return CHAPTER.validate(namespace)
+    return S.validate(CHAPTER, namespace)
 
 
-def setup(P: ChapterParams) -> ChapterParams:
-    """As chapter 2 (:func:`advinterp.studies.neurons.setup`), with every analysed layer by default."""
-    return neurons.setup(P, "all")
+def setup(P: ChapterParams) -> S.Setup:
+    """As chapter 2, with every analysed layer of ``model`` by default."""
+    return S.setup(P, with_affinity=True, layers="all")
+
+
+def network_layers(setup: S.Setup) -> dict[str, tuple[str, ...]]:
+    """Every analysed layer of each network."""
+    return {"attacked": setup.layers, "held-out": tuple(analysed_layers(setup.P.heldout, "all"))}
 
 
 @dataclass
 class Result:
-    neurons: pd.DataFrame          # one row per (seed, attack, layer, neuron)
-    representations: pd.DataFrame  # one row per (seed, attack, layer)
-
-    @property
-    def live(self) -> pd.DataFrame:
-        return self.neurons[self.neurons.live]
+    neurons: pd.DataFrame          # one row per (seed, attack, network, layer, set): consistency summaries
+    representations: pd.DataFrame  # one row per (seed, attack, network, layer, set): mean CS / r / LC
+    effects: dict[tuple[int, str, str, str, str], SeedEffect]  # (seed, attack, network, layer, effect)
 
 
-def run(P: ChapterParams) -> Result:
-    """Neuron and representation tables for every seed and attack."""
-    neuron_rows, repr_rows = [], []
-    jobs = [(s, a) for s in S.seed_list(P) for a in P.attacks]
+def representation_effects(net: Any, adv: Any, noise: Any, layers: tuple[str, ...],
+                           reference: tuple[Any, Any], A: Any, k_nn: int | None,
+                           reference_features: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], dict[tuple[str, str], SeedEffect]]:
+    """Mean representation measures per layer on the images ``adv`` fools ``net`` with, adversarial
+    and control, and the per-image interval of ``cs_target - cs_true`` for each."""
+    mask = fooled(net, adv)
+    target = adv.target if adv.targeted else predict(net, adv.x_adv)
+    rows, effects = [], {}
+    if int(mask.sum()) < 2:
+        return rows, {(layer, f"cs_gap_{s}"): SeedEffect(float("nan"), float("nan"), float("nan"))
+                      for layer in layers for s in ("adversarial", "noise")}
+    for name, x_pert in (("adversarial", adv.x_adv), ("noise", noise.x_adv)):
+        per_image = representation_images(net, x_pert[mask], adv.x[mask], adv.y[mask], target[mask], layers,
+                                          reference, A, k_nn=k_nn if name == "adversarial" else None,
+                                          reference_features=reference_features)
+        for depth, layer in enumerate(layers):
+            m = per_image[layer]
+            rows.append({"layer": layer, "depth": depth, "set": name, "n_images": int(mask.sum()),
+                         **{k: float(v.mean()) for k, v in m.items()}})
+            effects[(layer, f"cs_gap_{name}")] = mean_interval((m["cs_target"] - m["cs_true"]).numpy())
+    return rows, effects
+
+
+def run(setup: S.Setup) -> Result:
+    """Neuron and representation consistency for every seed, attack and network."""
+    P = setup.P
+    nets = network_layers(setup)
+    neuron_rows, repr_rows, effects = [], [], {}
+    jobs = [(s, a) for s in setup.seeds for a in P.attacks]
+    features: dict[tuple[int, str], dict[str, Any]] = {}  # the reference images' activations, once per network
     for seed, attack in progress.bar(jobs, desc="seeds x attacks"):
-        exp = P.experiments[seed]
-        adv = exp.adversarial(attack)
-        target = exp.target_labels(adv)
-        diss = neuron_report(exp.net, adv, target, P.layer_list, P.k, P.A, statistic=P.statistic)
-        neuron_rows.append(diss.table.assign(seed=seed, attack=attack))
-        rep = representation_report(exp.net, adv, target, P.layer_list, exp.reference(P.n_reference), P.A,
-                                    k_nn=P.k_nn)
-        repr_rows.append(rep.assign(seed=seed, attack=attack))
-    return Result(pd.concat(neuron_rows, ignore_index=True), pd.concat(repr_rows, ignore_index=True))
+        exp = setup.experiments[seed]
+        adv, noise = exp.adversarial(attack), exp.adversarial("noise")
+        reference = exp.reference(P.n_reference)
+        for network, net in (("attacked", exp.net), ("held-out", exp.held().model)):
+            if (seed, network) not in features:
+                features[(seed, network)] = activations(net, reference[0], nets[network])
+            d = perturbed_layers(net, adv, noise, nets[network], P.k, setup.A, statistic=P.statistic,
+                                 n_boot=P.n_boot, seed=seed, effects=EFFECTS if network == "attacked" else {})
+            neuron_rows.append(pd.DataFrame(d.rows).assign(seed=seed, attack=attack, network=network))
+            # LC (nearest real neighbours) only where the chapter reports it: the dissected network
+            k_nn = P.k_nn if network == "attacked" else None
+            rows, rep = representation_effects(net, adv, noise, nets[network], reference, setup.A, k_nn,
+                                               features[(seed, network)])
+            repr_rows.append(pd.DataFrame(rows).assign(seed=seed, attack=attack, network=network))
+            effects.update({(seed, attack, network, layer, name): e for (layer, name), e in {**d.effects, **rep}.items()})
+    return Result(pd.concat(neuron_rows, ignore_index=True), pd.concat(repr_rows, ignore_index=True), effects)
 
 
-def by_setting(result: Result) -> pd.DataFrame:
-    """Mean consis of live neurons per (attack, layer)."""
-    return result.live.groupby(["attack", "layer"], sort=False)[list(CONSISTENCY_METRICS)].mean()
+def intervals(result: Result) -> pd.DataFrame:
+    """One row per (seed, attack, network, layer, effect): estimate and interval."""
+    return pd.DataFrame([{"seed": s, "attack": a, "network": n, "layer": layer, "effect": name, "estimate": e.estimate,
+                          "lo": e.lo, "hi": e.hi} for (s, a, n, layer, name), e in result.effects.items()])
 
 
-def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
+def layer_effects(result: Result) -> pd.DataFrame:
+    """Per (attack, network, layer, effect): the interval over seeds and images (per-layer figures)."""
+    return combine_frame(intervals(result), ["attack", "network", "layer", "effect"])
+
+
+def by_setting(result: Result, network: str = "attacked") -> pd.DataFrame:
+    """Mean consis per (attack, layer, set) over seeds, for one network."""
+    t = result.neurons[result.neurons.network == network]
+    return t.groupby(["attack", "layer", "set"], sort=False)[list(CONSISTENCY_METRICS)].mean()
+
+
+def _per_seed(result: Result, attack: str, network: str, layer: str, name: str) -> dict[int, SeedEffect]:
+    return {s: e for (s, a, n, lay, nm), e in result.effects.items() if (a, n, lay, nm) == (attack, network, layer, name)}
+
+
+def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     """Chapter 3's metrics (the names are this function's); the headline is ``attack`` at the
-    deepest layer."""
-    live, reps = result.live, result.representations
-    deepest = P.layer_list[-1]
-    head_n = live[(live.attack == P.attack) & (live.layer == deepest)].groupby("seed")
-    head_r = reps[(reps.attack == P.attack) & (reps.layer == deepest)].set_index("seed")
+    dissected network's deepest layer, on the images it fools."""
+    P = setup.P
+    nets = network_layers(setup)
+    deepest, held_deepest = nets["attacked"][-1], nets["held-out"][-1]
+    neurons, reps = result.neurons, result.representations
+    head_n = neurons[(neurons.attack == P.attack) & (neurons.layer == deepest) & (neurons.network == "attacked")]
+    head_r = reps[(reps.attack == P.attack) & (reps.layer == deepest) & (reps.network == "attacked")]
+    adv_n, adv_r = head_n[head_n.set == "adversarial"], head_r[head_r.set == "adversarial"]
     metrics: dict[str, Any] = with_spread({
-        **{m: head_n[m].mean() for m in CONSISTENCY_METRICS},
-        "cs_adv_to_true_class": head_r["cs_true"], "cs_adv_to_target_class": head_r["cs_target"],
-        "lc_true": head_r["lc_true"], "lc_target": head_r["lc_target"],
+        **{m: adv_n[m] for m in CONSISTENCY_METRICS},
+        "consis_noise_true": head_n[head_n.set == "noise"]["consis_adv_true"],
+        "cs_adv_to_true_class": adv_r["cs_true"], "cs_adv_to_target_class": adv_r["cs_target"],
+        "lc_true": adv_r["lc_true"], "lc_target": adv_r["lc_target"],
     })
-    metrics.update({"attack": P.attack, "layer": deepest, "n_seeds": len(S.seed_list(P)), "k": P.k})
-    by = by_setting(result)
-    drops, no_drop = by[by.consis_adv_true < by.consis_real], by[by.consis_adv_true >= by.consis_real]
-    metrics["n_settings"] = len(by)
-    metrics["n_settings_drop"] = len(drops)
-    metrics["consis_real_where_no_drop"] = no_drop.consis_real.mean() if len(no_drop) else float("nan")
-    metrics["consis_real_where_drop"] = drops.consis_real.mean() if len(drops) else float("nan")
-    gap = (reps.cs_target - reps.cs_true).groupby(reps.layer, sort=False).mean()
-    metrics["cs_gap_first_layer"], metrics["cs_gap_deepest_layer"] = gap[P.layer_list[0]], gap[deepest]
+    for attack in P.attacks:
+        rows = neurons[(neurons.attack == attack) & (neurons.network == "attacked") & (neurons.layer == deepest)]
+        metrics.update(with_spread({f"consis_adv_true_{attack}": rows[rows.set == "adversarial"]["consis_adv_true"],
+                                    f"consis_noise_true_{attack}": rows[rows.set == "noise"]["consis_adv_true"],
+                                    f"consis_real_{attack}": rows[rows.set == "adversarial"]["consis_real"]}))
+        for network in NETWORKS:
+            for layer in nets[network]:
+                tag = f"{attack}_{network.replace('-', '')}_{layer}"
+                names = ["cs_gap_adversarial", "cs_gap_noise"] + (list(EFFECTS) if network == "attacked" else [])
+                for name in names:
+                    metrics.update(per_seed_metrics(f"{name}_{tag}", _per_seed(result, attack, network, layer, name)))
+    for attack in VERSION_B:
+        if attack in P.attacks:
+            metrics.update(per_seed_metrics(f"effect_consistency_{attack}",
+                                            _per_seed(result, attack, "attacked", deepest, "consistency_drop")))
+    metrics.update(per_seed_metrics(REPRESENTATION.name,
+                                    _per_seed(result, P.attack, "held-out", held_deepest, "cs_gap_adversarial")))
+    metrics.update({"attack": P.attack, "layer": deepest, "heldout_layer": held_deepest, "n_seeds": len(setup.seeds),
+                    "k": P.k, "attacks": list(P.attacks)})
     return metrics
 
 
-def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[str, str]:
-    """Words the prose glues, decided by the numbers."""
-    by = by_setting(result)
-    rep_by = result.representations.groupby(["attack", "layer"], sort=False)[["cs_true", "cs_target"]].mean()
-    return {
-        "no_drop": settings_list(by[by.consis_adv_true >= by.consis_real].index) or "none",
-        "closer_to_target": settings_list(rep_by[rep_by.cs_target > rep_by.cs_true].index) or "none",
-        "consis_verdict": compare(metrics["consis_adv_true"], metrics["consis_real"], higher="above", lower="below"),
-        "cs_verdict": compare(metrics["cs_adv_to_target_class"], metrics["cs_adv_to_true_class"],
-                              higher="closer to the target class than to the true class",
-                              lower="closer to the true class than to the target class"),
-    }
+def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
+    """Words the prose glues, decided by intervals."""
+    out = findings.claim_words(CLAIMS, setup.P.public(), metrics)
+    nets = network_layers(setup)
+    for attack in setup.P.attacks:
+        drops = [(layer, metrics[f"consistency_drop_{attack}_attacked_{layer}"]) for layer in nets["attacked"]]
+        out[f"depth_{attack}"] = depth_words(drops)
+    for network in NETWORKS:
+        gaps = [(layer, metrics[f"cs_gap_adversarial_{setup.P.attack}_{network.replace('-', '')}_{layer}"])
+                for layer in nets[network]]
+        out[f"cs_depth_{network.replace('-', '')}"] = depth_words(gaps)
+    return out
 
+
+def depth_words(values: list[tuple[str, float]]) -> str:
+    """How an effect changes from the earliest to the deepest layer, in words (chapter 2's rule)."""
+    from .neurons import depth_words as words
+
+    return words(values)
+
+
+def _needs_version_b(m: findings.Metrics) -> str | None:
+    attacks = m.get("attacks") or []
+    missing = [a for a in VERSION_B if a not in attacks]
+    return f"version B's claim needs {' and '.join(missing)} in attacks" if missing else None
+
+
+#: the effects the claims are decided by
+CONSISTENCY = tuple(findings.Effect(
+    f"effect_consistency_{a}", f"{a.upper()}, dissected network, deepest layer: consis of the control minus consis "
+    "of the adversarial images (true labels)", 0.05,
+    "a twentieth of consis's range: less is a label or two among the top-K") for a in VERSION_B)
+REPRESENTATION = findings.Effect(
+    "effect_representation", "held-out network, deepest layer: cosine similarity of an adversarial image's "
+    "features to its target-class mean minus to its true-class mean", 0.05,
+    "a twentieth of the similarity's range, well above its seed-to-seed noise on real images")
 
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
-    F.claim("consistency_drop", "Dong et al. 2019 (workshop)", "Neuron consistency p^T A p is lower on adversarial "
-            "images than on real images", CHAPTER.stem, ("consis_real", "consis_adv_true"),
-            F.greater("consis_real", "consis_adv_true", "real", "adversarial")),
-    F.claim("representations", "Dong et al. 2017", "Representations of adversarial images are inconsistent with "
-            "those of real images: closer to the target class than to the true class", CHAPTER.stem,
-            ("cs_adv_to_target_class", "cs_adv_to_true_class"),
-            F.greater("cs_adv_to_target_class", "cs_adv_to_true_class", "to target", "to true")),
+    findings.claim("consistency_drop", "Dong et al. 2019 (workshop)", "Neuron consistency p^T A p is lower on "
+                   "adversarial images (FGSM and ILLC) than under random noise of the same size", CHAPTER.stem,
+                   CONSISTENCY, applies=_needs_version_b),
+    findings.claim("representations", "Dong et al. 2017", "Representations of adversarial images are inconsistent "
+                   "with those of real images: closer to the target class than to the true class, even in a "
+                   "network the attack never saw", CHAPTER.stem, REPRESENTATION),
 )

@@ -1,129 +1,156 @@
-"""The papers' claims as findings decided from a results file, at the embedded default and at scale.
+"""The papers' claims, each decided from a results file by an interval on its effect, at the
+embedded default and in every recorded tier (CIFAR-10 on the CPU, CIFAR-10 on a GPU).
 
-Each chapter's study declares the claims it tests as :class:`Claim` objects: which paper, the claim
-in one sentence, the metric names it reads, and a rule that turns a results file's metrics into a
-verdict (one of :data:`VERDICTS`) and the number behind it. The same rule decides the verdict on the
-chapter's live results (the embedded default) and on a recorded run at scale
-(:mod:`advinterp.report.recorded`), so no verdict is typed by hand:
+Each chapter's study declares the claims it tests with :func:`claim`: the paper, the claim in one
+sentence, and the :class:`~advinterp.report.verdicts.Effect` (or effects, all of which must hold) it
+is decided by, each with its smallest effect of interest and the reason for it. The study writes
+every effect's per-seed estimates and image-level intervals into its results file
+(:func:`advinterp.report.uncertainty.per_seed_metrics`); :func:`assess` reads them back and decides
+the verdict by :mod:`advinterp.report.verdicts` - holds / refuted / inconclusive / not measured -
+the same way for the chapter's live results and for a recorded run (:mod:`advinterp.report.recorded`),
+so no verdict is typed by hand:
 
-* :func:`at_scale` is a chapter's closing section "At scale: CIFAR-10": each finding at the default
-  and in the recorded CIFAR-10 run, side by side, and a sentence saying whether it holds at scale;
-* :func:`scorecard` is the intro's table: every claim of the four papers, both verdicts.
+* :func:`at_scale` is a chapter's closing section "At scale: CIFAR-10": each finding on this page
+  and in each recorded tier, side by side, with a sentence glued for the prose;
+* :func:`scorecard` is the intro's table and :func:`forest` its picture: every claim, every tier.
 
-A difference counts only beyond the seeds' spread (:func:`advinterp.report.results.tolerance`); a
-record with one seed has no spread, so any difference counts there, and the table says so.
+A claim with ``counted=False`` is a tool the book relies on (chapter 1's ensemble transfer, Liu et
+al.'s) rather than one of the four papers' claims: shown, never counted.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..report import recorded as rec
-from ..report.results import format_mean_std, tolerance
+from ..report.tables import Table
+from ..report.uncertainty import from_metrics
+from ..report.verdicts import HOLDS, INCONCLUSIVE, REFUTED, UNMEASURED, VERDICTS, Effect, Outcome
+from ..report.verdicts import combine_outcomes, decide
 
-HOLDS, FAILS, MIXED, UNMEASURED = "holds", "does not hold", "mixed", "not measured"
-#: every verdict a finding can have
-VERDICTS = (HOLDS, FAILS, MIXED, UNMEASURED)
+__all__ = ["HOLDS", "REFUTED", "INCONCLUSIVE", "UNMEASURED", "VERDICTS", "Effect", "Claim", "Finding", "claim",
+           "assess", "at_scale", "scorecard", "forest", "counts", "observations", "styled", "CLAIMS"]
 
 Metrics = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
 class Claim:
-    """A claim of a paper that a chapter tests. ``decide(metrics)`` returns the verdict and the
-    number behind it (as text, with its spread); it may assume every name of ``uses`` is present."""
+    """A claim of a paper that a chapter tests, decided by ``effects`` (all must hold). ``applies``
+    returns why the claim cannot be decided on a results file (e.g. a paper's CIFAR-10 number on
+    MNIST), or None."""
 
     key: str
     paper: str
     text: str
     chapter: str
-    uses: tuple[str, ...]
-    decide: Callable[[Metrics], tuple[str, str]]
+    effects: tuple[Effect, ...]
+    counted: bool = True
+    applies: Callable[[Metrics], str | None] | None = None
+
+    @property
+    def uses(self) -> tuple[str, ...]:
+        """The results names the claim reads."""
+        return tuple(f"{e.name}{part}_per_seed" for e in self.effects for part in ("", "_lo", "_hi"))
 
 
 @dataclass(frozen=True)
 class Finding:
+    """A claim decided on one results file: the verdict, the outcome that decides it (None when not
+    measured, with ``note`` saying why) and every effect's outcome."""
+
     claim: Claim
     verdict: str
-    number: str
+    outcome: Outcome | None = None
+    outcomes: tuple[Outcome, ...] = field(default=())
+    note: str = ""
+
+    @property
+    def words(self) -> str:
+        return self.outcome.words if self.outcome is not None else self.verdict
+
+    def cell(self) -> str:
+        """The finding as one table cell: verdict, effect with its interval, and what settles it."""
+        if self.outcome is None:
+            return "not run yet" if self.note == "not run" else f"not measured ({self.note})"
+        o = self.outcome
+        which = f" ({o.effect.label})" if len(self.claim.effects) > 1 else ""
+        text = f"{o.words}{which}: {o.interval.text()}, n = {o.interval.n_seeds} seed(s)"
+        return text + (f"; {o.settle}" if o.settle else "")
 
 
 #: every declared claim, by chapter stem (filled as study modules are imported)
 CLAIMS: dict[str, list[Claim]] = {}
 
 
-def claim(key: str, paper: str, text: str, chapter: str, uses: tuple[str, ...],
-          decide: Callable[[Metrics], tuple[str, str]]) -> Claim:
+def claim(key: str, paper: str, text: str, chapter: str, effects: Effect | tuple[Effect, ...], *,
+          counted: bool = True, applies: Callable[[Metrics], str | None] | None = None) -> Claim:
     """Declare (and register) a claim."""
-    c = Claim(key, paper, text, chapter, uses, decide)
-    CLAIMS.setdefault(chapter, [])
-    CLAIMS[chapter] = [x for x in CLAIMS[chapter] if x.key != key] + [c]
+    c = Claim(key, paper, text, chapter, effects if isinstance(effects, tuple) else (effects,), counted, applies)
+    CLAIMS[chapter] = [x for x in CLAIMS.get(chapter, []) if x.key != key] + [c]
     return c
 
 
-def missing(c: Claim, metrics: Metrics) -> list[str]:
-    """The names ``c`` reads that ``metrics`` lacks (or holds as null)."""
-    return [n for n in c.uses if metrics.get(n) is None or (isinstance(metrics[n], float) and math.isnan(metrics[n]))]
-
-
 def assess(c: Claim, metrics: Metrics | None) -> Finding:
-    """``c`` decided on ``metrics`` (``not measured`` when they are absent or lack a name it reads)."""
+    """``c`` decided on ``metrics`` (``not measured`` when they are absent, when the claim does not
+    apply to them, or when they lack an effect's per-seed values)."""
     if metrics is None:
-        return Finding(c, UNMEASURED, "not run")
-    lacking = missing(c, metrics)
-    if lacking:
-        return Finding(c, UNMEASURED, f"results lack {', '.join(lacking)}")
-    verdict, number = c.decide(metrics)
-    if verdict not in VERDICTS:
-        raise ValueError(f"claim {c.key} decided {verdict!r}; a verdict is one of {VERDICTS}")
-    return Finding(c, verdict, number)
+        return Finding(c, UNMEASURED, note="not run")
+    reason = c.applies(metrics) if c.applies is not None else None
+    if reason:
+        return Finding(c, UNMEASURED, note=reason)
+    outcomes = []
+    for e in c.effects:
+        per_seed = from_metrics(e.name, metrics)
+        if per_seed is None:
+            return Finding(c, UNMEASURED, note=f"the results have no per-seed values of {e.name} (made before "
+                                               "verdicts were decided by intervals)")
+        if not any(s.estimate == s.estimate and s.lo == s.lo for s in per_seed):  # every seed NaN
+            why = metrics.get(f"{e.name}_why") or "no seed gave a finite estimate"
+            return Finding(c, UNMEASURED, note=str(why))
+        outcomes.append(decide(e, per_seed))
+    verdict, deciding = combine_outcomes(outcomes)
+    return Finding(c, verdict, deciding, tuple(outcomes))
 
 
-# ---- helpers for the rules -------------------------------------------------------------------
-
-def value(metrics: Metrics, name: str, digits: int = 3) -> str:
-    """``name`` as ``mean ± std`` (``(n = 1)`` without a spread)."""
-    return format_mean_std(float(metrics[name]), _std(metrics, name), digits)
-
-
-def _std(metrics: Metrics, name: str) -> float | None:
-    std = metrics.get(f"{name}_std")
-    return None if std is None else float(std)
-
-
-def exceeds(metrics: Metrics, a: str, b: str) -> int:
-    """+1 when ``a`` is above ``b`` by more than their larger spread, -1 when below, 0 within it."""
-    diff = float(metrics[a]) - float(metrics[b])
-    tol = tolerance(_std(metrics, a), _std(metrics, b))
-    return 0 if abs(diff) <= tol else (1 if diff > 0 else -1)
+def claim_words(claims: tuple[Claim, ...] | list[Claim], params: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, str]:
+    """What a chapter's prose glues of each claim decided on its own results: ``<key>_verdict`` (the
+    verdict in words) and ``<key>_interval`` (verdict, effect and interval: :meth:`Finding.cell`)."""
+    observed = {**params, **metrics}
+    out = {}
+    for c in claims:
+        f = assess(c, observed)
+        out[f"{c.key}_verdict"], out[f"{c.key}_interval"] = f.words, f.cell()
+    return out
 
 
-def greater(a: str, b: str, label_a: str, label_b: str) -> Callable[[Metrics], tuple[str, str]]:
-    """Holds when ``a`` exceeds ``b`` beyond the spread, does not hold otherwise."""
-    def decide(m: Metrics) -> tuple[str, str]:
-        return (HOLDS if exceeds(m, a, b) > 0 else FAILS), f"{label_a} {value(m, a)} vs {label_b} {value(m, b)}"
-    return decide
+def observations(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """What a claim reads from a results file: its parameters, then its metrics."""
+    return {**payload.get("params", {}), **payload.get("metrics", {})}
 
 
-def from_counts(better: int, worse: int, compared: int) -> str:
-    """Chapter 7's rule for a pair of models over metric x method comparisons: holds when better on
-    at least half and worse on none; does not hold when better on none or worse more often."""
-    if compared == 0:
-        return UNMEASURED
-    if better >= compared / 2 and worse == 0:
-        return HOLDS
-    if better == 0 or worse > better:
-        return FAILS
-    return MIXED
+def _recorded(record: rec.Record | None) -> dict[str, Any] | None:
+    return None if record is None else {**record.params, **record.metrics}
 
 
-# ---- the two views ---------------------------------------------------------------------------
+def tier_findings(c: Claim, folder: Path | None = None) -> dict[str, tuple[Finding, rec.Record | None, str]]:
+    """``c`` decided in each recorded tier: ``{tier: (finding, record, index note)}``."""
+    out = {}
+    for tier in rec.TIERS:
+        record, note = rec.scale_record(c.chapter, tier, folder)
+        finding = assess(c, _recorded(record))
+        if record is None:
+            finding = Finding(c, UNMEASURED, note="not run")
+        out[tier] = (finding, record, note)
+    return out
+
+
+# ---- the views ---------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class ScaleSection:
@@ -131,74 +158,95 @@ class ScaleSection:
 
     table: pd.DataFrame
     words: dict[str, str]
-    record: rec.Record | None
 
 
-def cell(f: Finding) -> str:
-    """A finding as one table cell: its verdict and the number behind it."""
-    if f.verdict == UNMEASURED:
-        return "not run yet" if f.number == "not run" else f"not measured ({f.number})"
-    return f"{f.verdict}: {f.number}"
-
-
-def observations(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """What a claim's rule reads from a results file: its parameters, then its metrics."""
-    return {**payload.get("params", {}), **payload.get("metrics", {})}
+def effect_column(c: Claim) -> str:
+    """The effect(s) a claim is decided by, with delta and its reason."""
+    return "; ".join(f"{e.label} (δ = {'-' if e.margin else ''}{e.delta:g}: {e.reason})" for e in c.effects)
 
 
 def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSection:
-    """The chapter's findings on its live results (``live``: the parameters and metrics just computed,
-    as :func:`observations` of its results file: the embedded default) and
-    on its recorded CIFAR-10 run (``book/recorded/scale.yaml``), with a summary sentence glued as
-    ``scale_summary`` and the run's description as ``scale_run``."""
+    """The chapter's findings on its live results (``live``: :func:`observations` of its results file,
+    the embedded default) and in each recorded tier, and a sentence glued as ``scale_summary``."""
     claims = CLAIMS.get(chapter, [])
     if not claims:
         raise KeyError(f"chapter {chapter} declares no claims (advinterp.studies.findings.claim)")
-    record, note = rec.scale_record(chapter, folder)
     here = [assess(c, live) for c in claims]
-    there = [assess(c, _recorded(record)) for c in claims]
-    table = pd.DataFrame({"paper": [c.paper for c in claims], "finding": [c.text for c in claims],
-                          f"this page ({live.get('dataset', 'its data')})": [cell(f) for f in here],
-                          "CIFAR-10 (recorded run)": [cell(f) for f in there]})
-    if record is None:
-        summary = (f"This chapter has not been run at CIFAR-10 scale yet ({note}). `make scale` runs it with "
-                   "`configs/cifar10-gpu.yaml` on a GPU, three seeds (README: Sweeps on Ray); the table shows the "
-                   "results of this page only.")
-        run = "none"
-    else:
-        seeds = record.seeds
-        spread = ("one seed, so differences there count without a spread" if len(seeds) == 1
-                  else f"{len(seeds)} seeds, mean ± std")
-        agree = sum(a.verdict == b.verdict for a, b in zip(here, there))
-        held = [f.claim.text[0].lower() + f.claim.text[1:] for f in there if f.verdict == HOLDS]
-        device = str(record.provenance.get("machine", "machine not recorded")).split(",")[0]
-        summary = (f"Recorded run `{record.run}` ({device}; {spread}{'; ' + note if note else ''}): "
-                   f"{sum(f.verdict == HOLDS for f in there)} of {len(there)} finding(s) hold at scale; "
-                   f"{agree} of {len(there)} verdict(s) match this page's."
-                   + (f" Holding at scale: {'; '.join(held)}." if held else "")
-                   + " The appendix gives the command and provenance.")
-        run = f"{record.run}: {record.provenance.get('what', '')}"
-    return ScaleSection(table, {"scale_summary": summary, "scale_run": run}, record)
+    tiers = [tier_findings(c, folder) for c in claims]
+    columns: dict[str, list[str]] = {"paper": [c.paper for c in claims], "finding": [c.text for c in claims],
+                                     "effect (δ: smallest effect of interest)": [effect_column(c) for c in claims],
+                                     f"this page ({live.get('dataset', 'its data')})": [f.cell() for f in here]}
+    sentences = []
+    for tier, title in rec.TIERS.items():
+        found = [t[tier] for t in tiers]
+        columns[title] = [f.cell() for f, _, _ in found]
+        records = [r for _, r, _ in found if r is not None]
+        if not records:
+            notes = sorted({n for _, _, n in found if n})
+            sentences.append(f"{title}: not run yet" + (f" ({'; '.join(notes)})" if notes else "") + ".")
+            continue
+        r = records[0]
+        verdicts = [f.verdict for f, _, _ in found]
+        agree = sum(a.verdict == b.verdict for a, (b, _, _) in zip(here, found))
+        stale = rec.scale_index(folder).get(chapter, {}).get(tier, {}).get("stale")
+        sentences.append(
+            f"{title} (`{r.run}`, {len(r.seeds)} seed(s)): " + ", ".join(
+                f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v)) +
+            f"; {agree} of {len(claims)} verdict(s) as on this page."
+            + (f" **This record is out of date:** {stale}" if stale else ""))
+    summary = " ".join(sentences) + " The appendix gives each record's command and provenance."
+    return ScaleSection(pd.DataFrame(columns), {"scale_summary": summary})
 
 
-def styled(table: pd.DataFrame) -> Any:
-    """``table`` for display: every cell whole (pandas would cut long text), left-aligned, no index."""
-    return (table.style.hide(axis="index").set_properties(**{"text-align": "left", "vertical-align": "top"})
-            .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+def styled(table: pd.DataFrame, widths: list[float] | None = None) -> Table:
+    """``table`` for display in the HTML book and the PDF (:class:`advinterp.report.tables.Table`):
+    every cell whole, left-aligned, no index; ``widths``: each column's share of the line."""
+    return Table(table, widths)
 
 
-def scorecard(live: Mapping[str, Metrics | None], folder: Path | None = None) -> list[tuple[Finding, Finding]]:
-    """Every claim of every chapter (chapters in order) as its finding at the embedded default
+#: the scorecard's columns besides the recorded tiers
+DEFAULT_TIER = "embedded default (MNIST sample, CPU)"
+
+
+def scorecard(live: Mapping[str, Metrics | None], folder: Path | None = None) -> list[tuple[Claim, dict[str, Finding]]]:
+    """Every claim of every chapter (chapters in order) with its finding at the embedded default
     (``live[chapter]``: :func:`observations` of that chapter's results file, None when it has not
-    run) and its finding in the chapter's recorded CIFAR-10 run."""
-    pairs = []
+    run) and in each recorded tier (keys: :data:`DEFAULT_TIER`, then the titles of
+    :data:`advinterp.report.recorded.TIERS`)."""
+    rows = []
     for chapter in sorted(CLAIMS):
-        record, _ = rec.scale_record(chapter, folder)
         for c in CLAIMS[chapter]:
-            pairs.append((assess(c, live.get(chapter)), assess(c, _recorded(record))))
-    return pairs
+            found = {DEFAULT_TIER: assess(c, live.get(chapter))}
+            found.update({rec.TIERS[t]: f for t, (f, _, _) in tier_findings(c, folder).items()})
+            rows.append((c, found))
+    return rows
 
 
-def _recorded(record: rec.Record | None) -> dict[str, Any] | None:
-    """What the rules read from a recorded run (as :func:`observations`)."""
-    return None if record is None else {**record.params, **record.metrics}
+def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int]:
+    """How many of the papers' claims (``counted``) hold, are refuted, inconclusive or not measured
+    in each tier: ``n_claims``, ``n_<verdict>_<tier>`` (tiers: ``default``, ``cpu``, ``gpu``)."""
+    counted = [found for c, found in rows if c.counted]
+    names = {DEFAULT_TIER: "default", **{title: tier for tier, title in rec.TIERS.items()}}
+    out = {"n_claims": len(counted)}
+    for title, short in names.items():
+        verdicts = [found[title].verdict for found in counted]
+        for v in VERDICTS:
+            out[f"n_{v.replace(' ', '_')}_{short}"] = verdicts.count(v)
+    return out
+
+
+def forest(rows: list[tuple[Claim, dict[str, Finding]]]) -> pd.DataFrame:
+    """One row per (claim, tier) that was decided: the deciding effect's estimate and interval in
+    units of its delta (so every claim shares one axis: 0 = no effect, 1 = the smallest effect of
+    interest), the verdict and whether the claim is counted (for :func:`advinterp.report.plotting
+    .verdict_forest`)."""
+    out = []
+    for c, found in rows:
+        for tier, f in found.items():
+            if f.outcome is None:
+                continue
+            o, d = f.outcome, f.outcome.effect.delta
+            out.append({"claim": f"{c.chapter[:2]} {c.key}", "text": c.text, "tier": tier, "verdict": f.verdict,
+                        "estimate": o.interval.estimate / d, "lo": o.interval.lo / d, "hi": o.interval.hi / d,
+                        "margin": o.effect.margin, "counted": c.counted})
+    return pd.DataFrame(out)

@@ -7,21 +7,24 @@ What makes the test fair (each item is a function below):
 * **The regulariser has no free exit** (:mod:`advinterp.training.sensitivity`): the per-unit
   sensitivity is relative to the unit's scale, and the logits' input-Jacobian term of the method's
   predecessor is on. A **sweep** of paired weights ``(lambdas_nas[i], lambdas_jac[i])`` is trained
-  the way PGD-AT is (fine-tuned from the standard model for ``finetune_epochs`` epochs).
+  the way PGD-AT is (:func:`advinterp.studies.variants.train`).
 * **Matched clean accuracy** (:func:`select`): the regularised model compared is the sweep member
   whose clean accuracy (mean over seeds) is within ``match_tol`` of PGD-AT's, the most robust
   (AutoAttack core) among those; if none is, the closest in clean accuracy, and the chapter says
   the comparison is unmatched.
 * **Robustness the way the field measures it**: AutoAttack's core and the gradient-masking checks
-  for every model (:func:`advinterp.studies.consistent_loss.evaluate`).
-* **Metrics that scale cannot win** (:mod:`advinterp.interpret.attribution`), three explanation
-  methods, each gated by the **randomisation sanity check** (:mod:`advinterp.interpret.sanity`):
-  a method that fails it on either model of a pair gives no verdict for that pair.
-* **Verdicts with uncertainty** (:func:`comparisons`): per metric, method and pair of models, a
-  two-level bootstrap interval over seeds and images of the mean paired difference
-  (:mod:`advinterp.report.uncertainty`); "better" only when it excludes 0. ``sens_max`` is shown
-  and never used (circular for a sensitivity regulariser), nor is ``alignment`` (a property of the
-  model's gradient, the same for every method).
+  for every model (:func:`advinterp.studies.variants.evaluate`).
+* **Metrics that scale cannot win** (:mod:`advinterp.interpret.attribution`), among them deletion
+  against a random deletion order and infidelity at two noise scales, three explanation methods,
+  each gated by the **randomisation sanity check** (:mod:`advinterp.interpret.sanity`) at the
+  threshold 0.5, with the verdicts' sensitivity to it (0.3 / 0.5 / 0.7) shown.
+* **One primary comparison per claim**: the headline method (``attribution``) and metric
+  (:data:`PRIMARY`, the deletion gain over a random order) decide the verdict, with an interval
+  paired over seeds and images (:func:`advinterp.report.uncertainty.combine`); every other metric
+  and method is shown as descriptive, with Holm-adjusted p-values across its family
+  (:func:`comparisons`). ``sens_max`` is shown and never used (circular for a sensitivity
+  regulariser), nor are ``alignment`` and ``deletion_random`` (properties of the model, the same
+  for every method).
 
 Metric values are cached per (model, method, images), so reruns and book builds reuse them.
 """
@@ -39,16 +42,16 @@ from ..core import cache
 from ..core.devices import seeded_rng
 from ..core.params import Chapter, ChapterParams, at_most, choice, integer, listof, number
 from ..core.validation import fail
-from ..interpret import affinity, attribution, sanity
+from ..interpret import attribution, sanity
 from ..models.layers import weight_norms
 from ..report.results import method_metrics, with_spread
-from ..report.uncertainty import paired_bootstrap
+from ..report.uncertainty import combine, holm, mean_interval, p_value, per_seed_metrics
 from ..training import sensitivity as nas
 from ..training.adversarial import TRAIN_ATTACK, TRAIN_EPS, TRAIN_STEPS, madry
 from ..training.loop import TrainedModel
-from . import consistent_loss as ch4
+from . import findings
 from . import setting as S
-from . import findings as F
+from . import variants as V
 
 AT_ATTACK = TRAIN_ATTACK.renamed("at_attack", help="robust baseline: pgd (Madry) | fgsm_rs (fast FGSM with random start)")
 AT_EPS = TRAIN_EPS.renamed("at_eps", help="its budget (also the evaluation budget)")
@@ -61,11 +64,15 @@ ATTRIBUTION = choice("attribution", "integrated_gradients", attribution.METHODS,
                      "the method of the headline numbers: " + " | ".join(attribution.METHODS))
 N_EVAL = integer("n_eval", 128, 2, None, "images whose attributions are scored (per seed)")
 N_MPRT = integer("n_mprt", 32, 2, None, "images of the randomisation sanity check (per seed)")
-N_BOOT = integer("n_boot", 2000, 100, 1_000_000, "bootstrap replicates of each interval")
 #: for each metric, whether larger values mean a more interpretable model
 HIGHER_IS_BETTER = attribution.HIGHER_IS_BETTER
-#: metrics that decide verdicts (sens_max is circular; alignment is the same for every method)
-VERDICT_METRICS = tuple(m for m in HIGHER_IS_BETTER if m not in attribution.CIRCULAR and m != "alignment")
+#: metrics of the descriptive family (sens_max is circular; alignment and deletion_random are
+#: properties of the model, the same for every method)
+VERDICT_METRICS = tuple(m for m in HIGHER_IS_BETTER if m not in (*attribution.CIRCULAR, "alignment", "deletion_random"))
+#: the metric of every claim's primary comparison: what the map's order adds to deleting pixels at random
+PRIMARY = "deletion_gain"
+#: randomisation-check thresholds whose verdicts are shown (the verdicts use sanity.THRESHOLD)
+MPRT_THRESHOLDS = (0.3, 0.5, 0.7)
 #: the models compared, by their alias in metric names
 MODELS = ("standard", "pgd_at", "nas", "cl")
 #: accuracy, robustness and consistency measured per model
@@ -81,7 +88,7 @@ PAIRS = {("pgd_at", "standard"): "robust training helps (the premise)",
 
 def _relations(P: ChapterParams) -> None:
     S.check_setting(P)
-    ch4.check_training(P)
+    V.check_training(P)
     if len(P.lambdas_jac) != len(P.lambdas_nas):
         fail("lambdas_jac", P.lambdas_jac, f"one weight per entry of lambdas_nas={P.lambdas_nas} (paired sweep)")
     for i, (lam, jac) in enumerate(zip(P.lambdas_nas, P.lambdas_jac)):
@@ -95,22 +102,19 @@ def _relations(P: ChapterParams) -> None:
 
 
 CHAPTER = Chapter("07-sensitivity-regularization", (
-    *ch4.TRAINED, S.HELDOUT, AT_ATTACK, AT_EPS, AT_STEPS, LAMBDAS_NAS, LAMBDAS_JAC, nas.NAS_LAYERS,
-    nas.UNITS_PER_LAYER, nas.ESTIMATOR, nas.NORMALIZATION, MATCH_TOL, *ch4.TRAINING, ATTRIBUTION, N_EVAL, N_MPRT,
-    N_BOOT, *ch4.ROBUSTNESS, S.K, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
+    *V.TRAINED, S.HELDOUT, AT_ATTACK, AT_EPS, AT_STEPS, LAMBDAS_NAS, LAMBDAS_JAC, nas.NAS_LAYERS,
+    nas.UNITS_PER_LAYER, nas.ESTIMATOR, nas.NORMALIZATION, MATCH_TOL, *V.TRAINING, ATTRIBUTION, N_EVAL, N_MPRT,
+    *V.ROBUSTNESS, S.K, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
 def validate(namespace: dict[str, Any]) -> ChapterParams:
     """Check every parameter of chapter 7 (no data loaded, no model built)."""
-    return CHAPTER.validate(namespace)
+    return S.validate(CHAPTER, namespace)
 
 
-def setup(P: ChapterParams) -> ChapterParams:
-    """Load the data; ``P.experiments`` (one per seed, budget ``at_eps``)."""
-    S.load(P)
-    P["A"] = affinity.for_dataset(P.bundle)
-    P["experiments"] = S.experiments(P, eps=P.at_eps)
-    return P
+def setup(P: ChapterParams) -> S.Setup:
+    """Load the data and the class affinity; one experiment per seed at budget ``at_eps``."""
+    return S.setup(P, with_affinity=True, eps=P.at_eps)
 
 
 def nas_name(lam: float, lam_jac: float) -> str:
@@ -126,13 +130,14 @@ def sweep(P: ChapterParams) -> list[tuple[str, nas.SensitivityObjective]]:
 
 def models_to_compare(exp: S.Experiment, P: ChapterParams) -> dict[str, TrainedModel]:
     """Standard, PGD-AT, every regularised model of the sweep and chapter 4's consistent-loss model of
-    one seed, all of ``exp.model``; PGD-AT and the regularised models are trained alike (fine-tuned
-    from the standard model for ``finetune_epochs``, or from scratch; cached)."""
+    one seed, all of ``exp.model``; PGD-AT and the regularised models are trained alike
+    (:func:`advinterp.studies.variants.train`; cached)."""
+    training = V.Training.from_params(P)
     out = {"standard": exp.trained(exp.model),
-           "pgd_at": ch4.train_variant(exp, P, madry(P.at_eps, P.at_steps, layer=P.layer, attack=P.at_attack))}
+           "pgd_at": V.train(exp, training, madry(P.at_eps, P.at_steps, layer=P.layer, attack=P.at_attack))}
     for name, objective in sweep(P):
-        out[name] = ch4.train_variant(exp, P, objective)
-    out["cl"] = ch4.consistent_model(exp, P)
+        out[name] = V.train(exp, training, objective)
+    out["cl"] = V.consistent_model(exp, training)
     return out
 
 
@@ -202,31 +207,33 @@ def select(accuracy: pd.DataFrame, P: ChapterParams) -> tuple[str, bool]:
     return str(gap.idxmin()), False
 
 
-def run(P: ChapterParams) -> Result:
+def run(setup: S.Setup) -> Result:
     """Train (or load) and evaluate every model of every seed; select the matched regularised model;
     score every attribution method on the first ``n_eval`` probes of each seed."""
-    acc_rows, curve_rows, experiments, all_models = [], [], {}, {}
-    for seed, exp in S.over_seeds(P, lambda s: P.experiments[s]).items():
+    P = setup.P
+    ev = V.Evaluation.from_params(P)
+    acc_rows, curve_rows, all_models = [], [], {}
+    for seed, exp in S.over_seeds(setup, lambda s, e: e).items():
         models = models_to_compare(exp, P)
-        experiments[seed], all_models[seed] = exp, models
+        all_models[seed] = models
         reference = models["standard"].epoch_seconds
-        source = exp.trained(P.heldout)
+        transfer = V.transfer_set(exp, ev, P.at_eps)
         for name, tm in models.items():
-            ev = ch4.evaluate(exp, tm, P, eval_eps=P.at_eps, layer=P.layer, k=P.k, A=P.A, reference_time=reference,
-                              source=source)
-            acc_rows.append({"seed": seed, "model": name, **{m: ev.row[m] for m in ACCURACY_MEASURES},
-                             **{f: ev.row[f] for f in ch4.ROBUST_FIELDS if f not in ACCURACY_MEASURES},
-                             "epoch_time_ratio": ev.row["epoch_time_ratio"]})
+            e = V.evaluate(exp, tm, ev, eps=P.at_eps, layer=P.layer, k=P.k, A=setup.A, reference_time=reference,
+                           transfer=transfer)
+            acc_rows.append({"seed": seed, "model": name, **{m: e.row[m] for m in ACCURACY_MEASURES},
+                             **{f: e.row[f] for f in V.ROBUST_FIELDS if f not in ACCURACY_MEASURES},
+                             "epoch_time_ratio": e.row["epoch_time_ratio"]})
             if name.startswith("nas-"):
                 curve_rows += [{"seed": seed, "model": name, **h} for h in tm.history]
     accuracy = pd.DataFrame(acc_rows)
     selected, matched = select(accuracy, P)
     compared = {"standard": "standard", "pgd_at": "pgd_at", "nas": selected, "cl": "cl"}
     rows, sanity_rows, maps, ratios = [], [], {}, []
-    first = S.seed_list(P)[0]
+    first = setup.seeds[0]
     digit_mask = P.dataset in ("mnist5k", "mnist")
     x_first = torch.empty(0)
-    for seed, exp in experiments.items():
+    for seed, exp in setup.experiments.items():
         x_eval = exp.probes()[0][:P.n_eval]
         models = all_models[seed]
         ratios.append(float(np.mean([weight_norms(models[selected].model, layer)[0]
@@ -252,54 +259,61 @@ def run(P: ChapterParams) -> Result:
         per_image["relevance_mass"] = float("nan")
     result = Result(per_image, accuracy, pd.DataFrame(sanity_rows), pd.DataFrame(curve_rows), selected, matched, maps,
                     x_first, ratios)
-    result.comparisons = comparisons(result, P)  # the bootstrap runs once; summary, verdicts and figures read it
+    result.comparisons = comparisons(result, P)  # the intervals run once; summary, verdicts and figures read them
     return result
 
 
-def mprt_passes(result: Result) -> pd.DataFrame:
+def mprt_passes(result: Result, threshold: float = sanity.THRESHOLD) -> pd.DataFrame:
     """Per (model, method): the mean correlation after full randomisation (over seeds) and whether
-    the method passes (:data:`advinterp.interpret.sanity.THRESHOLD`)."""
+    the method passes at ``threshold`` (the verdicts use :data:`advinterp.interpret.sanity.THRESHOLD`)."""
     table = result.sanity.groupby(["model", "method"], sort=False).correlation.mean().reset_index()
-    table["passes"] = table.correlation <= sanity.THRESHOLD
+    table["passes"] = table.correlation <= threshold
     return table
 
 
+def pair_effects(per_image: pd.DataFrame, a: str, b: str, method: str, metric: str) -> dict[int, Any]:
+    """Per seed: the mean over the same images of ``metric(a) - metric(b)`` with ``method``'s maps,
+    oriented so that positive means ``a`` is more interpretable, with its image-level interval."""
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    out = {}
+    for seed, g in per_image[per_image.method == method].groupby("seed"):
+        va = g[g.model == a].sort_values("image")[metric].to_numpy()
+        vb = g[g.model == b].sort_values("image")[metric].to_numpy()
+        d = sign * (va - vb)
+        if np.isfinite(d).sum() >= 2:
+            out[int(seed)] = mean_interval(d)
+    return out
+
+
 def comparisons(result: Result, P: ChapterParams) -> pd.DataFrame:
-    """One row per (pair, method, metric): the mean paired difference ``a - b``, its bootstrap
-    interval, whether the method passes the sanity check on both models (``usable``) and the
-    outcome: ``better`` / ``worse`` (interval on one side of 0, in the metric's better direction) or
-    ``no difference``."""
+    """One row per (pair, method, metric of :data:`VERDICT_METRICS`): the paired difference oriented so
+    that positive means the first model is more interpretable, its interval over seeds and images
+    (:func:`advinterp.report.uncertainty.combine`), whether the method passes the sanity check on
+    both models (``usable``), whether it is the claim's primary comparison, and the p-value adjusted
+    by Holm across the pair's usable comparisons (the descriptive family); ``outcome`` is ``better`` /
+    ``worse`` when the adjusted p-value is below 0.05, else ``no difference``."""
     passes = mprt_passes(result).set_index(["model", "method"]).passes
-    table = result.per_image
     rows = []
     for (a, b), meaning in PAIRS.items():
         for method in attribution.METHODS:
             usable = bool(passes.get((a, method), False) and passes.get((b, method), False))
-            for metric, higher in HIGHER_IS_BETTER.items():
-                diffs = {}
-                for seed, g in table[table.method == method].groupby("seed"):
-                    va = g[g.model == a].sort_values("image")[metric].to_numpy()
-                    vb = g[g.model == b].sort_values("image")[metric].to_numpy()
-                    diffs[seed] = va - vb
-                if all(np.isnan(d).all() for d in diffs.values()):
+            for metric in VERDICT_METRICS:
+                per_seed = pair_effects(result.per_image, a, b, method, metric)
+                if not per_seed:
                     continue
-                iv = paired_bootstrap(diffs, n_boot=P.n_boot, seed=0)
-                direction = iv.sign() * (1 if higher else -1)
+                iv = combine(list(per_seed.values()))
                 rows.append({"a": a, "b": b, "tests": meaning, "method": method, "metric": metric,
-                             "family": attribution.FAMILY[metric], "diff": iv.mean, "lo": iv.lo, "hi": iv.hi,
-                             "usable": usable, "verdict_metric": metric in VERDICT_METRICS,
-                             "outcome": "better" if direction > 0 else "worse" if direction < 0 else "no difference"})
-    return pd.DataFrame(rows)
-
-
-def claim_verdict(rows: pd.DataFrame) -> str:
-    """holds / does not hold / mixed / not assessable, from the usable verdict-metric rows of one pair:
-    holds when better on at least half and worse on none; does not hold when better on none."""
-    rows = rows[rows.usable & rows.verdict_metric]
-    if rows.empty:
-        return "not assessable (no method passes the sanity check on both models)"
-    better, worse = int((rows.outcome == "better").sum()), int((rows.outcome == "worse").sum())
-    return F.from_counts(better, worse, len(rows))
+                             "family": attribution.FAMILY[metric], "diff": iv.estimate, "lo": iv.lo, "hi": iv.hi,
+                             "p": p_value(iv), "usable": usable,
+                             "primary": method == P.attribution and metric == PRIMARY})
+    table = pd.DataFrame(rows)
+    table["p_holm"] = np.nan
+    for _, idx in table[table.usable].groupby(["a", "b"]).groups.items():
+        table.loc[idx, "p_holm"] = holm(table.loc[idx, "p"].to_numpy())
+    significant = table.p_holm < 0.05
+    table["outcome"] = np.where(significant & (table["diff"] > 0), "better",
+                                np.where(significant & (table["diff"] < 0), "worse", "no difference"))
+    return table
 
 
 def aliases(result: Result) -> dict[str, str]:
@@ -329,8 +343,24 @@ def sweep_table(result: Result, P: ChapterParams) -> pd.DataFrame:
     return out.loc[names]
 
 
-def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
+def threshold_table(result: Result, P: ChapterParams) -> pd.DataFrame:
+    """Whether each claim's primary comparison is usable (its method passes the randomisation check
+    on both models) at each threshold of :data:`MPRT_THRESHOLDS`, and how many of the descriptive
+    comparisons are."""
+    comp, rows = result.comparisons, []
+    for threshold in MPRT_THRESHOLDS:
+        passes = mprt_passes(result, threshold).set_index(["model", "method"]).passes
+        for (a, b) in PAIRS:
+            ok = {m: bool(passes.get((a, m), False) and passes.get((b, m), False)) for m in attribution.METHODS}
+            sub = comp[(comp.a == a) & (comp.b == b)]
+            rows.append({"threshold": threshold, "pair": pair_name(a, b), "primary usable": ok[P.attribution],
+                         "descriptive usable": int(sum(ok[m] for m in sub.method)), "of": len(sub)})
+    return pd.DataFrame(rows)
+
+
+def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     """Chapter 7's metrics (the names are this function's; see :func:`metric_name`)."""
+    P = setup.P
     names = aliases(result)
     head = result.metrics[result.metrics.method == P.attribution]
     measured = [c for c in HIGHER_IS_BETTER if head[c].notna().any()]
@@ -339,22 +369,27 @@ def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
     comp = result.comparisons
     for _, r in comp[comp.method == P.attribution].iterrows():
         key = f"{r.metric}_{pair_name(r.a, r.b)}"
-        metrics.update({key: r["diff"], f"{key}_lo": r.lo, f"{key}_hi": r.hi})
+        metrics.update({key: r["diff"], f"{key}_lo": r.lo, f"{key}_hi": r.hi, f"{key}_p_holm": r.p_holm})
+    passes = mprt_passes(result).set_index(["model", "method"]).passes
     for (a, b) in PAIRS:
-        rows = comp[(comp.a == a) & (comp.b == b) & comp.usable & comp.verdict_metric]
         pair = pair_name(a, b)
-        metrics.update({f"n_better_{pair}": int((rows.outcome == "better").sum()),
-                        f"n_worse_{pair}": int((rows.outcome == "worse").sum()), f"n_compared_{pair}": len(rows)})
+        usable = comp[(comp.a == a) & (comp.b == b) & comp.usable]
+        metrics.update({f"n_better_{pair}": int((usable.outcome == "better").sum()),
+                        f"n_worse_{pair}": int((usable.outcome == "worse").sum()), f"n_compared_{pair}": len(usable)})
+        metrics.update(per_seed_metrics(f"effect_{pair}", pair_effects(result.per_image, a, b, P.attribution, PRIMARY)))
+        if not (passes.get((a, P.attribution), False) and passes.get((b, P.attribution), False)):
+            metrics[f"effect_{pair}_why"] = (f"{P.attribution} fails the randomisation check on {a} or {b}, so its "
+                                             "maps cannot decide")
     for _, r in mprt_passes(result).iterrows():
         metrics[f"mprt_pass_{r.method}_{r.model}"] = int(r.passes)
         metrics[f"mprt_corr_{r.method}_{r.model}"] = float(r.correlation)
     metrics.update(with_spread({"nas_weight_norm_ratio": result.weight_norm_ratio}))
     selected = next(o for n, o in sweep(P) if n == result.selected)
     clean = result.accuracy.groupby("model").clean_acc.mean()
-    metrics.update({"attribution": P.attribution, "lambda_nas": selected.lam, "lambda_jac": selected.lam_jac,
-                    "matched": int(result.matched), "match_tol": P.match_tol, "lambda_cl": P.lambda_cl,
-                    "clean_gap_nas_vs_pgd_at": float(clean[result.selected] - clean["pgd_at"]),
-                    "n_seeds": len(S.seed_list(P)), "n_eval": P.n_eval, "n_sweep": len(P.lambdas_nas),
+    metrics.update({"attribution": P.attribution, "primary_metric": PRIMARY, "lambda_nas": selected.lam,
+                    "lambda_jac": selected.lam_jac, "matched": int(result.matched), "match_tol": P.match_tol,
+                    "lambda_cl": P.lambda_cl, "clean_gap_nas_vs_pgd_at": float(clean[result.selected] - clean["pgd_at"]),
+                    "n_seeds": len(setup.seeds), "n_eval": P.n_eval, "n_sweep": len(P.lambdas_nas),
                     "n_verdict_metrics": len([m for m in VERDICT_METRICS if m in measured]),
                     "mprt_threshold": sanity.THRESHOLD, "at_eps": P.at_eps})
     sweep_aa = sweep_table(result, P)
@@ -362,16 +397,19 @@ def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
     return metrics
 
 
-def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[str, str]:
+def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, each decided by the numbers."""
-    comp = result.comparisons
-    out = {}
-    for (a, b) in PAIRS:
-        out[f"verdict_{pair_name(a, b)}"] = claim_verdict(comp[(comp.a == a) & (comp.b == b)])
+    P = setup.P
+    out = findings.claim_words([*CLAIMS, CL_PAIR], P.public(), metrics)
     passing = mprt_passes(result)
     failing = passing[~passing.passes]
     out["mprt_failures"] = (", ".join(f"{r.method} on {r.model}" for _, r in failing.iterrows())
                             if len(failing) else "none")
+    thresholds = threshold_table(result, P)
+    changes = thresholds.groupby("pair")["primary usable"].nunique()
+    out["threshold_words"] = ("the same at every threshold" if (changes == 1).all() else
+                              "different at some thresholds (see the table): the randomisation check decides "
+                              "whether the claim can be measured at all")
     out["matched_words"] = (f"within {P.match_tol:g} of PGD-AT's clean accuracy" if result.matched else
                             f"no sweep member came within {P.match_tol:g} of PGD-AT's clean accuracy; the closest "
                             "is compared, so this comparison is *not* at matched accuracy")
@@ -381,25 +419,26 @@ def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[
         else f"stays far below PGD-AT's ({best:.3f} against {robust:.3f} under AutoAttack's core): the regularised "
              "models are compared with a much more robust model, and the sweep shows the price in clean accuracy "
              "of pushing the weights further")
-    acc = result.accuracy.rename(columns={"model": "method"})
-    out["masking_verdict"] = ch4.masking_words(acc)
+    out["masking_verdict"] = V.masking_words(result.accuracy.rename(columns={"model": "method"}))
     return out
 
 
-def _pair_verdict(a: str, b: str) -> F.Claim:
-    pair = pair_name(a, b)
+def _pair_effect(a: str, b: str) -> findings.Effect:
+    return findings.Effect(
+        f"effect_{pair_name(a, b)}", f"deletion gain over a random order ({a} minus {b}), the headline method's maps",
+        0.05, "five per cent of the intact image's probability over the deletion curve: a reader could see less "
+        "in no curve")
 
-    def decide(m: F.Metrics) -> tuple[str, str]:
-        better, worse, n = (int(m[f"n_{k}_{pair}"]) for k in ("better", "worse", "compared"))
-        return F.from_counts(better, worse, n), f"better on {better}, worse on {worse} of {n} comparisons"
 
-    return decide
+def _usable(pair: str) -> Any:
+    def applies(m: findings.Metrics) -> str | None:
+        return m.get(f"effect_{pair}_why")
+    return applies
 
 
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = tuple(
-    F.claim(key, "Moshe et al. 2024", text, CHAPTER.stem,
-            tuple(f"n_{k}_{pair_name(a, b)}" for k in ("better", "worse", "compared")), _pair_verdict(a, b))
+    findings.claim(key, "Moshe et al. 2024", text, CHAPTER.stem, _pair_effect(a, b), applies=_usable(pair_name(a, b)))
     for key, text, (a, b) in (
         ("robust_premise", "Adversarially trained (robust) models have more interpretable attributions than "
          "standard ones (the premise)", ("pgd_at", "standard")),
@@ -407,3 +446,7 @@ CLAIMS = tuple(
          "standard training", ("nas", "standard")),
         ("nas_vs_robust", "... and more interpretable than adversarial training", ("nas", "pgd_at")),
     ))
+#: the consistent-loss model on the same scale (shown in the chapter, not a paper's claim)
+CL_PAIR = findings.Claim("cl_interpretable", "this book", "Consistent-loss training makes attributions more "
+                         "interpretable than standard training", CHAPTER.stem, (_pair_effect("cl", "standard"),),
+                         counted=False, applies=_usable(pair_name("cl", "standard")))

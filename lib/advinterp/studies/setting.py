@@ -1,21 +1,24 @@
-"""The book's shared experimental setting for one seed, and the parameters every chapter shares.
+"""The book's shared experimental setting, the parameters every chapter shares, and the one way a
+chapter turns its parameters into what it studies.
 
-An :class:`Experiment` names the data, the dissected model, the other ensemble members, the
-held-out model, the attack budget and the probe set. Its methods return cached objects: the
-trained networks (:mod:`advinterp.training.recipes`), the probe images and the adversarial sets
-(:mod:`advinterp.attacks.advdata`). Because every chapter builds the same ``Experiment`` from the
-same parameters, chapter 2 dissects exactly chapter 1's networks on exactly chapter 1's
-adversarial dataset, without recomputing them.
+An :class:`Experiment` is one seed of the chapter-1 setting: the data, the dissected model, the
+other ensemble members, the held-out model, the attack budget and the probe set. Its methods return
+cached objects: the trained networks (:mod:`advinterp.training.recipes`), the probe images and the
+adversarial sets (:mod:`advinterp.attacks.advdata`). Because every chapter builds the same
+``Experiment`` from the same parameters, chapter 2 dissects exactly chapter 1's networks on exactly
+chapter 1's adversarial dataset, without recomputing them.
 
-The shared parameters are declared here once (``DATASET``, ``MODEL``, ``EPS``, ``SEEDS``, ...);
-:func:`check_setting` relates them without loading data, :func:`load` loads the data and checks
-what depends on it, and :func:`experiments` gives one :class:`Experiment` per seed: every study
-takes its seeds this way.
+A chapter keeps its parameters and its state apart: :func:`validate` checks the parameters (no
+data loaded; a mistyped name stops the chapter with the closest declared names), and
+:func:`setup` loads the data and returns a frozen :class:`Setup` (the data, the class affinity,
+the layers, one ``Experiment`` per seed); the parameters are never written to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import ast
+import difflib
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -27,11 +30,12 @@ from ..attacks import linf
 from ..attacks.advdata import AdversarialSet, cached_adversarial_set
 from ..core import progress
 from ..core.devices import resolve_device, seed_everything
-from ..core.params import ChapterParams, Param, choice, flag, integer, listof, seeds, text
+from ..core.params import Chapter, ChapterParams, Param, choice, flag, integer, listof, seeds, text
 from ..core.validation import fail
 from ..data.datasets import DATA_ROOT, DATASET, IMAGE_SIZE, DatasetBundle, cached_bundle, take
 from ..data.probes import probe_indices
-from ..models.architectures import MODEL, MODELS, TORCHVISION_MODELS, check_fits, check_layer
+from ..interpret import affinity
+from ..models.architectures import MODEL, MODELS, TORCHVISION_MODELS, analysed_layers, check_fits, check_layer
 from ..interpret.affinity import AFFINITY
 from ..models.layers import STATISTIC
 from ..models.predict import predict
@@ -66,6 +70,7 @@ ATTACK = choice("attack", "ensemble", linf.EVAL_ATTACKS, "which adversarial set:
 ATTACKS = listof(ATTACK, "attacks", list(linf.EVAL_ATTACKS), "adversarial sets compared")
 K = integer("k", 20, 1, None, "top-K images per neuron")
 N_REFERENCE = integer("n_reference", 2000, 10, None, "real training images for class means, neighbours, concepts")
+N_BOOT = integer("n_boot", 200, 20, 100_000, "bootstrap resamples of the images behind each interval")
 SEEDS = seeds()
 DEVICE = Param("device", _device, "auto", "auto | cpu | cuda | cuda:N", "auto | cpu | cuda | cuda:N | mps")
 RESULTS_DIR = Param("results_dir", _results_dir, "results", "<results_dir>/<chapter>.json", "a folder path")
@@ -95,6 +100,8 @@ def check_setting(P: ChapterParams) -> None:
         fail("pretrained", pretrained, f"False for model={P.model!r}: only {', '.join(TORCHVISION_MODELS)} have weights")
     if "ensemble" in P and P.model in P.ensemble:
         fail("ensemble", P.ensemble, "the other members, without model (it is always a member)")
+    if "heldout" in P and (P.heldout == P.model or P.heldout in P.get("ensemble", ())):
+        fail("heldout", P.heldout, "an architecture that is not an ensemble member (model or ensemble)")
 
 
 def check_layers(name: str, layers: Sequence[str] | None, model: str) -> None:
@@ -103,9 +110,78 @@ def check_layers(name: str, layers: Sequence[str] | None, model: str) -> None:
         check_layer(f"{name}[{i}]" if not isinstance(layers, str) else name, layer, model)
 
 
+# ----------------------------------------------------------------------------- validation
+
+def injected_parameters(namespace: Mapping[str, Any]) -> list[str]:
+    """The names papermill injected into this kernel (the last cell it added, whose source starts
+    with the line ``# Parameters``, found in IPython's input history ``In``); none outside papermill."""
+    history = namespace.get("In")
+    if not isinstance(history, list):
+        return []
+    for source in reversed(history):
+        if isinstance(source, str) and source.lstrip().splitlines()[:1] == ["# Parameters"]:
+            names = []
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.Assign):
+                    names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+            return names
+    return []
+
+
+def check_unknown(chapter: Chapter, names: Sequence[str], every_chapter: Mapping[str, Sequence[str]]) -> None:
+    """A name that no chapter of ``every_chapter`` declares stops the chapter with the closest declared
+    names (a name another chapter declares is allowed: shared configuration files such as
+    ``configs/cifar10-gpu.yaml`` pass every chapter's parameters to every chapter)."""
+    declared_anywhere = {n for declared in every_chapter.values() for n in declared}
+    unknown = [n for n in names if n not in chapter.names and n not in declared_anywhere]
+    if unknown:
+        hints = []
+        for n in unknown:
+            close = difflib.get_close_matches(n, chapter.names, n=3, cutoff=0.5)
+            hints.append(f"{n!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
+        fail("parameters", unknown, f"names this chapter declares; unknown: {', '.join(hints)}. Chapter "
+             f"{chapter.stem} declares: {', '.join(chapter.names)}")
+
+
+def validate(chapter: Chapter, namespace: Mapping[str, Any]) -> ChapterParams:
+    """Every parameter of ``chapter`` read from a notebook's ``globals()`` and checked, after
+    :func:`check_unknown` on the names papermill injected (no data loaded, no model built)."""
+    from . import declared_names
+
+    check_unknown(chapter, injected_parameters(namespace), declared_names())
+    return chapter.validate(namespace)
+
+
+# ----------------------------------------------------------------------------- setup
+
+@dataclass(frozen=True)
+class Setup:
+    """What a chapter's ``setup`` derives from its validated parameters ``P`` (which stay as given):
+    the data, the class affinity ``A``, the analysed ``layers`` and one :class:`Experiment` per seed."""
+
+    P: ChapterParams
+    bundle: DatasetBundle
+    experiments: dict[int, Experiment]
+    A: torch.Tensor | None = None
+    layers: tuple[str, ...] = ()
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(self.experiments)
+
+    @property
+    def first(self) -> Experiment:
+        """The first seed's experiment (galleries and controls run on it)."""
+        return self.experiments[self.seeds[0]]
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.bundle.classes
+
+
 def load(P: ChapterParams) -> DatasetBundle:
-    """Load the chapter's data, seed every generator with the first seed, and check what depends
-    on the data (sizes, image shapes). Returns the bundle, also stored as ``P["bundle"]``."""
+    """Load the chapter's data, check what depends on it (sizes, image shapes) and seed every
+    generator with the first seed."""
     b = cached_bundle(P.dataset, P.data_root, P.image_size)
     pretrained = P.get("pretrained", False)
     check_fits("model", P.model, b.input_shape, pretrained)
@@ -120,8 +196,19 @@ def load(P: ChapterParams) -> DatasetBundle:
     if "n_reference" in P:
         integer("n_reference", None, 10, len(b.train), "").validate(P.n_reference)  # type: ignore[arg-type]
     seed_everything(seed_list(P)[0])
-    P["bundle"] = b
     return b
+
+
+def setup(P: ChapterParams, *, with_affinity: bool = False, layers: str | None = None,
+          **changes: Any) -> Setup:
+    """:func:`load`, then the class affinity (``with_affinity``, from ``P.affinity`` when declared),
+    the layers (``P.layers`` when given, else ``model``'s ``layers`` = ``"deepest"`` | ``"all"``
+    analysed layers) and one experiment per seed (``changes`` override its fields, e.g. ``eps``)."""
+    bundle = load(P)
+    A = affinity.for_dataset(bundle, P.get("affinity", "auto")) if with_affinity else None
+    chosen = tuple(P.get("layers") or analysed_layers(P.model, layers)) if layers else ()
+    experiments = {s: Experiment.from_params(P, seed=s, **changes) for s in seed_list(P)}
+    return Setup(P, bundle, experiments, A, chosen)
 
 
 def seed_list(P: ChapterParams) -> list[int]:
@@ -129,42 +216,43 @@ def seed_list(P: ChapterParams) -> list[int]:
     return list(P["seeds"]) if "seeds" in P else [P["seed"]]
 
 
-def over_seeds(P: ChapterParams, fn: Callable[[int], T], desc: str = "seeds") -> dict[int, T]:
-    """``{seed: fn(seed)}`` for every seed of the chapter, with a progress bar: the one way studies
-    run over seeds."""
-    return {s: fn(s) for s in progress.bar(seed_list(P), desc=desc, min_total=2)}
+def over_seeds(setup: Setup, fn: Callable[[int, Experiment], T], desc: str = "seeds") -> dict[int, T]:
+    """``{seed: fn(seed, experiment)}`` for every seed of the chapter, with a progress bar: the one way
+    studies run over seeds."""
+    return {s: fn(s, setup.experiments[s]) for s in progress.bar(setup.seeds, desc=desc, min_total=2)}
 
 
 @dataclass
 class Experiment:
-    """One seed of the chapter-1 setting. ``ensemble`` lists the members other than ``model``."""
+    """One seed of the chapter-1 setting (built by :meth:`from_params`; ``ensemble`` lists the members
+    other than ``model``; ``heldout`` None: no held-out network)."""
 
-    dataset: str = "mnist5k"
-    model: str = "small_cnn"
-    ensemble: tuple[str, ...] = ("wide_cnn", "mlp")
-    heldout: str | None = "small_resnet"
-    eps: float = 0.3
-    attack_steps: int = 20
-    n_probe: int = 500
-    seed: int = 0
-    data_root: str | None = None
-    image_size: int | None = None
-    epochs: int | None = None
-    max_train: int | None = None
-    pretrained: bool = False
-    device: str = "auto"
+    dataset: str
+    model: str
+    ensemble: tuple[str, ...]
+    heldout: str | None
+    eps: float
+    attack_steps: int
+    n_probe: int
+    seed: int
+    data_root: str | None
+    image_size: int | None
+    epochs: int | None
+    max_train: int | None
+    pretrained: bool
+    device: str
     _models: dict[Any, TrainedModel] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def from_params(cls, P: dict[str, Any], seed: int | None = None, **changes: Any) -> Experiment:
-        """Build from a chapter's validated parameters (keys that are not fields are ignored;
-        an absent ``ensemble`` or ``heldout`` means none)."""
-        names = {f for f in cls.__dataclass_fields__ if not f.startswith("_")}
-        kw = {k: v for k, v in P.items() if k in names}
-        kw["ensemble"] = tuple(kw.get("ensemble", ()))
-        kw.setdefault("heldout", None)
-        if seed is not None:
-            kw["seed"] = seed
+    def from_params(cls, P: Mapping[str, Any], seed: int | None = None, **changes: Any) -> Experiment:
+        """Build from a chapter's validated parameters; a field the chapter does not declare takes its
+        declared default (an absent ``ensemble`` or ``heldout`` means none)."""
+        defaults = {p.name: p.default for p in (*EXPERIMENT, HELDOUT, DEVICE)}
+        names = [f for f in cls.__dataclass_fields__ if not f.startswith("_")]
+        kw = {n: P[n] if n in P else defaults.get(n) for n in names if n != "seed"}
+        kw["ensemble"] = tuple(P.get("ensemble", ()))
+        kw["heldout"] = P.get("heldout")
+        kw["seed"] = seed if seed is not None else seed_list(P)[0]  # type: ignore[arg-type]
         kw.update(changes)
         return cls(**kw)
 
@@ -187,16 +275,18 @@ class Experiment:
                 objective=objective)
         return self._models[key]
 
-    def finetuned(self, name: str, objective: Objective, epochs: int) -> TrainedModel:
-        """The network ``name`` of this setting fine-tuned for ``epochs`` epochs with ``objective``,
-        starting from its standard (cross-entropy) weights, then cached."""
-        key = (name, objective, epochs, "finetuned")
+    def finetuned(self, name: str, objective: Objective, epochs: int, *, schedule: str | None = None,
+                  lr: float | None = None) -> TrainedModel:
+        """The network ``name`` of this setting fine-tuned for ``epochs`` epochs with ``objective`` (the
+        recipe's learning rate and schedule unless ``lr`` / ``schedule`` are given), starting from its
+        standard (cross-entropy) weights, then cached."""
+        key = (name, objective, epochs, schedule, lr, "finetuned")
         if key not in self._models:
             start = self.trained(name)
             self._models[key] = recipes.standard_model(
                 self.dataset, name, self.seed, data_root=self.data_root, image_size=self.image_size,
                 device=self.device, epochs=epochs, max_train=self.max_train, objective=objective,
-                init_from=start.key, desc=f"{name} fine-tuned (seed {self.seed})")
+                init_from=start.key, schedule=schedule, lr=lr, desc=f"{name} fine-tuned (seed {self.seed})")
         return self._models[key]
 
     @property
@@ -211,6 +301,12 @@ class Experiment:
         """The dissected network."""
         return self.trained(self.model).model
 
+    def held(self) -> TrainedModel:
+        """The held-out network (never attacked)."""
+        if self.heldout is None:
+            fail("heldout", None, "a held-out architecture (this chapter needs one)")
+        return self.trained(self.heldout)  # type: ignore[arg-type]
+
     @cached_property
     def probe_index(self) -> torch.Tensor:
         return probe_indices(self.bundle.test, self.n_probe, self.seed)
@@ -221,7 +317,8 @@ class Experiment:
 
     def adversarial(self, attack: str) -> AdversarialSet:
         """The adversarial version of the probe set: ``"ensemble"`` attacks all members (Dong et
-        al.'s adversarial dataset); ``"fgsm"``, ``"illc"``, ``"pgd"`` attack ``model`` alone."""
+        al.'s adversarial dataset); ``"fgsm"``, ``"illc"``, ``"pgd"`` attack ``model`` alone;
+        ``"noise"`` is the random-sign control of the same budget (it uses no model)."""
         attacked = list(self.members().values()) if linf.ATTACKS[attack].multi_model else [self.trained(self.model)]
         return cached_adversarial_set(attack, attacked, self.bundle, self.probe_index, eps=self.eps,
                                       steps=self.attack_steps, seed=self.seed, device=self.device)
@@ -238,8 +335,3 @@ class Experiment:
         if adv.targeted:
             return adv.target
         return predict(model if model is not None else self.net, adv.x_adv)
-
-
-def experiments(P: ChapterParams, **changes: Any) -> dict[int, Experiment]:
-    """One :class:`Experiment` per seed of the chapter (``changes`` override fields, e.g. ``eps``)."""
-    return {s: Experiment.from_params(P, seed=s, **changes) for s in seed_list(P)}

@@ -47,7 +47,9 @@ LABELS = {"clean_acc": "clean accuracy", "pgd_acc": "PGD accuracy", "aa_acc": "A
           "consis_adv_true": "consis (adversarial, true label)", "detect_auc": "adversarial-input detector AUC (ch. 5)",
           "error_auroc": "wrong-prediction AUROC (ch. 6)", "infidelity": "relative infidelity ↓",
           "sens_max": "sensitivity-max ↓ (circular)",
-          "deletion_auc": "deletion AUC / p(x) ↓", "alignment": "gradient alignment ↑", "relevance_mass": "relevance mass ↑"}
+          "deletion_auc": "deletion AUC / p(x) ↓", "alignment": "gradient alignment ↑", "relevance_mass": "relevance mass ↑",
+          "deletion_gain": "deletion gain over a random order ↑", "infidelity_wide": "relative infidelity, sigma 0.3 ↓",
+          "deletion_random": "deletion AUC / p(x), random order (the model)"}
 
 SWEEP_SPEC = text("sweep_spec", "configs/sweeps/side-by-side.yaml", "the sweep whose table this chapter reads")
 RUNS_DIR = text("runs_dir", "runs", "sweep outputs: <runs_dir>/<sweep name>/ (relative to the repository)")
@@ -56,15 +58,23 @@ RERUN = flag("rerun", False, "True: re-execute every run of the sweep (else only
 CHAPTER = Chapter("08-side-by-side", (SWEEP_SPEC, RUNS_DIR, RERUN, S.RESULTS_DIR))
 
 
+@dataclass(frozen=True)
+class Setup:
+    """Chapter 8's setup: the sweep spec (a small YAML file, checked) and where its outputs are."""
+
+    P: ChapterParams
+    spec: dict[str, Any]
+    spec_path: Path
+    runs_root: Path
+
+    @property
+    def table_path(self) -> Path:
+        return self.runs_root / self.spec["name"] / "table.csv"
+
+
 def validate(namespace: dict[str, Any]) -> ChapterParams:
-    """Check chapter 8's parameters, the sweep spec included (it is a small YAML file)."""
-    P = CHAPTER.validate(namespace)
-    spec_path = _from_repo(P.sweep_spec)
-    P["spec"] = sweeps.load_spec(spec_path, name="sweep_spec")
-    P["spec_path"] = spec_path
-    P["runs_root"] = _from_repo(P.runs_dir)
-    P["table_path"] = P.runs_root / P.spec["name"] / "table.csv"
-    return P
+    """Check chapter 8's parameters."""
+    return S.validate(CHAPTER, namespace)
 
 
 def _from_repo(path: str) -> Path:
@@ -72,20 +82,23 @@ def _from_repo(path: str) -> Path:
     return p if p.is_absolute() else paths.repo_root() / p
 
 
-def setup(P: ChapterParams) -> ChapterParams:
-    return P
+def setup(P: ChapterParams) -> Setup:
+    """Read and check the sweep spec."""
+    spec_path = _from_repo(P.sweep_spec)
+    return Setup(P, sweeps.load_spec(spec_path, name="sweep_spec"), spec_path, _from_repo(P.runs_dir))
 
 
-def run(P: ChapterParams) -> pd.DataFrame:
+def run(setup: Setup) -> pd.DataFrame:
     """The sweep's table; the sweep runs first when the table is absent, a run is missing or made by
     an older notebook or library, or ``rerun`` is set. A run with a chapter's default parameters that
     this build has just executed (its ``results_dir`` file, made by the current notebook and
     library) is adopted rather than executed again."""
-    root = P.runs_root / P.spec["name"]
-    complete = all(sweeps.is_complete(root, r) for r in sweeps.expand(P.spec))
-    table_path = P.table_path
+    P = setup.P
+    root = setup.runs_root / setup.spec["name"]
+    complete = all(sweeps.is_complete(root, r) for r in sweeps.expand(setup.spec))
+    table_path = setup.table_path
     if P.rerun or not table_path.is_file() or not complete:
-        table_path = sweeps.run_sweep(P.spec_path, P.runs_root, force=P.rerun, reuse_results=P.results_dir)
+        table_path = sweeps.run_sweep(setup.spec_path, setup.runs_root, force=P.rerun, reuse_results=P.results_dir)
     return pd.read_csv(table_path)
 
 
@@ -184,7 +197,7 @@ def collect(table: pd.DataFrame) -> Result:
     return Result(table, cells(table), lambda_curve(table), eps_curve(table))
 
 
-def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
+def summarize(result: Result, setup: Setup) -> dict[str, Any]:
     """Chapter 8's metrics."""
     lam, table = result.lambdas, result.table
     best = best_lambda(lam, result.values["clean_acc_standard"] or math.nan) if len(lam) else None
@@ -195,7 +208,7 @@ def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
             "lambda_cl_in_table": cl_lambda, "n_runs": len(table), "n_runs_ok": int((table.status == "ok").sum())}
 
 
-def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[str, str]:
+def verdicts(result: Result, setup: Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues."""
     words = {word: best_method(result.values, column) for word, column in (
         ("best_pgd", "pgd_acc"), ("best_clean", "clean_acc"), ("best_consis", "consis_adv_true"),

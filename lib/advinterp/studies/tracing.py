@@ -4,40 +4,53 @@ consistent-loss model of chapter 4.
 
 For every seed, model and traced layer: mine each neuron's concept on real training images, score
 the correctly classified clean probes and the adversarial probes that fool the model (white-box
-attacks made against it; the ensemble set is the common one) with ``s(x)``
+attacks made against it; the ensemble set is chapter 1's) with ``s(x)``
 (:mod:`advinterp.interpret.tracing`), unweighted and PD-weighted, and report the detector's ROC-AUC
-beside two references on the same inputs: the same detector with the concepts shuffled among
-neurons (its structural chance level) and the maximum softmax probability.
+beside two references on the same inputs:
+
+* the **permutation null**: the same detector with the concepts shuffled among the live neurons,
+  ``n_permutations`` times (:func:`advinterp.interpret.tracing.permutation_null`); its mean and 95 %
+  quantile are the detector's chance level;
+* the **maximum softmax probability** (MSP), the classifier's own confidence.
+
+The claims (intervals: DeLong for AUROC differences on the same cases, :mod:`advinterp.report.uncertainty`):
+the detector on the consistent-loss model works (above its null **and** above MSP: both must hold),
+and it works better on the consistent-loss model than on the standard one, compared on the same
+source images (correct for both; their own attack fools both).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
 from ..attacks import linf
 from ..attacks.advdata import AdversarialSet, cached_adversarial_set
-from ..core.params import Chapter, ChapterParams, at_most, flag, integer, one_of
-from ..interpret import affinity
-from ..interpret.influence import BASELINE
 from ..core.devices import derive_seed, generator
-from ..interpret.tracing import (Tracer, agreement_score, build_tracer, detection_auc, detection_inputs, max_softmax,
-                                 permuted_concepts, top1_concept_agreement)
+from ..core.params import Chapter, ChapterParams, at_most, flag, integer, one_of
+from ..interpret.influence import BASELINE
+from ..interpret.tracing import (Tracer, agreement_score, build_tracer, detection_auc, max_softmax, permutation_null,
+                                 top1_concept_agreement)
 from ..models.predict import predict
-from ..report.results import compare, tolerance, with_spread
+from ..report.results import with_spread
+from ..report.uncertainty import SeedEffect, delong_interval, from_metrics, per_seed_metrics
+from ..report.verdicts import above_words, decide
 from ..training.loop import TrainedModel
-from . import consistent_loss as ch4
+from . import findings
 from . import setting as S
-from . import findings as F
+from . import variants as V
 
 LOG_ODDS = flag("log_odds", True, "PD in log2-odds (Zintgraf et al.) rather than probability, which saturates")
 TOP_K = integer("top_k", 5, 1, 10_000, "influential neurons per prediction")
 WEIGHTED = flag("weighted", False, "weight A[c(n), y_hat] by PD in s(x) (the headline; both are reported)")
 TRACE_LAYERS = S.LAYERS.renamed("trace_layers", default=["conv2", "fc1"], help="layers whose neurons are traced "
                                 "(None: `layer` only); the headline uses `layer`")
+N_PERMUTATIONS = integer("n_permutations", 200, 20, 100_000, "concept permutations of the null (headline layer)")
 #: the models compared: chapter 4's standard model and its consistent-loss model
 MODELS = ("standard", "cl")
 
@@ -50,36 +63,33 @@ def metric_name(measure: str, model: str) -> str:
 
 def _relations(P: ChapterParams) -> None:
     S.check_setting(P)
-    ch4.check_training(P)
+    V.check_training(P)
     one_of("attack", P.attack, "attacks", P.attacks)
     at_most("k", P.k, "n_reference", P.n_reference)
     S.check_layers("trace_layers", P.trace_layers, P.model)
 
 
 CHAPTER = Chapter("05-tracing-and-detection", (
-    *S.DATA, S.ENSEMBLE, S.EPOCHS, S.MAX_TRAIN, S.N_PROBE, S.EPS, S.ATTACK_STEPS, *ch4.TRAINING,
+    *S.DATA, S.ENSEMBLE, S.EPOCHS, S.MAX_TRAIN, S.N_PROBE, S.EPS, S.ATTACK_STEPS, *V.TRAINING,
     S.ATTACKS.renamed("attacks", default=["fgsm", "pgd", "ensemble"], help="adversarial inputs the detector faces"),
     S.ATTACK.renamed("attack", default="pgd", help="the attack of the headline AUC (one of attacks)"),
-    TRACE_LAYERS, BASELINE, LOG_ODDS, TOP_K, WEIGHTED, S.K, S.N_REFERENCE, S.AFFINITY, S.SEEDS, S.DEVICE, S.RESULTS_DIR),
-    _relations)
+    TRACE_LAYERS, BASELINE, LOG_ODDS, TOP_K, WEIGHTED, S.K, S.N_REFERENCE, N_PERMUTATIONS, S.AFFINITY, S.SEEDS,
+    S.DEVICE, S.RESULTS_DIR), _relations)
 
 
 def validate(namespace: dict[str, Any]) -> ChapterParams:
     """Check every parameter of chapter 5 (no data loaded, no model built)."""
-    return CHAPTER.validate(namespace)
+    return S.validate(CHAPTER, namespace)
 
 
-def setup(P: ChapterParams) -> ChapterParams:
-    """Load the data and the class affinity; ``P.experiments`` (one per seed)."""
-    S.load(P)
-    P["A"] = affinity.for_dataset(P.bundle, P.affinity)
-    P["experiments"] = S.experiments(P)
-    return P
+def setup(P: ChapterParams) -> S.Setup:
+    """Load the data and the class affinity; one experiment per seed."""
+    return S.setup(P, with_affinity=True)
 
 
 def models_for(exp: S.Experiment, P: ChapterParams) -> dict[str, TrainedModel]:
     """The standard and the consistent-loss model of chapter 4 (cached there)."""
-    return {"standard": exp.trained(exp.model), "cl": ch4.consistent_model(exp, P)}
+    return {"standard": exp.trained(exp.model), "cl": V.consistent_model(exp, V.Training.from_params(P))}
 
 
 def adversarial_inputs(exp: S.Experiment, tm: TrainedModel, attack: str) -> AdversarialSet:
@@ -93,17 +103,31 @@ def adversarial_inputs(exp: S.Experiment, tm: TrainedModel, attack: str) -> Adve
 
 @dataclass
 class Scores:
-    """One (seed, model): its tracer, ``s(x)`` of the correctly classified clean probes, and of the
-    successful adversarial probes of each attack."""
+    """One (seed, model) at the headline layer and weighting: its tracer, ``s(x)`` and MSP of every
+    clean probe, masks of the probes it gets right, and per attack ``s(x)`` and MSP of every
+    adversarial probe with the mask of those that fool it."""
 
     tracer: Tracer
     clean: torch.Tensor
-    adversarial: dict[str, torch.Tensor]
+    msp_clean: torch.Tensor
+    ok: torch.Tensor
+    adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
+    msp_adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
+    fooled: dict[str, torch.Tensor] = field(default_factory=dict)
+    null: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def scored(self) -> Scores:
+        """The scores a detector is evaluated on: clean probes it gets right, adversarial probes
+        that fool it (for :func:`advinterp.report.plotting.detector_curves`)."""
+        return Scores(self.tracer, self.clean[self.ok], self.msp_clean[self.ok], self.ok[self.ok],
+                      {a: s[self.fooled[a]] for a, s in self.adversarial.items()},
+                      {a: s[self.fooled[a]] for a, s in self.msp_adversarial.items()},
+                      {a: f[f] for a, f in self.fooled.items()}, self.null)
 
 
 @dataclass
 class Result:
-    table: pd.DataFrame                       # one row per (seed, model, attack)
+    table: pd.DataFrame                       # one row per (seed, model, layer, weighting, attack)
     scores: dict[tuple[int, str], Scores]
     models: dict[int, dict[str, TrainedModel]]
 
@@ -113,57 +137,96 @@ def traced_layers(P: ChapterParams) -> list[str]:
     return list(dict.fromkeys([P.layer, *(P.trace_layers or [])]))
 
 
-def run(P: ChapterParams) -> Result:
-    """Detector AUCs per (seed, model, layer, weighting, attack), with the permuted-concept and
-    max-softmax references on the same inputs, and the headline scores behind them."""
+def _auc_or_nan(clean: torch.Tensor, adv: torch.Tensor) -> float:
+    return detection_auc(clean, adv) if len(clean) and len(adv) else float("nan")
+
+
+def run(setup: S.Setup) -> Result:
+    """Detector AUCs per (seed, model, layer, weighting, attack) with their references on the same
+    inputs; the headline scores (every probe, with masks) behind the claims."""
+    P, A = setup.P, setup.A
     rows, scores, models = [], {}, {}
-    for seed, exp in S.over_seeds(P, lambda s: P.experiments[s]).items():
+    for seed, exp in S.over_seeds(setup, lambda s, e: e).items():
         x, y = exp.probes()
         reference = exp.reference(P.n_reference)
         models[seed] = models_for(exp, P)
         for name, tm in models[seed].items():
             adversarial = {a: adversarial_inputs(exp, tm, a) for a in P.attacks}
-            fooled = {a: detection_inputs(tm.model, adv.x, adv.y, adv.x_adv)[1] for a, adv in adversarial.items()}
+            pred_clean = predict(tm.model, x)
+            ok = pred_clean == y
+            fooled = {a: ok & (predict(tm.model, adv.x_adv) != y) for a, adv in adversarial.items()}
             msp_clean = max_softmax(tm.model, x)
+            msp_adv = {a: max_softmax(tm.model, adv.x_adv) for a, adv in adversarial.items()}
             for layer in traced_layers(P):
-                tracer = build_tracer(tm.model, layer, reference, P.A, k=P.k, top_k=P.top_k, baseline=P.baseline,
+                tracer = build_tracer(tm.model, layer, reference, A, k=P.k, top_k=P.top_k, baseline=P.baseline,
                                       log_odds=P.log_odds)
-                shuffled = permuted_concepts(tracer.concept, tracer.live, generator(derive_seed(seed, name, layer)))
-                pd_clean, pred_clean = tracer.prediction_difference(x)
-                ok = pred_clean == y
+                pd_clean, _ = tracer.prediction_difference(x)
                 clean_is_pred, _ = top1_concept_agreement(pd_clean[ok], pred_clean[ok], y[ok], tracer.concept)
-                adv_pd = {a: tracer.prediction_difference(adversarial[a].x_adv[f]) for a, f in fooled.items() if f.any()}
+                adv_pd = {a: tracer.prediction_difference(adv.x_adv) for a, adv in adversarial.items()}
                 for weighted in (False, True):
-                    def s_of(diff: torch.Tensor, pred: torch.Tensor, concept: torch.Tensor = tracer.concept,
-                             w: bool = weighted) -> torch.Tensor:
-                        return agreement_score(diff, pred, concept, P.A, P.top_k, weighted=w)
-
-                    s_clean, s_clean_perm = s_of(pd_clean, pred_clean)[ok], s_of(pd_clean, pred_clean, shuffled)[ok]
                     headline = layer == P.layer and weighted == P.weighted
-                    entry = Scores(tracer, s_clean, {})
+                    s_clean = agreement_score(pd_clean, pred_clean, tracer.concept, A, P.top_k, weighted=weighted)
+                    entry = Scores(tracer, s_clean, msp_clean, ok)
                     for attack, adv in adversarial.items():
                         f = fooled[attack]
-                        row: dict[str, object] = {
+                        diff, pred = adv_pd[attack]
+                        s_adv = agreement_score(diff, pred, tracer.concept, A, P.top_k, weighted=weighted)
+                        null = np.full(1, np.nan)
+                        if headline and ok.any() and f.any():
+                            g = generator(derive_seed(seed, name, layer, attack))
+                            null = permutation_null(pd_clean[ok], pred_clean[ok], diff[f], pred[f], tracer.concept,
+                                                    tracer.live, A, P.top_k, weighted=weighted,
+                                                    n_permutations=P.n_permutations, generator=g)
+                        adv_is_pred, adv_is_true = (top1_concept_agreement(diff[f], pred[f], adv.y[f], tracer.concept)
+                                                    if f.any() else (float("nan"), float("nan")))
+                        rows.append({
                             "seed": seed, "model": name, "layer": layer, "weighted": weighted, "attack": attack,
                             "n_clean": int(ok.sum()), "n_adversarial": int(f.sum()),
-                            "agreement_clean": float(s_clean.mean()), "pd_top1_mean": float(pd_clean.max(1).values[ok].mean()),
-                            "clean_concept_is_pred": clean_is_pred, "auc": float("nan"), "auc_permuted": float("nan"),
-                            "auc_msp": float("nan"), "agreement_adv": float("nan"),
-                            "adv_concept_is_pred": float("nan"), "adv_concept_is_true": float("nan")}
-                        s_adv = torch.empty(0)
-                        if attack in adv_pd and ok.any():
-                            diff, pred = adv_pd[attack]
-                            s_adv = s_of(diff, pred)
-                            row.update(auc=detection_auc(s_clean, s_adv), agreement_adv=float(s_adv.mean()),
-                                       auc_permuted=detection_auc(s_clean_perm, s_of(diff, pred, shuffled)),
-                                       auc_msp=detection_auc(msp_clean[ok], max_softmax(tm.model, adv.x_adv[f])))
-                            row["adv_concept_is_pred"], row["adv_concept_is_true"] = top1_concept_agreement(
-                                diff, pred, adv.y[f], tracer.concept)
-                        entry.adversarial[attack] = s_adv
-                        rows.append(row)
+                            "agreement_clean": float(s_clean[ok].mean()),
+                            "agreement_adv": float(s_adv[f].mean()) if f.any() else float("nan"),
+                            "pd_top1_mean": float(pd_clean.max(1).values[ok].mean()),
+                            "clean_concept_is_pred": clean_is_pred, "adv_concept_is_pred": adv_is_pred,
+                            "adv_concept_is_true": adv_is_true,
+                            "auc": _auc_or_nan(s_clean[ok], s_adv[f]),
+                            "auc_null_mean": float(null.mean()), "auc_null_q95": float(np.quantile(null, 0.95)),
+                            "auc_msp": _auc_or_nan(msp_clean[ok], msp_adv[attack][f])})
+                        if headline:
+                            entry.adversarial[attack], entry.msp_adversarial[attack] = s_adv, msp_adv[attack]
+                            entry.fooled[attack], entry.null[attack] = f, null
                     if headline:
                         scores[(seed, name)] = entry
     return Result(pd.DataFrame(rows), scores, models)
+
+
+def detector_effects(s: Scores, attack: str) -> dict[str, SeedEffect]:
+    """One (seed, model)'s detector against its references on the same cases (clean probes it gets
+    right, adversarial probes that fool it; DeLong): ``vs_null`` (AUC minus the null's mean, the
+    null's spread added to the AUC's sampling variance) and ``vs_msp`` (AUC minus MSP's AUC)."""
+    ok, f = s.ok, s.fooled[attack]
+    if not ok.any() or not f.any():
+        nan = SeedEffect(float("nan"), float("nan"), float("nan"))
+        return {"vs_null": nan, "vs_msp": nan}
+    labels = np.r_[np.zeros(int(ok.sum())), np.ones(int(f.sum()))]
+    detector = -np.r_[s.clean[ok].numpy(), s.adversarial[attack][f].numpy()]
+    msp = -np.r_[s.msp_clean[ok].numpy(), s.msp_adversarial[attack][f].numpy()]
+    null = s.null[attack]
+    alone = delong_interval(labels, detector, reference=float(null.mean()))
+    se = math.sqrt(alone.se ** 2 + float(null.std(ddof=1)) ** 2)
+    return {"vs_null": SeedEffect.normal(alone.estimate, se, len(labels)),
+            "vs_msp": delong_interval(labels, detector, msp)}
+
+
+def model_comparison(a: Scores, b: Scores, attack: str) -> SeedEffect:
+    """The detector's AUC on model ``a`` minus on model ``b``, on the same source probes: clean probes
+    both get right, and probes whose own ``attack`` fools both (each model scored on its own
+    adversarial version); DeLong's paired interval."""
+    ok = a.ok & b.ok
+    f = a.fooled[attack] & b.fooled[attack]
+    if not ok.any() or not f.any():
+        return SeedEffect(float("nan"), float("nan"), float("nan"))
+    labels = np.r_[np.zeros(int(ok.sum())), np.ones(int(f.sum()))]
+    score = {m: -np.r_[s.clean[ok].numpy(), s.adversarial[attack][f].numpy()] for m, s in (("a", a), ("b", b))}
+    return delong_interval(labels, score["a"], score["b"])
 
 
 def headline(result: Result, P: ChapterParams) -> pd.DataFrame:
@@ -172,36 +235,43 @@ def headline(result: Result, P: ChapterParams) -> pd.DataFrame:
     return t[(t.layer == P.layer) & (t.weighted == P.weighted)]
 
 
-def example_cases(result: Result, P: ChapterParams) -> list[dict[str, object]]:
+def example_cases(result: Result, setup: S.Setup) -> list[dict[str, object]]:
     """Per model (first seed): a correctly classified probe, a misclassified real probe (if any) and
-    a successful adversarial probe of ``P.attack`` (if any), as rows for
+    a successful adversarial probe of ``attack`` (if any), as rows for
     :func:`advinterp.report.plotting.explanations`."""
-    seed = S.seed_list(P)[0]
-    exp = P.experiments[seed]
+    P, seed = setup.P, setup.seeds[0]
+    exp = setup.experiments[seed]
     x, y = exp.probes()
     cases: list[dict[str, object]] = []
     for name, tm in result.models[seed].items():
-        pred = predict(tm.model, x)
+        s = result.scores[(seed, name)]
         adv = adversarial_inputs(exp, tm, P.attack)
-        _, fooled = detection_inputs(tm.model, adv.x, adv.y, adv.x_adv)
-        picks = [("correct", x, pred == y), ("misclassified", x, pred != y), (P.attack.upper(), adv.x_adv, fooled)]
+        picks = [("correct", x, s.ok), ("misclassified", x, ~s.ok), (P.attack.upper(), adv.x_adv, s.fooled[P.attack])]
         for title, images, mask in picks:
             idx = torch.nonzero(mask).flatten()
             if len(idx):
                 cases.append({"title": f"{name}: {title}\ntrue: {exp.bundle.classes[int(y[idx[0]])]}",
-                              "image": images[idx[0]], "tracer": result.scores[(seed, name)].tracer})
+                              "image": images[idx[0]], "tracer": s.tracer})
     return cases
 
 
-def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
+def settings_table(result: Result) -> pd.DataFrame:
+    """Mean AUC and its references per (model, layer, weighting, attack), over seeds."""
+    return result.table.groupby(["model", "layer", "weighted", "attack"], sort=False)[
+        ["agreement_clean", "agreement_adv", "auc", "auc_null_mean", "auc_null_q95", "auc_msp", "n_adversarial"]].mean()
+
+
+def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     """Chapter 5's metrics (the names are this function's): ``<measure>_<model>`` for the headline
-    layer, weighting and attack, ``auc_<attack>_<model>`` for every attack."""
+    layer, weighting and attack, ``auc_<attack>_<model>`` for every attack, and the claims' effects."""
+    P = setup.P
     table = headline(result, P)
     head = table[table.attack == P.attack]
     by_model = {m: head[head.model == m] for m in MODELS}
     metrics: dict[str, Any] = with_spread({
         **{metric_name("detect_auc", m): by_model[m]["auc"] for m in MODELS},
-        **{metric_name("detect_auc_permuted", m): by_model[m]["auc_permuted"] for m in MODELS},
+        **{metric_name("detect_auc_null", m): by_model[m]["auc_null_mean"] for m in MODELS},
+        **{metric_name("detect_auc_null_q95", m): by_model[m]["auc_null_q95"] for m in MODELS},
         **{metric_name("detect_auc_msp", m): by_model[m]["auc_msp"] for m in MODELS},
         **{metric_name("agreement_clean", m): by_model[m]["agreement_clean"] for m in MODELS},
         **{metric_name("agreement_adv", m): by_model[m]["agreement_adv"] for m in MODELS},
@@ -211,60 +281,50 @@ def summarize(result: Result, P: ChapterParams) -> dict[str, Any]:
         "adv_concept_is_true_standard": by_model["standard"]["adv_concept_is_true"],
         "clean_concept_is_pred_standard": by_model["standard"]["clean_concept_is_pred"],
     })
-    metrics.update({"attack": P.attack, "lambda_cl": P.lambda_cl, "top_k": P.top_k, "n_seeds": len(S.seed_list(P)),
-                    "layer": P.layer})
+    for m in MODELS:
+        effects = {s: detector_effects(result.scores[(s, m)], P.attack) for s in setup.seeds}
+        for kind in ("vs_null", "vs_msp"):
+            metrics.update(per_seed_metrics(f"effect_tracing_{kind}_{m}", {s: e[kind] for s, e in effects.items()}))
+    metrics.update(per_seed_metrics(CL_VS_STANDARD.name, {
+        s: model_comparison(result.scores[(s, "cl")], result.scores[(s, "standard")], P.attack) for s in setup.seeds}))
+    metrics.update({"attack": P.attack, "lambda_cl": P.lambda_cl, "top_k": P.top_k, "n_seeds": len(setup.seeds),
+                    "layer": P.layer, "n_permutations": P.n_permutations})
     for a in P.attacks:
         for m in MODELS:
             metrics[f"auc_{a}_{m}"] = float(table[(table.attack == a) & (table.model == m)]["auc"].mean())
-    # the best any (layer, weighting) reached, and how far it stands above its own permuted control
-    full = result.table[result.table.attack == P.attack].groupby(["model", "layer", "weighted"])[
-        ["auc", "auc_permuted"]].mean()
-    margin = full["auc"] - full["auc_permuted"]
-    metrics["detect_auc_best"] = float(full["auc"].max())
-    metrics["detect_margin_best"] = float(margin.max())
+    full = result.table[result.table.attack == P.attack].groupby(["model", "layer", "weighted"])["auc"].mean()
+    metrics["detect_auc_best"] = float(full.max())
     return metrics
 
 
-def settings_table(result: Result, P: ChapterParams) -> pd.DataFrame:
-    """Mean AUC and its references per (model, layer, weighting, attack), over seeds."""
-    return result.table.groupby(["model", "layer", "weighted", "attack"], sort=False)[
-        ["agreement_clean", "agreement_adv", "auc", "auc_permuted", "auc_msp", "n_adversarial"]].mean()
+def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
+    """Words the prose glues, decided by intervals."""
+    observed = {**setup.P.public(), **metrics}
+    out = findings.claim_words(CLAIMS, setup.P.public(), metrics)
+    for m in MODELS:
+        for kind in ("vs_null", "vs_msp"):
+            e = findings.Effect(f"effect_tracing_{kind}_{m}", "", 0.02, "")
+            per_seed = [x for x in from_metrics(e.name, observed) or [] if x.estimate == x.estimate]
+            out[f"{kind}_{m}"] = above_words(decide(e, per_seed)) if per_seed else "could not be measured"
+    return out
 
 
-def verdicts(result: Result, P: ChapterParams, metrics: dict[str, Any]) -> dict[str, str]:
-    """Words the prose glues, decided by the numbers."""
-    def vs(a: str, b: str, **words: str) -> str:
-        return compare(metrics[a], metrics[b], tol=tolerance(metrics[a + "_std"], metrics[b + "_std"]), **words)
-
-    return {
-        "detect_verdict": vs("detect_auc_cl", "detect_auc_standard"),
-        "chance_verdict": compare(min(metrics["detect_auc_cl"], metrics["detect_auc_standard"]), 0.5, tol=CHANCE_TOL,
-                                  higher="above", lower="below", same="at"),
-        "permuted_verdict_standard": vs("detect_auc_standard", "detect_auc_permuted_standard", higher="above",
-                                        lower="below", same="no different from"),
-        "permuted_verdict_cl": vs("detect_auc_cl", "detect_auc_permuted_cl", higher="above", lower="below",
-                                  same="no different from"),
-        "msp_verdict": vs("detect_auc_msp_standard", "detect_auc_standard", higher="better than",
-                          lower="worse than", same="as good as"),
-    }
+def _effect(kind: str, what: str) -> findings.Effect:
+    return findings.Effect(f"effect_tracing_{kind}_cl", f"consistent-loss model: detector AUC minus {what}", 0.02,
+                           "two points of AUROC, the smallest gain detection papers report")
 
 
-def tracing_verdict(m: F.Metrics) -> tuple[str, str]:
-    """Holds when the agreement detector on the consistent-loss model is above chance (0.5 + 0.02)
-    and above its permuted-neuron control beyond the spread; mixed when above chance only."""
-    number = f"AUC {F.value(m, 'detect_auc_cl')} (permuted control {F.value(m, 'detect_auc_permuted_cl')})"
-    above_chance = float(m["detect_auc_cl"]) > 0.5 + CHANCE_TOL
-    if above_chance and F.exceeds(m, "detect_auc_cl", "detect_auc_permuted_cl") > 0:
-        return F.HOLDS, number
-    return (F.MIXED if above_chance else F.FAILS), number
+#: the effects the claims are decided by
+DETECTS = (_effect("vs_null", "its permutation null's mean"), _effect("vs_msp", "the max-softmax AUC"))
+CL_VS_STANDARD = findings.Effect(
+    "effect_tracing_cl_vs_standard", "detector AUC on the consistent-loss model minus on the standard one, same "
+    "source images", 0.02, "two points of AUROC, the smallest gain detection papers report")
 
-
-#: an AUC within this of 0.5 is chance
-CHANCE_TOL = 0.02
-
-#: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
+#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
-    F.claim("tracing", "Dong et al. 2017", "After consistent-loss training, tracing a prediction to its influential "
-            "neurons detects adversarial inputs (above chance and above a permuted-neuron control)", CHAPTER.stem,
-            ("detect_auc_cl", "detect_auc_permuted_cl"), tracing_verdict),
+    findings.claim("tracing", "Dong et al. 2017", "After consistent-loss training, tracing a prediction to its "
+                   "influential neurons detects adversarial inputs: above chance (concepts permuted) and above "
+                   "the classifier's own confidence (MSP)", CHAPTER.stem, DETECTS),
+    findings.claim("tracing_cl", "Dong et al. 2017", "Tracing detects adversarial inputs better on the "
+                   "consistent-loss model than on the standard model", CHAPTER.stem, CL_VS_STANDARD),
 )

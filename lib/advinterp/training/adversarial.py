@@ -62,15 +62,15 @@ ANCHOR_CLEAN = flag("anchor_clean", False, "stop the gradient through phi(x): pu
 class AdversarialObjective:
     """Adversarial training with an optional consistency term (see the module docstring)."""
 
-    attack: str = "pgd"
-    eps: float = 0.3
-    steps: int = 3
-    alpha: float = 1.0
-    lam: float = 0.0
-    layer: str = "fc1"
-    clean_weight: float = 1.0
-    consistency: str = "cosine"
-    anchor_clean: bool = False
+    attack: str = TRAIN_ATTACK.default
+    eps: float = TRAIN_EPS.default
+    steps: int = TRAIN_STEPS.default
+    alpha: float = ALPHA.default
+    lam: float = LAMBDA.default
+    layer: str = LAYER.default
+    clean_weight: float = CLEAN_WEIGHT.default
+    consistency: str = CONSISTENCY.default
+    anchor_clean: bool = ANCHOR_CLEAN.default
     step_size: float | None = None
 
     def __post_init__(self) -> None:
@@ -105,6 +105,17 @@ class AdversarialObjective:
                      "adv_acc": float((logits_adv.argmax(1) == y).float().mean()),
                      "feature_dist": float(relative_distance(phi, phi_adv).mean()), "dead_fraction": dead_fraction(phi)}
         return ObjectiveOutput(loss, logits, stats)
+
+    def monitor(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """End of an epoch (eval mode, :func:`advinterp.training.loop.train`): accuracy on ``x`` clean and
+        under this objective's own attack, from the same random start every epoch (so that epoch to
+        epoch the number moves only with the model)."""
+        x_adv = linf.run(self.attack, [model], x, y, eps=self.eps, steps=self.steps, step_size=self.step_size,
+                         generator=torch.Generator().manual_seed(0), allowed=linf.TRAINING_ATTACKS,
+                         param="train_attack").x_adv
+        with torch.no_grad():
+            return {"clean_acc_end": float((model(x).argmax(1) == y).float().mean()),
+                    "adv_acc_end": float((model(x_adv).argmax(1) == y).float().mean())}
 
     def with_lambda(self, lam: float) -> "AdversarialObjective":
         """The same training with consistency weight ``lam`` (0: plain adversarial training)."""

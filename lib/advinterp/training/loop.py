@@ -16,6 +16,10 @@ part of the key: a model trained on a GPU is reused on a CPU.
   :func:`advinterp.core.devices.seeded_rng`, so it never disturbs the caller's random stream.
 * **Fine-tuning** (``init_from``): training starts from the weights of another cached model of
   the same architecture, named by its key (part of this model's key).
+* **End-of-epoch monitor**: an objective with a ``monitor(model, x, y)`` method (adversarial
+  training: the accuracy under its own attack) is evaluated after every epoch, in eval mode, on a
+  fixed subset of :data:`MONITOR_SIZE` training images; the history records it, so a chapter can
+  say whether training has converged from numbers that are not running averages over the epoch.
 * **Early stop on training accuracy** (``stop_at_train_acc``): Wu et al.'s detector learns
   from the classifier's training-set errors, so chapter 6 deliberately stops short of convergence.
   Every ``stop_check_every`` steps the accuracy (eval mode) is estimated on a fixed subset of
@@ -30,7 +34,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +53,8 @@ from ..models.predict import accuracy
 from . import objectives
 
 OPTIMIZERS = ("adam", "sgd")
+#: training images an objective's end-of-epoch monitor is evaluated on
+MONITOR_SIZE = 1000
 SCHEDULES = ("constant", "cosine")
 
 EPOCHS = integer("epochs", None, 1, 10_000, "None: the dataset's recipe in advinterp.training.recipes.RECIPES",
@@ -103,9 +109,6 @@ class TrainConfig:
         check_bool("amp", self.amp)
         check_bool("channels_last", self.channels_last)
         return self
-
-    def with_(self, **changes: Any) -> "TrainConfig":
-        return replace(self, **changes)
 
 
 @dataclass
@@ -248,6 +251,7 @@ def train(
         with seeded_rng(derive_seed(config.seed, "epoch", epoch), dev):  # random starts, dropout, mutations...
             record = _run_epoch(model, opt, scaler, objective, bundle, config, epoch, dev, train_idx, check_idx,
                                 progress)
+            record.update(_monitor(model, objective, bundle, config, dev, train_idx))
         history.append(record)
         stopped = bool(record.get("stopped_early"))
         epochs.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.3f}")
@@ -255,6 +259,8 @@ def train(
             cache.atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                                "history": json.dumps(history)}, ckpt)
     model.eval()
+    if config.channels_last:  # hand the model over as a cached one loads: in the default memory format
+        model = model.to(memory_format=torch.contiguous_format)
     if use_cache:
         cache.atomic_save(model.state_dict(), final)
         meta = {"key": key, "config": asdict(config), "objective": objective.describe(), "history": history}
@@ -311,6 +317,25 @@ def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.G
         record["stopped_early"] = 1.0
         record["train_acc"] = stopped_at
     return record
+
+
+def _monitor(model: nn.Module, objective: objectives.Objective, bundle: data.DatasetBundle, config: TrainConfig,
+             dev: torch.device, train_idx: torch.Tensor | None) -> dict[str, float]:
+    """The objective's end-of-epoch ``monitor`` on :data:`MONITOR_SIZE` fixed training images (eval
+    mode; the model's mode is restored); nothing for an objective without one."""
+    monitor = getattr(objective, "monitor", None)
+    if monitor is None:
+        return {}
+    pool = train_idx if train_idx is not None else torch.arange(len(bundle.train))  # type: ignore[arg-type]
+    g = generator(derive_seed(config.seed, "monitor"))
+    idx = pool[torch.randperm(len(pool), generator=g)[:MONITOR_SIZE]].sort().values
+    x, y = data.take(bundle.train, idx)
+    was_training = model.training
+    model.eval()
+    try:
+        return {k: float(v) for k, v in monitor(model, x.to(dev), y.to(dev)).items()}
+    finally:
+        model.train(was_training)
 
 
 def _stop_check_indices(config: TrainConfig, bundle: data.DatasetBundle,

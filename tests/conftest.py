@@ -52,18 +52,3 @@ def no_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("ADVINTERP_CACHE", str(cache_dir))
     yield tmp_path
     assert not cache_dir.exists() or not any(cache_dir.rglob("*")), "a failed run wrote to the cache"
-
-
-# ----------------------------------------------------------------------------- executed chapters
-# nbval executes every chapter once (the chapter test); chapter_tools keeps each cell's outputs so the
-# book build can render the chapter instead of executing it again (tests/book/conftest.py).
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    outcome = yield
-    report = outcome.get_result()
-    if call.when == "call" and type(item).__name__ == "IPyNbCell":
-        from chapter_tools import record_cell
-
-        record_cell(str(item.parent.fspath), item.parent.nb, item.cell_num, item.test_outputs, report.passed)

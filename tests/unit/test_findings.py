@@ -138,9 +138,12 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
              "metrics": metrics}))
         rows.append({"chapter": stem, "run": run, "status": "ok", "seconds": 10.0})
     pd.DataFrame(rows).to_csv(root / "runs.csv", index=False)
+    _executed_notebook_with_a_figure(root / stem / rows[0]["run"] / "notebook.ipynb")
     folder = tmp_path / "recorded"
     dest = rec.record_sweep(root, "cpu-test", what="a test", command="python -m advinterp.sweep x", folder=folder,
                             tier="cpu")
+    (png, caption), = rec.figures(stem, "cpu", folder)
+    assert png.read_bytes().startswith(b"\x89PNG") and caption == "A caption."
     record, note = rec.scale_record(stem, "cpu", folder)
     assert record is not None and record.run == "cpu-test" and dest == folder / "cpu-test" and note == "a test"
     assert record.seeds == [0, 1, 2] and record.metrics["effect_representation_per_seed"] == [0.08, 0.07, 0.075]
@@ -153,3 +156,21 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     assert all(cell.startswith(findings.HOLDS) for cell in column)
     with pytest.raises(ValueError, match="tier='tpu'"):
         rec.scale_record(stem, "tpu", folder)
+
+
+def _executed_notebook_with_a_figure(path):
+    """An executed notebook whose one code cell shows a captioned figure (a 1x1 PNG)."""
+    import base64
+    import io
+
+    import nbformat
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(buf, format="PNG")
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("fig = ...")
+    cell.metadata["mystnb"] = {"figure": {"name": "fig-x", "caption": "A caption."}}
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode()})]
+    nb.cells = [cell]
+    nbformat.write(nb, path)

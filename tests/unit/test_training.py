@@ -133,3 +133,23 @@ def test_augmentation_keeps_shape_and_range():
     x = torch.rand(6, 3, 8, 8)
     out = training.augment_batch(x, g)
     assert out.shape == x.shape and 0 <= float(out.min()) and float(out.max()) <= 1
+
+
+def test_snapshots_keep_every_epoch_and_the_last_is_the_model(tmp_cache):
+    config = dataclasses.replace(SMALL, snapshots=True)
+    tm = training.train(config, device="cpu", progress=False)
+    first, last = tm.snapshot(1), tm.snapshot(3)
+    assert _same_weights(last, tm.model) and not _same_weights(first, tm.model)
+    assert _same_weights(training.train(config, device="cpu", progress=False).snapshot(1), first), "kept in the cache"
+    with pytest.raises(ValueError, match="^epoch=4"):
+        tm.snapshot(4)
+    with pytest.raises(ValueError, match="^snapshots=False"):
+        training.train(SMALL, device="cpu", progress=False).snapshot(1)
+
+
+def test_an_objective_monitor_is_recorded_every_epoch(tmp_cache):
+    from advinterp.training.adversarial import AdversarialObjective
+
+    config = dataclasses.replace(SMALL, model="small_cnn", epochs=2)
+    tm = training.train(config, AdversarialObjective(eps=0.1, steps=1), device="cpu", progress=False)
+    assert all(0 <= h["adv_acc_end"] <= h["clean_acc_end"] + 0.05 <= 1.05 for h in tm.history)

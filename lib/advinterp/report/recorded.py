@@ -56,6 +56,55 @@ class Record:
         return list(seeds) if isinstance(seeds, list) else [self.params.get("seed", 0)]
 
 
+def save_figures(notebook: Path, dest: Path) -> list[Path]:
+    """Every captioned figure of an executed chapter notebook (cells whose myst-nb metadata names a
+    figure) as ``<dest>/<name>.png``, with its caption in ``<dest>/captions.json``: the pictures a
+    record keeps so that a reader sees the recorded run, not only its numbers."""
+    import base64
+
+    if not notebook.is_file():
+        return []
+    nb = json.loads(notebook.read_text())
+    saved, captions = [], {}
+    for cell in nb.get("cells", []):
+        figure = cell.get("metadata", {}).get("mystnb", {}).get("figure", {})
+        png = next((o["data"]["image/png"] for o in cell.get("outputs", []) if "image/png" in o.get("data", {})), None)
+        if not figure.get("name") or png is None:
+            continue
+        path = dest / f"{figure['name']}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(png if isinstance(png, str) else "".join(png)))
+        saved.append(path)
+        captions[figure["name"]] = figure.get("caption", "")
+    if captions:
+        atomic_write_text(json.dumps(captions, indent=1) + "\n", dest / "captions.json")
+    return saved
+
+
+def figures(chapter: str, tier: str, folder: Path | None = None) -> list[tuple[Path, str]]:
+    """The figures (PNG and caption) the record of ``tier`` keeps for ``chapter`` (none: empty)."""
+    entry = scale_index(folder).get(chapter, {}).get(tier, {})
+    if not entry.get("run"):
+        return []
+    base = (folder or recorded_dir()) / entry["run"] / "figures" / chapter
+    captions = json.loads((base / "captions.json").read_text()) if (base / "captions.json").is_file() else {}
+    return [(base / f"{name}.png", caption) for name, caption in captions.items() if (base / f"{name}.png").is_file()]
+
+
+def show_figures(chapter: str, folder: Path | None = None) -> int:
+    """Display, in a notebook, every figure the recorded tiers keep for ``chapter``, each under a line
+    naming the tier and its caption; returns how many were shown."""
+    from IPython.display import Image, Markdown, display
+
+    shown = 0
+    for tier, title in TIERS.items():
+        for path, caption in figures(chapter, tier, folder):
+            display(Markdown(f"**{title}** ({scale_index(folder)[chapter][tier]['run']}): {caption}"))
+            display(Image(filename=str(path), width=720))
+            shown += 1
+    return shown
+
+
 def scale_index(folder: Path | None = None) -> dict[str, dict[str, dict[str, Any]]]:
     """``{chapter: {tier: {"run": name | None, "note": text, "stale": text?}}}`` from ``scale.yaml``."""
     path = (folder or recorded_dir()) / "scale.yaml"
@@ -136,6 +185,7 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
             params["seeds"] = [s for p in payloads for s in p["params"].get("seeds", [])]
         atomic_write_text(json.dumps({"chapter": chapter, "params": params, "metrics": metrics}, indent=2,
                                      sort_keys=True) + "\n", dest / f"{chapter}.json")
+        save_figures(sweep_root / chapter / str(ok.run.iloc[0]) / "notebook.ipynb", dest / "figures" / chapter)
         commands[chapter] = command
         seconds[chapter] = float(ok.seconds.sum())
         run_seconds[chapter] = {str(r.run): float(r.seconds) for r in ok.itertuples()}

@@ -245,7 +245,9 @@ def adopt(run: Run, root: Path, *, notebooks: Path | None = None, results_dir: s
         return False
     payload = json.loads(source.read_text())
     provenance = payload.get("provenance") or {}
-    if (payload.get("overrides") != json.loads(json.dumps(run.params, default=str))
+    # a run parameter equal to the chapter's default is no override (e.g. a grid point at the default)
+    wanted = {k: v for k, v in run.params.items() if v != notebook_default(run.chapter, k, notebooks)}
+    if (payload.get("overrides") != json.loads(json.dumps(wanted, default=str))
             or provenance.get("notebook") != notebook_digest(run.chapter, notebooks)
             or provenance.get("library") != library_version()):
         return False

@@ -22,7 +22,7 @@ that over the last epoch, for every model and seed).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -35,7 +35,8 @@ from ..interpret import layer_stats
 from ..interpret.dissection import fooled, most_consistent, neuron_gallery_rows
 from ..models.predict import predict
 from ..report.results import method_metrics, with_spread
-from ..report.uncertainty import SeedEffect, combine_frame, from_replicates, per_seed_metrics, resamples
+from ..report.uncertainty import SeedEffect, combine_frame, from_metrics, from_replicates, per_seed_metrics, resamples
+from ..report.verdicts import decide
 from ..training import adversarial as adv_obj
 from ..training.adversarial import relative_distance
 from ..models.layers import activations
@@ -100,6 +101,8 @@ class CommonTest:
     k: int
     per_model: dict[str, dict[str, float]]
     effects: dict[str, SeedEffect]
+    #: the common images (clean, adversarial, true labels) that fool every model
+    images: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
 
 def common_test(exp: S.Experiment, models: dict[str, V.Variant], training: V.Training, ev: V.Evaluation, *, k: int,
@@ -123,7 +126,7 @@ def common_test(exp: S.Experiment, models: dict[str, V.Variant], training: V.Tra
     probes, per_model = {}, {}
     for n in names:
         net = models[n].model.model
-        probes[n] = layer_stats.measure(net, x, x_adv, y, predict(net, x_adv), [training.layer])[training.layer]
+        probes[n] = _probes(net, x, x_adv, y, training.layer)
         phi = activations(net, torch.cat([x, x_adv]), [training.layer])[training.layer]
         summary = layer_stats.summarize(probes[n], kk, A)
         per_model[n] = {**{s: summary[s] for s in ("consis_real", "consis_adv_true", "consis_gap")},
@@ -132,7 +135,44 @@ def common_test(exp: S.Experiment, models: dict[str, V.Variant], training: V.Tra
     gaps = {n: layer_stats.summarize_many(probes[n], kk, A, index)["consis_gap"] for n in names}
     effects = {f"{a}_vs_{b}": from_replicates(per_model[a]["consis_gap"] - per_model[b]["consis_gap"],
                                               gaps[a] - gaps[b], n_images) for a, b in pairs}
-    return CommonTest(n_images, kk, per_model, effects)
+    return CommonTest(n_images, kk, per_model, effects, (x, x_adv, y))
+
+
+def _probes(net: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
+            layer: str) -> layer_stats.LayerProbes:
+    """``layer`` of ``net`` on clean and adversarial images, read against ``net``'s own predictions."""
+    return layer_stats.measure(net, x, x_adv, y, predict(net, x_adv), [layer])[layer]
+
+
+def gap_difference(a: torch.nn.Module, b: torch.nn.Module, test: CommonTest, layer: str, A: torch.Tensor, *,
+                   n_boot: int, seed: int) -> SeedEffect:
+    """``gap(a) - gap(b)`` on a seed's common images with its K, bootstrap over the images (paired)."""
+    if test.images is None or test.k == 0:
+        return SeedEffect(float("nan"), float("nan"), float("nan"), test.n_images)
+    pa, pb = (_probes(net, *test.images, layer) for net in (a, b))
+    point = layer_stats.summarize(pa, test.k, A)["consis_gap"] - layer_stats.summarize(pb, test.k, A)["consis_gap"]
+    index = resamples(test.n_images, n_boot, seed)
+    reps = (layer_stats.summarize_many(pa, test.k, A, index)["consis_gap"]
+            - layer_stats.summarize_many(pb, test.k, A, index)["consis_gap"])
+    return from_replicates(point, reps, test.n_images)
+
+
+def epoch_effects(result: Result, setup: S.Setup) -> pd.DataFrame:
+    """The claim's effect after every fine-tuning epoch, for every seed: the models as they were
+    after each epoch (:meth:`advinterp.training.loop.TrainedModel.snapshot`) on the seed's common
+    images with its K. Whether the verdict holds still from epoch to epoch says whether it hangs on
+    where training stopped. Empty when the models kept no epochs (trained from scratch)."""
+    P = setup.P
+    cl = V.method_name(P.lambda_cl)
+    rows = []
+    for seed, test in result.common.items():
+        a, b = result.models[seed][cl].model, result.models[seed]["at"].model
+        if not (a.config.snapshots and b.config.snapshots):
+            return pd.DataFrame(rows)
+        for epoch in range(1, len(a.history) + 1):
+            e = gap_difference(a.snapshot(epoch), b.snapshot(epoch), test, P.layer, setup.A, n_boot=P.n_boot, seed=seed)
+            rows.append({"seed": seed, "epoch": epoch, "estimate": e.estimate, "lo": e.lo, "hi": e.hi, "n": e.n})
+    return pd.DataFrame(rows)
 
 
 @dataclass
@@ -141,6 +181,7 @@ class Result:
     evaluations: dict[tuple[int, str], V.Evaluated]
     models: dict[int, dict[str, V.Variant]]
     common: dict[int, CommonTest]
+    epochs: pd.DataFrame = field(default_factory=pd.DataFrame)  # :func:`epoch_effects`, filled by run
 
 
 def run(setup: S.Setup) -> Result:
@@ -163,7 +204,9 @@ def run(setup: S.Setup) -> Result:
         pairs = [(V.method_name(lam), "at") for lam in training.lambdas] + [("at", "standard"), (cl, "standard")]
         common[seed] = common_test(exp, main, training, ev, k=P.k, A=setup.A, n_boot=P.n_boot, pairs=pairs)
         models[seed] = {**main, **extra}
-    return Result(pd.DataFrame(rows), evals, models, common)
+    result = Result(pd.DataFrame(rows), evals, models, common)
+    result.epochs = epoch_effects(result, setup)
+    return result
 
 
 def common_table(result: Result) -> pd.DataFrame:
@@ -182,6 +225,13 @@ def effect_intervals(result: Result) -> pd.DataFrame:
     """Per pair: the fair test's effect ``gap(a) - gap(b)`` combined over seeds and images (for the
     figure); column ``panel`` is constant (one panel)."""
     return combine_frame(effects_table(result).assign(effect="gap", panel="common images"), ["panel", "pair", "effect"])
+
+
+def epoch_intervals(result: Result) -> pd.DataFrame:
+    """Per epoch: the claim's effect combined over seeds (for the figure); one panel."""
+    if result.epochs.empty:
+        return pd.DataFrame(columns=["panel", "epoch", "effect", "estimate", "lo", "hi", "n_seeds"])
+    return combine_frame(result.epochs.assign(effect="gap", panel="the same common images"), ["panel", "epoch", "effect"])
 
 
 def aa_words(table: pd.DataFrame) -> str:
@@ -290,14 +340,34 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
         metrics.update({f"{c}_{method}": float(row[c]) for c in ("clean_acc", "pgd_acc", "aa_acc", "dead_units",
                                                                  "whitebox_consis_gap", "weight_norm_layer")})
     metrics["train_adv_acc_last_change"] = last_epoch_change(curves)
+    for epoch, rows in result.epochs.groupby("epoch") if len(result.epochs) else ():
+        metrics.update(per_seed_metrics(f"{CONSISTENT.name}_epoch_{epoch}", {
+            int(r.seed): SeedEffect(r.estimate, r.lo, r.hi, int(r.n)) for r in rows.itertuples()}))
     return metrics
+
+
+def epoch_verdicts(metrics: dict[str, Any]) -> list[tuple[int, str]]:
+    """The claim's verdict after each fine-tuning epoch (from :func:`epoch_effects`' metrics)."""
+    out = []
+    epoch = 1
+    while f"{CONSISTENT.name}_epoch_{epoch}_per_seed" in metrics:
+        per_seed = [e for e in from_metrics(f"{CONSISTENT.name}_epoch_{epoch}", metrics) or [] if e.estimate == e.estimate]
+        out.append((epoch, decide(CONSISTENT, per_seed).words if per_seed else "not measured"))
+        epoch += 1
+    return out
 
 
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals (or stating numbers)."""
     change = metrics["train_adv_acc_last_change"]
+    by_epoch = epoch_verdicts(metrics)
+    last = [v for _, v in by_epoch[-3:]]
     return {
         **findings.claim_words(CLAIMS, setup.P.public(), metrics),
+        "epoch_verdicts": "; ".join(f"epoch {e}: {v}" for e, v in by_epoch) or "not kept (trained from scratch)",
+        "epoch_stability": ("the same over the last three epochs" if len(set(last)) == 1 and len(last) == 3
+                            else "not the same over the last three epochs: the verdict depends on where "
+                                 "training stops"),
         "masking_verdict": V.masking_words(result.table),
         "aa_words": aa_words(result.table),
         "converged_words": ("meets the criterion" if change < CONVERGED else "does **not** meet the criterion")

@@ -198,10 +198,10 @@ def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSe
     return ScaleSection(pd.DataFrame(columns), {"scale_summary": summary})
 
 
-def styled(table: pd.DataFrame, widths: list[float] | None = None) -> Table:
+def styled(table: pd.DataFrame) -> Table:
     """``table`` for display in the HTML book and the PDF (:class:`advinterp.report.tables.Table`):
-    every cell whole, left-aligned, no index; ``widths``: each column's share of the line."""
-    return Table(table, widths)
+    every cell whole, left-aligned, no index."""
+    return Table(table)
 
 
 #: the scorecard's columns besides the recorded tiers

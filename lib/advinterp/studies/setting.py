@@ -276,17 +276,18 @@ class Experiment:
         return self._models[key]
 
     def finetuned(self, name: str, objective: Objective, epochs: int, *, schedule: str | None = None,
-                  lr: float | None = None) -> TrainedModel:
+                  lr: float | None = None, snapshots: bool = False) -> TrainedModel:
         """The network ``name`` of this setting fine-tuned for ``epochs`` epochs with ``objective`` (the
-        recipe's learning rate and schedule unless ``lr`` / ``schedule`` are given), starting from its
-        standard (cross-entropy) weights, then cached."""
-        key = (name, objective, epochs, schedule, lr, "finetuned")
+        recipe's learning rate and schedule unless ``lr`` / ``schedule`` are given; ``snapshots``: keep
+        every epoch's weights), starting from its standard (cross-entropy) weights, then cached."""
+        key = (name, objective, epochs, schedule, lr, snapshots, "finetuned")
         if key not in self._models:
             start = self.trained(name)
             self._models[key] = recipes.standard_model(
                 self.dataset, name, self.seed, data_root=self.data_root, image_size=self.image_size,
                 device=self.device, epochs=epochs, max_train=self.max_train, objective=objective,
-                init_from=start.key, schedule=schedule, lr=lr, desc=f"{name} fine-tuned (seed {self.seed})")
+                init_from=start.key, schedule=schedule, lr=lr, snapshots=snapshots or None,
+                desc=f"{name} fine-tuned (seed {self.seed})")
         return self._models[key]
 
     @property

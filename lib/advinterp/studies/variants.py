@@ -124,12 +124,13 @@ def method_name(lam: float | None) -> str:
 
 def train(exp: S.Experiment, training: Training, objective: Objective) -> TrainedModel:
     """``exp.model`` trained with ``objective``: fine-tuned from the standard model for
-    ``finetune_epochs`` from ``finetune_lr`` annealed, or from scratch with the recipe when
-    ``finetune_epochs`` is None (cached either way)."""
+    ``finetune_epochs`` from ``finetune_lr`` annealed, keeping every epoch's weights (chapter 4 reads
+    its verdict epoch by epoch), or from scratch with the recipe when ``finetune_epochs`` is None
+    (cached either way)."""
     if training.finetune_epochs is None:
         return exp.trained(exp.model, objective)
     return exp.finetuned(exp.model, objective, training.finetune_epochs, schedule=FINETUNE_SCHEDULE,
-                         lr=training.finetune_lr)
+                         lr=training.finetune_lr, snapshots=True)
 
 
 def variants(exp: S.Experiment, training: Training) -> dict[str, Variant]:

@@ -88,6 +88,8 @@ class TrainConfig:
     channels_last: bool = False
     #: the cache key of a trained model of the same architecture to start from (fine-tuning)
     init_from: str | None = None
+    #: keep the weights after every epoch (``epoch-NNN.pt`` beside the model; :meth:`TrainedModel.snapshot`)
+    snapshots: bool = False
 
     def validate(self) -> "TrainConfig":
         check_choice("dataset", self.dataset, data.DATASETS)
@@ -108,6 +110,7 @@ class TrainConfig:
         SEED.validate(self.seed)
         check_bool("amp", self.amp)
         check_bool("channels_last", self.channels_last)
+        check_bool("snapshots", self.snapshots)
         return self
 
 
@@ -132,12 +135,31 @@ class TrainedModel:
     def final_train_acc(self) -> float:
         return self.history[-1]["train_acc"] if self.history else float("nan")
 
+    def snapshot(self, epoch: int) -> nn.Module:
+        """The model as it was after ``epoch`` (1-based) epochs, in eval mode (trained with
+        ``snapshots=True``; the last epoch is the model itself)."""
+        if not self.config.snapshots:
+            fail("snapshots", False, "True in the training config to keep the weights of every epoch")
+        check_int("epoch", epoch, 1, len(self.history))
+        state = cache.verified_load(snapshot_path(self.config, self.key, epoch),
+                                    map_location=next(self.model.parameters()).device)
+        if state is None:
+            fail("epoch", epoch, f"an epoch whose weights were kept ({snapshot_path(self.config, self.key, epoch)} is missing)")
+        model = build_for(self.config).to(next(self.model.parameters()).device)
+        model.load_state_dict(state)
+        return model.eval()
+
 
 def training_code_version() -> str:
     """Digest of the code that determines every trained model's weights (data, models, the base
     objectives, this loop); editing any of them invalidates every cached model. Code that only
     some objectives use (attacks, regularisers) enters through the objective's ``describe()``."""
     return cache.code_version(data, models, objectives, sys.modules[__name__])
+
+
+def snapshot_path(config: TrainConfig, key: str, epoch: int) -> Path:
+    """Where the weights after ``epoch`` (1-based) of a model trained with ``snapshots=True`` are kept."""
+    return paths.cache_dir() / "models" / f"{config.model}-{key}" / f"epoch-{epoch:03d}.pt"
 
 
 def bundle_for(config: TrainConfig) -> data.DatasetBundle:
@@ -254,6 +276,9 @@ def train(
             record.update(_monitor(model, objective, bundle, config, dev, train_idx))
         history.append(record)
         stopped = bool(record.get("stopped_early"))
+        if use_cache and config.snapshots:
+            cache.atomic_save({k: v.detach().contiguous() for k, v in model.state_dict().items()},
+                              snapshot_path(config, key, epoch + 1))
         epochs.set_postfix(loss=f"{record['loss']:.3f}", acc=f"{record['train_acc']:.3f}")
         if use_cache and epoch + 1 < config.epochs and not stopped:
             cache.atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,

@@ -1,7 +1,11 @@
 """Architectures, each with its input normalisation as the first layer.
 
 Because normalisation lives inside the model, every model maps images in ``[0, 1]`` to logits
-and attacks work in pixel units. Layers carry names so that later chapters can address
+and attacks work in pixel units. Models compute in channels-last memory (the normalisation layer
+hands on its output that way, and :func:`build_model` stores the weights that way): on a CPU,
+max-pooling and convolutions run two to three times faster on it (measured on 2 cores: a small
+CNN's forward pass on 500 MNIST digits 43 ms channels-first, 14 ms channels-last); the numbers a
+layer computes are the same up to floating-point rounding. Layers carry names so that later chapters can address
 "neurons" (conv channels, dense units) by name through :mod:`advinterp.models.layers`.
 
 ==================  ================  ======================================================
@@ -46,7 +50,8 @@ class Normalize(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x - self.mean) / self.std
+        out = (x - self.mean) / self.std
+        return out.contiguous(memory_format=torch.channels_last) if out.ndim == 4 else out
 
     def extra_repr(self) -> str:
         return f"mean={self.mean.flatten().tolist()}, std={self.std.flatten().tolist()}"
@@ -274,7 +279,7 @@ def build_model(
         assert spec.builder is not None
         body = spec.builder(input_shape, num_classes)
     model = nn.Sequential(OrderedDict(normalize=Normalize(mean, std), **body))
-    return model
+    return model.to(memory_format=torch.channels_last)
 
 
 def analysed_layers(name: str, which: str = "deepest") -> list[str]:

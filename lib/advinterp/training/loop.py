@@ -284,8 +284,6 @@ def train(
             cache.atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch,
                                "history": json.dumps(history)}, ckpt)
     model.eval()
-    if config.channels_last:  # hand the model over as a cached one loads: in the default memory format
-        model = model.to(memory_format=torch.contiguous_format)
     if use_cache:
         cache.atomic_save(model.state_dict(), final)
         meta = {"key": key, "config": asdict(config), "objective": objective.describe(), "history": history}

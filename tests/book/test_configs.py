@@ -1,4 +1,4 @@
-"""The GPU configurations: every chapter accepts them, and a papermill dry run on CPU with the
+"""The natural-image configurations (GPU and CPU tier): every chapter accepts them, and a papermill dry run on CPU with the
 sizes scaled down by parameters runs end to end on generated data."""
 
 from __future__ import annotations
@@ -52,9 +52,10 @@ def _config(name: str) -> dict:
 CHAPTERS = sorted(p.stem for p in (REPO / "book").glob("0[1-7]-*.ipynb"))
 
 
+@pytest.mark.parametrize("config", ["cifar10-gpu.yaml", "cifar10-cpu.yaml"])
 @pytest.mark.parametrize("chapter", CHAPTERS)
-def test_cifar10_config_validates_for_every_chapter(chapter, fake_cifar, tmp_cache):
-    cfg = {**_config("cifar10-gpu.yaml"), **SCALE_DOWN, "dataset": "imagefolder", "data_root": str(fake_cifar)}
+def test_cifar10_config_validates_for_every_chapter(chapter, config, fake_cifar, tmp_cache):
+    cfg = {**_config(config), **SCALE_DOWN, "dataset": "imagefolder", "data_root": str(fake_cifar)}
     run_parameters(chapter, **{k: v for k, v in cfg.items() if k in _declared(chapter)})
 
 

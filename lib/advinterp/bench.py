@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from collections.abc import Callable
 
@@ -142,10 +141,9 @@ def _run(dev: torch.device, batch: int, k: int) -> list[dict[str, object]]:
 
 
 def machine() -> str:
-    dev = "CUDA " + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "CPU only"
-    import os
+    from .core.devices import describe_machine
 
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {dev}, torch {torch.__version__}"
+    return describe_machine()
 
 
 def main(argv: list[str] | None = None) -> int:

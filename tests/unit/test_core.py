@@ -64,3 +64,15 @@ def test_library_randomness_does_not_touch_the_global_streams():
     p2 = ErrorDetector(epochs=2, seed=1).fit(f, wrong).predict_proba(f)
     assert torch.equal(p1, p2)
     assert torch.equal(torch.rand(2), expected_t) and np.array_equal(np.random.rand(2), expected_n)
+
+
+def test_describe_machine_names_the_cpu_its_cores_and_torch():
+    import os
+
+    import torch
+
+    from advinterp.core.devices import cpu_model, describe_machine
+
+    text = describe_machine()
+    assert cpu_model() and cpu_model() in text
+    assert f"{os.cpu_count()} CPU cores" in text and f"torch {torch.__version__}" in text

@@ -199,6 +199,18 @@ def test_infidelity_and_sensitivity_vanish_for_a_linear_model():
     assert float(I.sensitivity_max(explain, x, target).max()) < 1e-6
 
 
+@pytest.mark.parametrize("method", I.METHODS)
+def test_every_metric_runs_on_colour_images_in_channels_last_memory(method):
+    """The book's networks are channels-last; a colour map then is not contiguous (Captum's
+    sensitivity-max flattened it with ``view`` and failed on CIFAR-10, never on one-channel MNIST)."""
+    torch.manual_seed(0)
+    model = build_model("small_cnn", (3, 16, 16), 10, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).eval()
+    x = torch.rand(3, 3, 16, 16).to(memory_format=torch.channels_last)
+    out = I.evaluate_attributions(model, x, method, digit_mask=False, sens_max_images=2)
+    assert torch.isfinite(out["sens_max"][:2]).all() and out["sens_max"][2:].isnan().all()
+    assert all(len(v) == len(x) for k, v in out.items() if k != "attributions")
+
+
 def test_integrated_gradients_is_complete_for_a_linear_model():
     model = _Linear(torch.randn(3, 16))
     x = torch.rand(2, 1, 4, 4)

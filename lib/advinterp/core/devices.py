@@ -76,3 +76,27 @@ def seeded_rng(seed: int, device: torch.device | str | None = None) -> Iterator[
     with torch.random.fork_rng(devices=cuda):
         torch.manual_seed(seed)
         yield
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux; ``platform.processor()`` elsewhere)."""
+    import platform
+    from pathlib import Path
+
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        for line in info.read_text(errors="replace").splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def describe_machine() -> str:
+    """What a measurement ran on: CPU model and cores, the GPU if any, torch and Python versions
+    (recorded with every record and benchmark)."""
+    import os
+    import platform
+
+    gpu = f", CUDA {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
+    return (f"{cpu_model()}, {os.cpu_count()} CPU cores{gpu}, torch {torch.__version__}, "
+            f"Python {platform.python_version()}")

@@ -43,6 +43,7 @@ sanity check (:mod:`advinterp.interpret.sanity`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -124,10 +125,16 @@ def infidelity(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor, ta
 
 def sensitivity_max(explain: Callable[..., torch.Tensor], x: torch.Tensor, target: torch.Tensor, *,
                     radius: float = 0.02, n_perturb: int = 4) -> torch.Tensor:
-    """Captum's ``sensitivity_max`` of an explanation function (per image, lower is better)."""
+    """Captum's ``sensitivity_max`` of an explanation function (per image, lower is better).
+    Captum flattens the maps with ``view``: a colour map in channels-last memory (the layout of the
+    book's networks) is handed over contiguous."""
     from captum.metrics import sensitivity_max as captum_sensitivity_max
 
-    return captum_sensitivity_max(explain, x, target=target, perturb_radius=radius,
+    def contiguous(inputs: Any, **kwargs: Any) -> Any:
+        maps = explain(inputs, **kwargs)  # Captum passes and expects a tensor or a tuple of tensors
+        return tuple(m.contiguous() for m in maps) if isinstance(maps, tuple) else maps.contiguous()
+
+    return captum_sensitivity_max(contiguous, x, target=target, perturb_radius=radius,
                                   n_perturb_samples=n_perturb).detach()
 
 

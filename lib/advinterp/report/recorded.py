@@ -15,7 +15,6 @@ says so until the record is redone); :func:`record_sweep` writes a new run from 
 from __future__ import annotations
 
 import json
-import platform
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,11 +148,10 @@ def _git_commit() -> str:
 
 
 def machine() -> str:
-    """The device and library versions a record was made with."""
-    import torch
+    """The machine and library versions a record was made with (:func:`core.devices.describe_machine`)."""
+    from ..core.devices import describe_machine
 
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or 'unknown'})"
-    return f"{device}, torch {torch.__version__}, Python {platform.python_version()}"
+    return describe_machine()
 
 
 def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder: Path | None = None,

@@ -143,13 +143,22 @@ def test_an_interrupted_driver_resumes_without_redoing_finished_runs(cluster, bo
     runs = sweeps.expand(sweeps.load_spec(spec, book))
     command = [sys.executable, "-m", "advinterp.sweep", str(spec), "--runs-dir", str(runs_root), "--notebooks",
                str(book), "--engine", "ray", "--address", cluster]
-    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and not all(sweeps.is_complete(root, r, book) for r in runs[:2]):
-        time.sleep(0.2)
-    assert all(sweeps.is_complete(root, r, book) for r in runs[:2]), "the free runs did not finish"
-    driver.send_signal(signal.SIGINT)  # Ctrl-C while runs 3 and 4 wait for the hold file
-    driver.wait(timeout=180)
+    # Ctrl-C must reach the driver as it does at a terminal, even when this test itself was started in
+    # the background of a non-interactive shell (which starts commands with SIGINT ignored, inherited)
+    driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and not all(sweeps.is_complete(root, r, book) for r in runs[:2]):
+            time.sleep(0.2)
+        assert all(sweeps.is_complete(root, r, book) for r in runs[:2]), "the free runs did not finish"
+        driver.send_signal(signal.SIGINT)  # Ctrl-C while runs 3 and 4 wait for the hold file
+        driver.wait(timeout=180)
+    finally:
+        if driver.poll() is None:  # never leave a driver holding the cluster for the next tests
+            driver.kill()
+            driver.wait()
+            hold.unlink(missing_ok=True)
     assert driver.returncode != 0
     assert not any(sweeps.is_complete(root, r, book) for r in runs[2:])
     finished = {r.run_id: json.loads((sweeps.run_dir(root, r) / "status.json").read_text())["started"] for r in runs[:2]}

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .attacks import apgd, linf
-from .core.devices import resolve_device, seeded_rng
+from .core.devices import describe_machine, resolve_device, seeded_rng
 from .interpret.conductance import layer_conductance, zero_baseline
 from .interpret.topk import mine_topk
 from .models.architectures import build_model
@@ -140,12 +140,6 @@ def _run(dev: torch.device, batch: int, k: int) -> list[dict[str, object]]:
     return rows
 
 
-def machine() -> str:
-    from .core.devices import describe_machine
-
-    return describe_machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m advinterp.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto")
@@ -153,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     rows = run(args.device)
-    print(f"machine: {machine()}")
+    print(f"machine: {describe_machine()}")
     width = max(len(str(r["benchmark"])) for r in rows)
     for r in rows:
         value = "n/a" if r["value"] is None else f"{r['value']:.2f} [{r['min']:.2f}-{r['max']:.2f}]"
@@ -161,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"total {time.perf_counter() - t0:.0f} s")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "date": time.strftime("%Y-%m-%d"), "rows": rows}, f, indent=1)
+            json.dump({"machine": describe_machine(), "date": time.strftime("%Y-%m-%d"), "rows": rows}, f, indent=1)
     return 0
 
 

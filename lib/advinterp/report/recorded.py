@@ -24,6 +24,7 @@ import yaml
 
 from ..core import paths
 from ..core.cache import atomic_write_text
+from ..core.devices import describe_machine
 
 #: what every run's provenance.json carries
 PROVENANCE_FIELDS = ("what", "commit", "date", "machine", "commands")
@@ -147,13 +148,6 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def machine() -> str:
-    """The machine and library versions a record was made with (:func:`core.devices.describe_machine`)."""
-    from ..core.devices import describe_machine
-
-    return describe_machine()
-
-
 def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder: Path | None = None,
                  tier: str | None = None) -> Path:
     """Write recorded run ``run`` from a finished sweep folder (``runs/<name>``): one results file
@@ -188,7 +182,7 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
         seconds[chapter] = float(ok.seconds.sum())
         run_seconds[chapter] = {str(r.run): float(r.seconds) for r in ok.itertuples()}
     provenance = {"what": what, "commit": _git_commit(), "date": pd.Timestamp.now().date().isoformat(),
-                  "machine": machine(), "commands": commands, "device_seconds": seconds, "run_seconds": run_seconds}
+                  "machine": describe_machine(), "commands": commands, "device_seconds": seconds, "run_seconds": run_seconds}
     atomic_write_text(json.dumps(provenance, indent=1) + "\n", dest / "provenance.json")
     if tier is not None:
         if tier not in TIERS:

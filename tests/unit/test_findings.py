@@ -140,6 +140,8 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     pd.DataFrame(rows).to_csv(root / "runs.csv", index=False)
     _executed_notebook_with_a_figure(root / stem / rows[0]["run"] / "notebook.ipynb")
     folder = tmp_path / "recorded"
+    folder.mkdir()
+    (folder / "scale.yaml").write_text("# what the fields mean\n# (kept)\n" + f"{stem}:\n  gpu: {{run: null, note: not yet}}\n")
     dest = rec.record_sweep(root, "cpu-test", what="a test", command="python -m advinterp.sweep x", folder=folder,
                             tier="cpu")
     (png, caption), = rec.figures(stem, "cpu", folder)
@@ -149,7 +151,8 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     assert record.seeds == [0, 1, 2] and record.metrics["effect_representation_per_seed"] == [0.08, 0.07, 0.075]
     assert record.provenance["device_seconds"][stem] == 30.0 and len(record.provenance["run_seconds"][stem]) == 3
     assert all(record.provenance.get(f) for f in rec.PROVENANCE_FIELDS)
-    assert rec.scale_record(stem, "gpu", folder)[0] is None
+    assert rec.scale_record(stem, "gpu", folder) == (None, "not yet")
+    assert (folder / "scale.yaml").read_text().startswith("# what the fields mean\n# (kept)\n")
     section = findings.at_scale(stem, {"dataset": "mnist5k"}, folder)
     assert "cpu-test" in section.words["scale_summary"] and "3 seed(s)" in section.words["scale_summary"]
     column = section.table[rec.TIERS["cpu"]]

@@ -148,6 +148,17 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def _header_comment(path: Path) -> str:
+    """The comment lines ``scale.yaml`` opens with (what its fields mean), kept when it is rewritten."""
+    lines = path.read_text().splitlines(keepends=True) if path.is_file() else []
+    head = []
+    for line in lines:
+        if not line.startswith("#"):
+            break
+        head.append(line)
+    return "".join(head)
+
+
 def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder: Path | None = None,
                  tier: str | None = None) -> Path:
     """Write recorded run ``run`` from a finished sweep folder (``runs/<name>``): one results file
@@ -191,5 +202,6 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
         index = scale_index(folder)
         for chapter in commands:
             index.setdefault(chapter, {})[tier] = {"run": run, "note": what}
-        atomic_write_text(yaml.safe_dump(index, sort_keys=True, allow_unicode=True), index_path)
+        atomic_write_text(_header_comment(index_path) + yaml.safe_dump(index, sort_keys=True, allow_unicode=True),
+                          index_path)
     return dest

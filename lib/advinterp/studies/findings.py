@@ -108,8 +108,8 @@ def assess(c: Claim, metrics: Metrics | None) -> Finding:
     for e in c.effects:
         per_seed = from_metrics(e.name, metrics)
         if per_seed is None:
-            return Finding(c, UNMEASURED, note=f"the results have no per-seed values of {e.name} (made before "
-                                               "verdicts were decided by intervals)")
+            # (a record made before verdicts were decided by intervals: its page says so at length)
+            return Finding(c, UNMEASURED, note=f"no per-seed values of {e.name}")
         if not any(s.estimate == s.estimate and s.lo == s.lo for s in per_seed):  # every seed NaN
             why = metrics.get(f"{e.name}_why") or "no seed gave a finite estimate"
             return Finding(c, UNMEASURED, note=str(why))

@@ -154,7 +154,7 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     assert rec.scale_record(stem, "gpu", folder) == (None, "not yet")
     assert (folder / "scale.yaml").read_text().startswith("# what the fields mean\n# (kept)\n")
     section = findings.at_scale(stem, {"dataset": "mnist5k"}, folder)
-    assert "cpu-test" in section.words["scale_summary"] and "3 seed(s)" in section.words["scale_summary"]
+    assert "cpu-test" in section.words["scale_summary"] and "3 seed(s); a test" in section.words["scale_summary"]
     column = section.table[rec.TIERS["cpu"]]
     assert all(cell.startswith(findings.HOLDS) for cell in column)
     with pytest.raises(ValueError, match="tier='tpu'"):

@@ -185,12 +185,12 @@ def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSe
             notes = sorted({n for _, _, n in found if n})
             sentences.append(f"{title}: not run yet" + (f" ({'; '.join(notes)})" if notes else "") + ".")
             continue
-        r = records[0]
+        r, note = records[0], next((n for _, _, n in found if n), "")
         verdicts = [f.verdict for f, _, _ in found]
         agree = sum(a.verdict == b.verdict for a, (b, _, _) in zip(here, found))
         stale = rec.scale_index(folder).get(chapter, {}).get(tier, {}).get("stale")
         sentences.append(
-            f"{title} (`{r.run}`, {len(r.seeds)} seed(s)): " + ", ".join(
+            f"{title} (`{r.run}`, {len(r.seeds)} seed(s){'; ' + note if note else ''}): " + ", ".join(
                 f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v)) +
             f"; {agree} of {len(claims)} verdict(s) as on this page."
             + (f" **This record is out of date:** {stale}" if stale else ""))

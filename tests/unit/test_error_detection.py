@@ -92,6 +92,12 @@ def test_acceptance_rule_and_lcr(net_and_data):
     y = model(x).argmax(1)
     with pytest.raises(RuntimeError, match="use a smaller mutation_rate"):
         mutation.mutate_and_predict(model, x, x, y, rate=0.5, n_mutants=2, accept=1.01, max_tries=3)
+    # a hopeless rate stops soon after EARLY_CHECK tries, not after all max_tries
+    with pytest.raises(RuntimeError, match=r"only 0 of (\d+) .*stopped after") as err:
+        mutation.mutate_and_predict(model, x, x, y, rate=0.5, n_mutants=20, accept=1.01, max_tries=2000)
+    assert mutation.EARLY_CHECK <= int(str(err.value).split(" of ")[1].split()[0]) < 1000
+    # the bound is optimistic: it never stops a rate that would reach n_mutants on average
+    assert all(mutation._upper_rate(round(p * n), n) > p for p in (0.01, 0.05, 0.12, 0.5) for n in (100, 500))
     res = mutation.MutationResult("NAI", 0.1, torch.tensor([0, 1, 2]),
                                   torch.tensor([[0, 1, 0], [1, 1, 0], [0, 1, 2], [0, 0, 0]]), 4)
     assert torch.allclose(res.lcr(), torch.tensor([0.25, 0.25, 0.75]))

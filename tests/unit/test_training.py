@@ -153,3 +153,30 @@ def test_an_objective_monitor_is_recorded_every_epoch(tmp_cache):
     config = dataclasses.replace(SMALL, model="small_cnn", epochs=2)
     tm = training.train(config, AdversarialObjective(eps=0.1, steps=1), device="cpu", progress=False)
     assert all(0 <= h["adv_acc_end"] <= h["clean_acc_end"] + 0.05 <= 1.05 for h in tm.history)
+
+
+@dataclasses.dataclass(frozen=True)
+class DivergingCE(objectives.CrossEntropy):
+    """CE whose loss becomes NaN from a given call on, like a regulariser that diverged."""
+
+    nan_from_call: int = 3
+
+    def __call__(self, model, x, y):
+        DivergingCE.calls += 1
+        out = super().__call__(model, x, y)
+        return out if DivergingCE.calls < self.nan_from_call else dataclasses.replace(out, loss=out.loss * float("nan"))
+
+    def describe(self):
+        return {"objective": "diverging-ce"}
+
+
+DivergingCE.calls = 0
+
+
+def test_a_diverged_loss_stops_training_and_caches_nothing(tmp_cache):
+    """A NaN loss (the sensitivity regulariser at MNIST's weights on CIFAR-10 reached it within the first
+    epoch) stops training with the epoch, batch and remedy, instead of training on and caching a broken model."""
+    DivergingCE.calls = 0
+    with pytest.raises(FloatingPointError, match=r"loss became nan at epoch 1, batch 3 .*lower the learning rate"):
+        training.train(SMALL, DivergingCE(), device="cpu", progress=False)
+    assert not list(tmp_cache.rglob("model.pt")), "a diverged model must not be cached"

@@ -318,11 +318,17 @@ def _run_epoch(model: nn.Module, opt: torch.optim.Optimizer, scaler: torch.amp.G
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(dev.type, enabled=config.amp and dev.type == "cuda"):
             out = objective(model, x, y)
+        loss_value = float(out.loss.detach())
+        if not math.isfinite(loss_value):  # diverged: stop, rather than train (and cache) a broken model
+            raise FloatingPointError(
+                f"the training loss became {loss_value} at epoch {epoch + 1}, batch {step} "
+                f"(objective {objective.describe()}, learning rate {opt.param_groups[0]['lr']:g}): lower the "
+                "learning rate or the objective's weights")
         opt.zero_grad(set_to_none=True)
         scaler.scale(out.loss).backward()
         scaler.step(opt)
         scaler.update()
-        loss_sum += float(out.loss.detach()) * len(y)
+        loss_sum += loss_value * len(y)
         correct += float((out.logits.argmax(1) == y).sum())
         seen += len(y)
         for k, v in out.stats.items():

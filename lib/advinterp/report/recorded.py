@@ -193,7 +193,8 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
         seconds[chapter] = float(ok.seconds.sum())
         run_seconds[chapter] = {str(r.run): float(r.seconds) for r in ok.itertuples()}
     provenance = {"what": what, "commit": _git_commit(), "date": pd.Timestamp.now().date().isoformat(),
-                  "machine": describe_machine(), "commands": commands, "device_seconds": seconds, "run_seconds": run_seconds}
+                  "machine": describe_machine(), "commands": commands, "device_seconds": seconds,
+                  "run_seconds": run_seconds}
     atomic_write_text(json.dumps(provenance, indent=1) + "\n", dest / "provenance.json")
     if tier is not None:
         if tier not in TIERS:

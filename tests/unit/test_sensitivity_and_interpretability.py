@@ -17,7 +17,8 @@ from advinterp.interpret import attribution as I
 from advinterp.interpret import sanity
 from advinterp.models.architectures import Normalize, build_model
 from advinterp.models.layers import recording
-from advinterp.training.sensitivity import (SensitivityObjective, exact_jacobian_norm, exact_sensitivity,
+from advinterp.training.clipping import clip_gradient
+from advinterp.training.sensitivity import (FLOOR, SensitivityObjective, exact_jacobian_norm, exact_sensitivity,
                                             jacobian_estimate, projection_estimate, unit_scale)
 
 
@@ -72,6 +73,51 @@ def test_objective_forms():
         SensitivityObjective(normalization="batch")
     with pytest.raises(ValueError, match="lambda_jac=-1"):
         SensitivityObjective(lam_jac=-1.0)
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1e6])
+def test_the_surrogate_has_the_losss_value_and_torchs_clipped_gradient(max_norm):
+    model, x, y = _tiny(), torch.rand(5, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1])
+    loss = F.cross_entropy(model(x), y) + 0.1 * model(x).pow(2).mean()
+    surrogate, norm = clip_gradient(loss, model, max_norm)
+    assert float(surrogate.detach()) == pytest.approx(float(loss.detach()))
+    model.zero_grad()
+    surrogate.backward()
+    ours = [p.grad.clone() for p in model.parameters()]
+    reference = copy.deepcopy(model)
+    reference.zero_grad()
+    (F.cross_entropy(reference(x), y) + 0.1 * reference(x).pow(2).mean()).backward()
+    torch_norm = torch.nn.utils.clip_grad_norm_(reference.parameters(), max_norm)
+    assert norm == pytest.approx(float(torch_norm), rel=1e-5)
+    for g, r in zip(ours, (p.grad for p in reference.parameters())):
+        assert torch.allclose(g, r, rtol=1e-5, atol=1e-9)
+    total = float(torch.linalg.vector_norm(torch.cat([g.flatten() for g in ours])))
+    assert total <= max_norm * (1 + 1e-4) and (max_norm < norm or total == pytest.approx(norm, rel=1e-5))
+
+
+def test_the_objective_clips_its_gradient_and_logs_how_often():
+    model, x, y = _tiny(), torch.rand(5, 1, 4, 4), torch.tensor([0, 1, 2, 0, 1])
+    out = SensitivityObjective(lam=1.0, lam_jac=0.1, layers=("hidden",), units=3, max_grad_norm=1e-3)(model, x, y)
+    assert out.stats["clipped"] == 1.0 and out.stats["grad_norm"] > 1e-3
+    model.zero_grad()
+    out.loss.backward()
+    total = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    assert float(total) == pytest.approx(1e-3, rel=1e-3)
+    off = SensitivityObjective(lam=1.0, lam_jac=0.1, layers=("hidden",), units=3, max_grad_norm=0.0)(model, x, y)
+    assert "clipped" not in off.stats
+    with pytest.raises(ValueError, match="nas_max_grad_norm=-1"):
+        SensitivityObjective(max_grad_norm=-1.0)
+
+
+def test_a_nearly_silent_unit_is_measured_against_the_floor():
+    """A unit that fires weakly on one image of the batch: its s_j^2 is at least FLOOR times the
+    layer's mean square, so its relative sensitivity stays bounded."""
+    a = torch.rand(64, 8) + 0.5
+    a[:, 0] = 0.0
+    a[3, 0] = 1e-4
+    s2 = unit_scale(a, "rms") ** 2
+    assert float(s2[0]) >= FLOOR * float(a.pow(2).mean()) * (1 - 1e-6)
+    assert torch.allclose(s2[1:], a[:, 1:].pow(2).mean(0) + FLOOR * a.pow(2).mean(), rtol=1e-6)
 
 
 def _rescaled(model: nn.Module, c: float) -> nn.Module:

@@ -193,7 +193,7 @@ def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSe
             f"{title} (`{r.run}`, {len(r.seeds)} seed(s){'; ' + note if note else ''}): " + ", ".join(
                 f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v)) +
             f"; {agree} of {len(claims)} verdict(s) as on this page."
-            + (f" **This record is out of date:** {stale}" if stale else ""))
+            + (f" **This record is out of date:** {stale.rstrip('.')}." if stale else ""))
     summary = " ".join(sentences) + " The appendix gives each record's command and provenance."
     return ScaleSection(pd.DataFrame(columns), {"scale_summary": summary})
 

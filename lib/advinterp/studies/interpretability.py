@@ -104,7 +104,7 @@ def _relations(P: ChapterParams) -> None:
 
 CHAPTER = Chapter("07-sensitivity-regularization", (
     *V.TRAINED, S.HELDOUT, AT_ATTACK, AT_EPS, AT_STEPS, LAMBDAS_NAS, LAMBDAS_JAC, nas.NAS_LAYERS,
-    nas.UNITS_PER_LAYER, nas.ESTIMATOR, nas.NORMALIZATION, MATCH_TOL, *V.TRAINING, ATTRIBUTION, N_EVAL, N_MPRT,
+    nas.UNITS_PER_LAYER, nas.ESTIMATOR, nas.NORMALIZATION, nas.MAX_GRAD_NORM, MATCH_TOL, *V.TRAINING, ATTRIBUTION, N_EVAL, N_MPRT,
     *V.ROBUSTNESS, S.K, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
@@ -125,7 +125,7 @@ def nas_name(lam: float, lam_jac: float) -> str:
 def sweep(P: ChapterParams) -> list[tuple[str, nas.SensitivityObjective]]:
     """The regularised models of the sweep: ``(name, objective)`` per paired weight."""
     return [(nas_name(lam, jac), nas.SensitivityObjective(lam, tuple(P.nas_layers), P.units_per_layer, P.estimator,
-                                                          P.normalization, jac))
+                                                          P.normalization, jac, P.nas_max_grad_norm))
             for lam, jac in zip(P.lambdas_nas, P.lambdas_jac)]
 
 

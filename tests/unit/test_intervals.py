@@ -181,3 +181,14 @@ def test_per_seed_metrics_round_trip():
     assert back == list(per_seed.values())
     assert m["effect_x"] == pytest.approx(0.2) and m["effect_x_lo"] < 0.2 < m["effect_x_hi"]
     assert U.from_metrics("effect_y", m) is None
+
+def test_wilson_interval_matches_scipy_and_bounds_every_rate():
+    from scipy.stats import binomtest
+
+    from advinterp.core.stats import wilson_interval
+
+    for k, n in ((0, 10), (3, 10), (10, 10), (7, 500)):
+        lo, hi = wilson_interval(k, n, 1.959963984540054)
+        ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert (lo, hi) == pytest.approx((ref.low, ref.high), abs=1e-9)
+        assert 0.0 <= lo <= k / n + 1e-12 and k / n - 1e-12 <= hi <= 1.0

@@ -17,7 +17,6 @@ one model, which is mutated in place and restored: memory never holds N copies.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +24,7 @@ from torch import nn
 
 from ..core import progress
 from ..core.devices import derive_seed, generator
+from ..core.stats import wilson_interval
 from ..core.validation import check_choice, check_int, check_number, fail
 from ..models.predict import predict
 
@@ -111,9 +111,7 @@ EARLY_CHECK = 100
 
 def _upper_rate(k: int, n: int, z: float = 3.0) -> float:
     """Upper Wilson bound of a rate of ``k`` in ``n`` (z = 3: about 99.9 %, so stopping is rarely wrong)."""
-    p = k / n
-    centre, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return min(1.0, (centre + half) / (1 + z * z / n))
+    return wilson_interval(k, n, z)[1]
 
 
 def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | None, y_val: torch.Tensor, *,

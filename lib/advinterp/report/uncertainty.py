@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from ..core.stats import wilson_interval
 from ..core.validation import check_int, fail
 
 #: the level of every interval the verdicts read
@@ -193,13 +194,6 @@ def delong_interval(labels: np.ndarray, a: np.ndarray, b: np.ndarray | None = No
     return SeedEffect.normal(float(aucs[0] - aucs[1]), math.sqrt(max(var, 0.0)), len(labels))
 
 
-def _wilson(successes: int, n: int, z: float) -> tuple[float, float]:
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
 def newcombe_paired(a: np.ndarray, b: np.ndarray) -> SeedEffect:
     """``mean(a) - mean(b)`` of two 0/1 outcomes on the same cases, with Newcombe's (1998) interval
     for paired proportions (method 10: Wilson score limits combined with the phi correlation)."""
@@ -211,8 +205,8 @@ def newcombe_paired(a: np.ndarray, b: np.ndarray) -> SeedEffect:
     neither = n - both - only_a - only_b
     z = z_quantile()
     p1, p2 = (both + only_a) / n, (both + only_b) / n
-    l1, u1 = _wilson(both + only_a, n, z)
-    l2, u2 = _wilson(both + only_b, n, z)
+    l1, u1 = wilson_interval(both + only_a, n, z)
+    l2, u2 = wilson_interval(both + only_b, n, z)
     denom = (both + only_a) * (neither + only_b) * (both + only_b) * (neither + only_a)
     phi = (both * neither - only_a * only_b) / math.sqrt(denom) if denom > 0 else 0.0
     d = p1 - p2

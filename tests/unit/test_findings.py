@@ -179,6 +179,13 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     assert all(cell.startswith(findings.HOLDS) for cell in column)
     with pytest.raises(ValueError, match="tier='tpu'"):
         rec.scale_record(stem, "tpu", folder)
+    # recorded again (a rerun, here faster): the replaced provenance is kept under "earlier"
+    pd.DataFrame([{**r, "seconds": 2.0} for r in rows]).to_csv(root / "runs.csv", index=False)
+    rec.record_sweep(root, "cpu-test", what="a rerun", command="python -m advinterp.sweep x", folder=folder, tier="cpu")
+    again = json.loads((dest / "provenance.json").read_text())
+    assert again["device_seconds"][stem] == 6.0 and [e["device_seconds"][stem] for e in again["earlier"]] == [30.0]
+    rec.record_sweep(root, "cpu-test", what="a rerun", command="python -m advinterp.sweep x", folder=folder, tier="cpu")
+    assert len(json.loads((dest / "provenance.json").read_text())["earlier"]) == 1  # the same record is no history
 
 
 def _executed_notebook_with_a_figure(path):

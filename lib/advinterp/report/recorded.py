@@ -164,8 +164,10 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
     """Write recorded run ``run`` from a finished sweep folder (``runs/<name>``): one results file
     per chapter (a ``split: seeds`` group aggregated over its seed runs, per-seed values
     concatenated) and the provenance (with each chapter's summed run seconds, and the seconds of each
-    of its runs). With ``tier``, ``scale.yaml`` then names this run in that tier for every chapter it
-    holds. Returns the run's folder."""
+    of its runs). Recording into an existing record keeps the provenance it replaces under
+    ``earlier`` (newest first: what a rerun reused from the model cache, the first run paid for). With
+    ``tier``, ``scale.yaml`` then names this run in that tier for every chapter it holds. Returns the
+    run's folder."""
     import pandas as pd
 
     from .sweeps import aggregate_seed_runs
@@ -195,7 +197,15 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
     provenance = {"what": what, "commit": _git_commit(), "date": pd.Timestamp.now().date().isoformat(),
                   "machine": describe_machine(), "commands": commands, "device_seconds": seconds,
                   "run_seconds": run_seconds}
-    atomic_write_text(json.dumps(provenance, indent=1) + "\n", dest / "provenance.json")
+    provenance_path = dest / "provenance.json"
+    if provenance_path.is_file():  # a record made again: the earlier one's provenance is kept, newest first
+        old = json.loads(provenance_path.read_text())
+        earlier = old.pop("earlier", [])
+        if (old.get("commit"), old.get("run_seconds")) != (provenance["commit"], run_seconds):
+            earlier = [old, *earlier]
+        if earlier:
+            provenance["earlier"] = earlier
+    atomic_write_text(json.dumps(provenance, indent=1) + "\n", provenance_path)
     if tier is not None:
         if tier not in TIERS:
             raise ValueError(f"tier={tier!r} is not allowed: one of {list(TIERS)}")

@@ -204,3 +204,14 @@ def _executed_notebook_with_a_figure(path):
     cell.outputs = [nbformat.v4.new_output("display_data", data={"image/png": base64.b64encode(buf.getvalue()).decode()})]
     nb.cells = [cell]
     nbformat.write(nb, path)
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_an_out_of_date_record_says_so_in_a_sentence_of_its_own(stem):
+    """book/recorded/scale.yaml's ``stale`` reason is on the page, as one sentence ending in a full stop."""
+    study(stem)
+    summary = findings.at_scale(stem, {"dataset": "mnist5k"}).words["scale_summary"]
+    for tier in rec.TIERS:
+        stale = rec.scale_index().get(stem, {}).get(tier, {}).get("stale")
+        if stale and rec.scale_record(stem, tier)[0] is not None:
+            assert f"**This record is out of date:** {stale.rstrip('.')}. " in summary

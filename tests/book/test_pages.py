@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,6 +27,24 @@ def _toc_files() -> list[str]:
 
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _chromium_run(page: Path, args: list[str], tmp_path_factory, *,
+                  done: Callable[[subprocess.CompletedProcess], bool], timeout: int,
+                  attempts: int = 3) -> subprocess.CompletedProcess:
+    """Run headless Chromium on ``page`` until ``done(proc)``, at most ``attempts`` times. Each attempt
+    gets its own profile: a Chromium still shutting down holds its profile's lock, and a second one
+    started on that profile hands its command line over and exits without output (seen once in CI).
+    Only the browser start is retried; what the caller then asserts is never relaxed."""
+    for attempt in range(attempts):
+        profile = tmp_path_factory.mktemp("chromium-profile")
+        proc = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args,
+                               page.resolve().as_uri()], capture_output=True, text=True, timeout=timeout)
+        if done(proc):
+            break
+        print(f"{page.name}, attempt {attempt + 1}: rc {proc.returncode}, {len(proc.stdout)} characters of output, "
+              f"stderr: {proc.stderr[-300:]}")
+    return proc
 
 
 class _Images(HTMLParser):
@@ -68,13 +87,12 @@ def test_every_page_renders_in_headless_chromium(built_book, tmp_path_factory):
     shots = built_book["html"].parent / "screenshots"
     shots.mkdir(exist_ok=True)
     for f in _toc_files():
-        profile = tmp_path_factory.mktemp("chromium-profile")  # one per page: see _measure
         out = shots / (f.replace("/", "_") + ".png")
         page = (built_book["html"] / f"{f}.html").resolve()
-        proc = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,2400",
-                               f"--screenshot={out}", "--virtual-time-budget=5000", page.as_uri()],
-                              capture_output=True, text=True, timeout=120)
-        assert out.is_file(), f"{f}: no screenshot ({proc.stderr[-500:]})"
+        out.unlink(missing_ok=True)  # a screenshot of an earlier build must not count
+        _chromium_run(page, ["--window-size=1280,2400", f"--screenshot={out}", "--virtual-time-budget=5000"],
+                      tmp_path_factory, done=lambda proc: out.is_file(), timeout=120)
+        assert out.is_file(), f"{f}: no screenshot"
         stat = ImageStat.Stat(Image.open(out).convert("L"))
         assert stat.stddev[0] > 5, f"{f}: the rendered page is blank"
 
@@ -142,22 +160,12 @@ window.addEventListener("load", () => setTimeout(() => {
 MIN_FIGURE_SCALE = 0.6
 
 
-def _measure(probe: Path, tmp_path_factory, attempts: int = 3) -> re.Match | None:
-    """Dump the probe page's DOM after the measuring script ran. Each attempt gets its own profile: a
-    Chromium still shutting down holds its profile's lock, and a second one started on that profile hands
-    its command line over and exits without a DOM (seen once in CI). A browser start that still fails is
-    retried; the measurement itself is never relaxed."""
-    for attempt in range(attempts):
-        profile = tmp_path_factory.mktemp("chromium-measure")
-        proc = subprocess.run([_chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--window-size=1280,1600",
-                               "--virtual-time-budget=15000", "--dump-dom", probe.resolve().as_uri()],
-                              capture_output=True, text=True, timeout=180)
-        found = re.search(r'<pre id="advinterp-measure">(.*?)</pre>', proc.stdout, re.S)
-        if found:
-            return found
-        print(f"{probe.name}, attempt {attempt + 1}: rc {proc.returncode}, {len(proc.stdout)} characters of DOM, "
-              f"stderr: {proc.stderr[-300:]}")
-    return None
+def _measure(probe: Path, tmp_path_factory) -> re.Match | None:
+    """The probe page's DOM, dumped after the measuring script ran (None if it never did)."""
+    pattern = r'<pre id="advinterp-measure">(.*?)</pre>'
+    proc = _chromium_run(probe, ["--window-size=1280,1600", "--virtual-time-budget=15000", "--dump-dom"],
+                         tmp_path_factory, done=lambda p: re.search(pattern, p.stdout, re.S) is not None, timeout=180)
+    return re.search(pattern, proc.stdout, re.S)
 
 
 @pytest.mark.skipif(_chromium() is None, reason="Chromium not installed (make test installs Debian's chromium)")

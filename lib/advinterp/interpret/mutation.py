@@ -109,9 +109,8 @@ class MutationResult:
 EARLY_CHECK = 100
 
 
-def _upper_rate(k: int, n: int, z: float = 3.0) -> float:
-    """Upper Wilson bound of a rate of ``k`` in ``n`` (z = 3: about 99.9 %, so stopping is rarely wrong)."""
-    return wilson_interval(k, n, z)[1]
+#: z of the Wilson bound behind the early stop (about 99.9 % one-sided, so stopping is rarely wrong)
+EARLY_STOP_Z = 3.0
 
 
 def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | None, y_val: torch.Tensor, *,
@@ -153,7 +152,8 @@ def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | 
                 if val_accuracy(pred_x) > accept * base_acc:
                     kept.append(pred_x if pred_x is not None else predict(model, x))
                     bar.update(1)
-            if tried >= EARLY_CHECK and len(kept) + _upper_rate(len(kept), tried) * (max_tries - tried) < n_mutants:
+            optimistic_rate = wilson_interval(len(kept), tried, EARLY_STOP_Z)[1]
+            if tried >= EARLY_CHECK and len(kept) + optimistic_rate * (max_tries - tried) < n_mutants:
                 break
     bar.close()
     if len(kept) < n_mutants:

@@ -186,6 +186,17 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     assert again["device_seconds"][stem] == 6.0 and [e["device_seconds"][stem] for e in again["earlier"]] == [30.0]
     rec.record_sweep(root, "cpu-test", what="a rerun", command="python -m advinterp.sweep x", folder=folder, tier="cpu")
     assert len(json.loads((dest / "provenance.json").read_text())["earlier"]) == 1  # the same record is no history
+    # the tier's notes per chapter, and an out-of-date mark set and cleared, keeping the header
+    rec.annotate("cpu", {stem: "small_cnn, 3 seeds"}, stale={stem: "the code changed."}, folder=folder)
+    assert rec.scale_index(folder)[stem]["cpu"] == {"run": "cpu-test", "note": "small_cnn, 3 seeds",
+                                                   "stale": "the code changed."}
+    rec.annotate("cpu", stale={stem: None}, folder=folder)
+    assert "stale" not in rec.scale_index(folder)[stem]["cpu"] and rec.scale_index(folder)[stem]["gpu"]["run"] is None
+    assert (folder / "scale.yaml").read_text().startswith("# what the fields mean\n# (kept)\n")
+    with pytest.raises(ValueError, match="chapter='99-nope'"):
+        rec.annotate("cpu", {"99-nope": "x"}, folder=folder)
+    with pytest.raises(ValueError, match="tier='tpu'"):
+        rec.annotate("tpu", {stem: "x"}, folder=folder)
 
 
 def _executed_notebook_with_a_figure(path):

@@ -209,10 +209,37 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
     if tier is not None:
         if tier not in TIERS:
             raise ValueError(f"tier={tier!r} is not allowed: one of {list(TIERS)}")
-        index_path = (folder or recorded_dir()) / "scale.yaml"
         index = scale_index(folder)
         for chapter in commands:
             index.setdefault(chapter, {})[tier] = {"run": run, "note": what}
-        atomic_write_text(_header_comment(index_path) + yaml.safe_dump(index, sort_keys=True, allow_unicode=True),
-                          index_path)
+        _write_index(index, folder)
     return dest
+
+
+def _write_index(index: dict[str, dict[str, dict[str, Any]]], folder: Path | None) -> None:
+    path = (folder or recorded_dir()) / "scale.yaml"
+    atomic_write_text(_header_comment(path) + yaml.safe_dump(index, sort_keys=True, allow_unicode=True, width=200),
+                      path)
+
+
+def annotate(tier: str, notes: dict[str, str] | None = None, *, stale: dict[str, str | None] | None = None,
+             folder: Path | None = None) -> None:
+    """Rewrite ``scale.yaml``'s notes for ``tier``: ``notes`` maps a chapter to the sentence its page
+    shows under the tier's column (what the setting is, what it lacks; :func:`record_sweep` writes the
+    run's ``what`` for every chapter); ``stale`` maps a chapter to the reason its record is out of date,
+    or to None once it has been redone. Every chapter named must already have an entry in that tier."""
+    if tier not in TIERS:
+        raise ValueError(f"tier={tier!r} is not allowed: one of {list(TIERS)}")
+    index = scale_index(folder)
+    for chapter in {*(notes or {}), *(stale or {})}:
+        if tier not in index.get(chapter, {}):
+            raise ValueError(f"chapter={chapter!r} has no {tier!r} entry in scale.yaml: one of "
+                             f"{sorted(c for c, tiers in index.items() if tier in tiers)}")
+    for chapter, note in (notes or {}).items():
+        index[chapter][tier]["note"] = note
+    for chapter, reason in (stale or {}).items():
+        if reason is None:
+            index[chapter][tier].pop("stale", None)
+        else:
+            index[chapter][tier]["stale"] = reason
+    _write_index(index, folder)

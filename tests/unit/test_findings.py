@@ -62,8 +62,7 @@ def test_recorded_results_exist_and_carry_provenance(stem, tier):
 
 
 #: chapters whose CPU-tier record does not yet decide every claim, and why (strict: fixing it fails the marker)
-CPU_TIER_GAPS = {"07-sensitivity-regularization": "the sensitivity regulariser diverged on CIFAR-10 (NaN loss in "
-                 "its first epoch), so its two NAS claims have no per-seed values until it is stabilised"}
+CPU_TIER_GAPS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("stem", [pytest.param(s, marks=pytest.mark.xfail(reason=CPU_TIER_GAPS[s], strict=True))

@@ -413,7 +413,8 @@ def tradeoff_curves(lam: "object", eps: "object") -> Figure:
     return fig
 
 
-def training_curves(curves: "object", columns: dict[str, str] | None = None) -> Figure:
+def training_curves(curves: "object", columns: dict[str, str] | None = None,
+                    xlabel: str = "epoch of adversarial training") -> Figure:
     """Clean and adversarial training accuracy per epoch, one line per method (mean over seeds,
     band: min-max over seeds). ``curves`` has columns seed, method, epoch and the ``columns``."""
     import pandas as pd
@@ -427,7 +428,7 @@ def training_curves(curves: "object", columns: dict[str, str] | None = None) -> 
             g = group.groupby("epoch")[col]
             line = ax.plot(g.mean().index, g.mean().values, marker="o", ms=3, label=str(method))[0]
             ax.fill_between(g.mean().index, g.min().values, g.max().values, alpha=0.15, color=line.get_color())
-        ax.set_xlabel("epoch of adversarial training")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
     axes.flat[len(columns) - 1].legend(fontsize=8, title="model")
     fig.tight_layout()

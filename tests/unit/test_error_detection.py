@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from advinterp.interpret import conductance, error_detection as ed, mutation
 from advinterp.core.stats import wilson_interval
+from advinterp.interpret import conductance, error_detection as ed, mutation
 from advinterp.models.architectures import build_model
 
 
@@ -98,7 +98,8 @@ def test_acceptance_rule_and_lcr(net_and_data):
         mutation.mutate_and_predict(model, x, x, y, rate=0.5, n_mutants=20, accept=1.01, max_tries=2000)
     assert mutation.EARLY_CHECK <= int(str(err.value).split(" of ")[1].split()[0]) < 1000
     # the bound is optimistic: it never stops a rate that would reach n_mutants on average
-    assert all(wilson_interval(round(p * n), n, mutation.EARLY_STOP_Z)[1] > p for p in (0.01, 0.05, 0.12, 0.5) for n in (100, 500))
+    assert all(wilson_interval(round(p * n), n, mutation.EARLY_STOP_Z)[1] > p
+               for p in (0.01, 0.05, 0.12, 0.5) for n in (100, 500))
     res = mutation.MutationResult("NAI", 0.1, torch.tensor([0, 1, 2]),
                                   torch.tensor([[0, 1, 0], [1, 1, 0], [0, 1, 2], [0, 0, 0]]), 4)
     assert torch.allclose(res.lcr(), torch.tensor([0.25, 0.25, 0.75]))

@@ -61,12 +61,7 @@ def test_recorded_results_exist_and_carry_provenance(stem, tier):
         assert f.verdict in findings.VERDICTS and (f.outcome is not None or f.note)
 
 
-#: chapters whose CPU-tier record does not yet decide every claim, and why (strict: fixing it fails the marker)
-CPU_TIER_GAPS: dict[str, str] = {}
-
-
-@pytest.mark.parametrize("stem", [pytest.param(s, marks=pytest.mark.xfail(reason=CPU_TIER_GAPS[s], strict=True))
-                                  if s in CPU_TIER_GAPS else s for s in CHAPTERS])
+@pytest.mark.parametrize("stem", CHAPTERS)
 def test_the_cpu_tier_decides_every_claim_on_three_seeds_of_per_seed_values(stem):
     """The CPU tier's contract (issue: natural images without a GPU): every chapter, three seeds, and
     the per-seed values the interval rules need, so no claim of it reads "not measured" for want of them."""

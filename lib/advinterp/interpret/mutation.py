@@ -152,9 +152,10 @@ def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | 
                 if val_accuracy(pred_x) > accept * base_acc:
                     kept.append(pred_x if pred_x is not None else predict(model, x))
                     bar.update(1)
-            optimistic_rate = wilson_interval(len(kept), tried, EARLY_STOP_Z)[1]
-            if tried >= EARLY_CHECK and len(kept) + optimistic_rate * (max_tries - tried) < n_mutants:
-                break
+            if tried >= EARLY_CHECK:
+                optimistic_rate = wilson_interval(len(kept), tried, EARLY_STOP_Z)[1]
+                if len(kept) + optimistic_rate * (max_tries - tried) < n_mutants:
+                    break
     bar.close()
     if len(kept) < n_mutants:
         early = (f" (stopped after {tried} of max_tries={max_tries}: even at an optimistic acceptance rate the rest "

@@ -25,6 +25,7 @@ import yaml
 from ..core import paths
 from ..core.cache import atomic_write_text
 from ..core.devices import describe_machine
+from ..core.validation import check_choice, fail
 
 #: what every run's provenance.json carries
 PROVENANCE_FIELDS = ("what", "commit", "date", "machine", "commands")
@@ -132,8 +133,7 @@ def load(run: str, chapter: str, folder: Path | None = None) -> Record:
 def scale_record(chapter: str, tier: str, folder: Path | None = None) -> tuple[Record | None, str]:
     """The record of ``tier`` a chapter's "At scale" section shows and the index's note (None: not
     run in that tier)."""
-    if tier not in TIERS:
-        raise ValueError(f"tier={tier!r} is not allowed: one of {list(TIERS)}")
+    check_choice("tier", tier, TIERS)
     entry = scale_index(folder).get(chapter, {}).get(tier, {"run": None, "note": "not listed in book/recorded/scale.yaml"})
     if not entry.get("run"):
         return None, entry.get("note", "")
@@ -207,8 +207,7 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
             provenance["earlier"] = earlier
     atomic_write_text(json.dumps(provenance, indent=1) + "\n", provenance_path)
     if tier is not None:
-        if tier not in TIERS:
-            raise ValueError(f"tier={tier!r} is not allowed: one of {list(TIERS)}")
+        check_choice("tier", tier, TIERS)
         index = scale_index(folder)
         for chapter in commands:
             index.setdefault(chapter, {})[tier] = {"run": run, "note": what}
@@ -228,13 +227,12 @@ def annotate(tier: str, notes: dict[str, str] | None = None, *, stale: dict[str,
     shows under the tier's column (what the setting is, what it lacks; :func:`record_sweep` writes the
     run's ``what`` for every chapter); ``stale`` maps a chapter to the reason its record is out of date,
     or to None once it has been redone. Every chapter named must already have an entry in that tier."""
-    if tier not in TIERS:
-        raise ValueError(f"tier={tier!r} is not allowed: one of {list(TIERS)}")
+    check_choice("tier", tier, TIERS)
     index = scale_index(folder)
     for chapter in {*(notes or {}), *(stale or {})}:
         if tier not in index.get(chapter, {}):
-            raise ValueError(f"chapter={chapter!r} has no {tier!r} entry in scale.yaml: one of "
-                             f"{sorted(c for c, tiers in index.items() if tier in tiers)}")
+            fail("chapter", chapter, f"a chapter with a {tier!r} entry in scale.yaml, one of "
+                 f"{sorted(c for c, tiers in index.items() if tier in tiers)}")
     for chapter, note in (notes or {}).items():
         index[chapter][tier]["note"] = note
     for chapter, reason in (stale or {}).items():

@@ -13,9 +13,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .plotting import panel_grid
-from .verdicts import HOLDS, INCONCLUSIVE, REFUTED
+from .verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE
 
-VERDICT_COLORS = {HOLDS: "#2a9d8f", REFUTED: "#e76f51", INCONCLUSIVE: "#8d8d8d"}
+VERDICT_COLORS = {HOLDS: "#2a9d8f", OPPOSITE: "#c0392b", NEGLIGIBLE: "#e9a03b", INCONCLUSIVE: "#8d8d8d"}
 TIER_MARKERS = ("o", "s", "D", "^")
 
 

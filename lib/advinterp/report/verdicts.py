@@ -7,31 +7,40 @@ of interest** ``delta`` chosen, with a one-line reason, before any number came i
 
 * **holds** - the interval lies above 0 (the effect is real and in the claimed direction); when it
   also lies below ``delta``, *holds, but smaller than delta*: real and too small to matter;
-* **refuted** - not holds, and the interval lies below ``delta``: the effect, if any, is too small
-  to matter, or opposite;
-* **inconclusive** - neither: the interval reaches both 0 and ``delta``; :func:`decide` says roughly
-  how many seeds or images would settle it.
+* **opposite** - the interval lies below 0: the reverse of the claim holds;
+* **negligible** - neither of those, and the interval lies below ``delta``: whatever the effect is,
+  it is smaller than the smallest effect of interest (it may cross 0: "no effect that matters");
+* **inconclusive** - none of those: the interval reaches both 0 and ``delta``; :func:`decide` says
+  how many seeds or images would settle it with 80 % power.
 
 These partition every interval. A **non-inferiority** effect (``margin=True``: "reaches the paper's
-number") moves both thresholds down by ``delta``: holds when the interval lies above ``-delta``,
-refuted when it lies below ``-delta``, inconclusive when it contains ``-delta``.
+number") moves both thresholds down by ``delta``: it holds when the interval lies above ``-delta``,
+is *opposite* (falls short of the paper by more than delta) when it lies below ``-delta``, and is
+inconclusive when it contains ``-delta`` (it cannot be negligible: its two thresholds coincide).
 
 A claim may rest on several effects that must all hold (an intersection-union test, valid at the
-same level without correction): it holds when every effect holds, is refuted when any effect is
-refuted, and is inconclusive otherwise (:func:`combine_outcomes`).
+same level without correction, Berger 1982): it holds when every effect holds (and is "smaller than
+delta" when any of them is), is opposite when any effect is opposite, negligible when any other is
+negligible, and inconclusive otherwise (:func:`combine_outcomes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 from ..core.validation import check_number
 from .uncertainty import Interval, SeedEffect, combine, settle
 
-HOLDS, REFUTED, INCONCLUSIVE, UNMEASURED = "holds", "refuted", "inconclusive", "not measured"
+HOLDS, OPPOSITE, NEGLIGIBLE, INCONCLUSIVE, UNMEASURED = (
+    "holds", "opposite", "negligible", "inconclusive", "not measured")
 #: every verdict, in the order tables and counts list them
-VERDICTS = (HOLDS, REFUTED, INCONCLUSIVE, UNMEASURED)
+VERDICTS = (HOLDS, OPPOSITE, NEGLIGIBLE, INCONCLUSIVE, UNMEASURED)
+#: what each verdict means, in one line (tables' legends, the intro)
+MEANINGS = {HOLDS: "the interval lies above 0", OPPOSITE: "the interval lies below 0: the reverse holds",
+            NEGLIGIBLE: "the interval lies below δ but not wholly below 0: no effect that matters",
+            INCONCLUSIVE: "the interval reaches both 0 and δ", UNMEASURED: "the results lack what the effect needs"}
 
 
 @dataclass(frozen=True)
@@ -45,9 +54,21 @@ class Effect:
     delta: float
     reason: str
     margin: bool = False
+    #: the commit that first declared ``delta`` with ``reason`` (``tests/unit/test_findings.py`` keeps a
+    #: ledger: a delta that changes without its reason changing fails there)
+    declared: str = ""
+    #: how delta came to be what it is, when it was changed after results existed
+    history: str = ""
+    #: where the effect's per-seed values live in a results file, when that depends on its parameters
+    #: (e.g. the dissected network's deepest layer): observations -> results name; default ``name``
+    source: Callable[[Mapping[str, Any]], str] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         check_number(f"delta of {self.name}", self.delta, 0.0, None, lo_open=True)
+
+    def results_name(self, observed: Mapping[str, Any]) -> str:
+        """The name of this effect's per-seed values in ``observed`` (a results file's params + metrics)."""
+        return self.name if self.source is None else self.source(observed)
 
     @property
     def threshold(self) -> tuple[float, float]:
@@ -77,11 +98,14 @@ class Outcome:
 
 def above_words(o: Outcome) -> str:
     """An outcome as a comparison in prose ("the detector ... its null"): is above it / is above it,
-    by less than delta / is not above it by delta or more (refuted) / cannot be told from it yet."""
+    by less than delta / is below it (opposite) / is not above it by delta or more (negligible) /
+    cannot be told from it yet."""
     if o.verdict == HOLDS:
         return "is above it, by less than δ" if o.small else "is above it"
-    if o.verdict == REFUTED:
-        return "is not above it by δ or more (refuted)"
+    if o.verdict == OPPOSITE:
+        return "is below it (opposite)"
+    if o.verdict == NEGLIGIBLE:
+        return "is not above it by δ or more (negligible)"
     return "cannot yet be told apart from it (inconclusive)"
 
 
@@ -93,18 +117,25 @@ def decide(effect: Effect, per_seed: Sequence[SeedEffect]) -> Outcome:
     zero, delta = effect.threshold
     if iv.lo > zero:
         return Outcome(effect, HOLDS, iv, small=not effect.margin and iv.hi < delta)
+    if iv.hi < zero:
+        return Outcome(effect, OPPOSITE, iv)
     if iv.hi < delta:
-        return Outcome(effect, REFUTED, iv)
+        return Outcome(effect, NEGLIGIBLE, iv)
     return Outcome(effect, INCONCLUSIVE, iv, settle=settle(iv, zero, delta, n_images))
 
 
 def combine_outcomes(outcomes: Sequence[Outcome]) -> tuple[str, Outcome]:
     """The verdict of a claim resting on every one of ``outcomes`` (intersection-union) and the
-    outcome that decides it: the first refuted one, else the first inconclusive one, else the one
-    whose interval lies closest to its threshold (in units of delta)."""
-    for verdict in (REFUTED, INCONCLUSIVE):
+    outcome that decides it: the first opposite one, else the first negligible one, else the first
+    inconclusive one; when all hold, the first that holds but is smaller than delta (so the claim
+    keeps "smaller than delta"), else the one whose interval lies closest to its threshold (in
+    units of delta)."""
+    for verdict in (OPPOSITE, NEGLIGIBLE, INCONCLUSIVE):
         hit = [o for o in outcomes if o.verdict == verdict]
         if hit:
             return verdict, hit[0]
+    small = [o for o in outcomes if o.small]
+    if small:
+        return HOLDS, small[0]
     weakest = min(outcomes, key=lambda o: (o.interval.lo - o.effect.threshold[0]) / o.effect.delta)
     return HOLDS, weakest

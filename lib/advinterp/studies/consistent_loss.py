@@ -379,11 +379,11 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
 CONSISTENT = findings.Effect(
     "effect_consistent_loss", "consistency gap (adversarial minus clean, true labels) of the consistent-loss model "
     "minus that of adversarial training, on images that fool both, same K", 0.05,
-    "a twentieth of consis's range: less is a label or two among the top-K")
+    "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf")
 
 #: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
     findings.claim("consistent_loss", "Dong et al. 2017", "Adversarial training with the consistent loss keeps "
                    "neurons more consistent on adversarial images than adversarial training alone", CHAPTER.stem,
-                   CONSISTENT),
+                   CONSISTENT, short="consistent loss keeps neurons consistent (vs adversarial training)"),
 )

@@ -21,6 +21,7 @@ import torch
 from ..attacks.advdata import AdversarialSet
 from ..interpret import layer_stats
 from ..interpret.dissection import fooled
+from ..models.architectures import analysed_layers
 from ..models.predict import predict
 from ..report.uncertainty import SeedEffect, from_replicates, resamples
 
@@ -72,3 +73,9 @@ def perturbed_layers(net: torch.nn.Module, adv: AdversarialSet, control: Adversa
             out[(layer, name)] = from_replicates(float(fn(point["adversarial"], point["noise"])[0]),
                                                  fn(reps["adversarial"], reps["noise"]), n)
     return LayerDissection(rows, out)
+
+
+def dissected_deepest(observed: Mapping[str, Any]) -> str:
+    """The deepest layer chapters 2-3 dissect in the attacked network, read from a results file's
+    params (``layers``, else ``model``'s default layers: the last of "deepest" and of "all" agree)."""
+    return list(observed.get("layers") or analysed_layers(str(observed["model"]), "deepest"))[-1]

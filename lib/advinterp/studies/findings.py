@@ -6,16 +6,20 @@ sentence, and the :class:`~advinterp.report.verdicts.Effect` (or effects, all of
 is decided by, each with its smallest effect of interest and the reason for it. The study writes
 every effect's per-seed estimates and image-level intervals into its results file
 (:func:`advinterp.report.uncertainty.per_seed_metrics`); :func:`assess` reads them back and decides
-the verdict by :mod:`advinterp.report.verdicts` - holds / refuted / inconclusive / not measured -
-the same way for the chapter's live results and for a recorded run (:mod:`advinterp.report.recorded`),
+the verdict by :mod:`advinterp.report.verdicts` - holds / opposite / negligible / inconclusive /
+not measured - the same way for the chapter's live results and for a recorded run (:mod:`advinterp.report.recorded`),
 so no verdict is typed by hand:
 
 * :func:`at_scale` is a chapter's closing section "At scale: CIFAR-10": each finding on this page
   and in each recorded tier, side by side, with a sentence glued for the prose;
 * :func:`scorecard` is the intro's table and :func:`forest` its picture: every claim, every tier.
 
-A claim with ``counted=False`` is a tool the book relies on (chapter 1's ensemble transfer, Liu et
-al.'s) rather than one of the four papers' claims: shown, never counted.
+Each claim has a **protocol**: ``paper`` - the paper's own setting and comparison, as close as the
+tier allows (the row the scorecard counts and headlines) - or ``extension`` - a control or setting
+the book adds (a held-out network, a max-softmax bar), shown under the paper row it ``extends``,
+marked, never counted. Every claim of the four papers has a ``paper`` row. A claim with
+``counted=False`` is a tool the book relies on (chapter 1's ensemble transfer, Liu et al.'s) rather
+than one of the four papers' claims: shown, never counted.
 """
 
 from __future__ import annotations
@@ -30,11 +34,17 @@ import pandas as pd
 from ..report import recorded as rec
 from ..report.tables import Table
 from ..report.uncertainty import from_metrics
-from ..report.verdicts import HOLDS, INCONCLUSIVE, REFUTED, UNMEASURED, VERDICTS, Effect, Outcome
+from ..core.validation import check_choice, fail
+from ..report.verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE, UNMEASURED, VERDICTS, Effect, Outcome
 from ..report.verdicts import combine_outcomes, decide
 
-__all__ = ["HOLDS", "REFUTED", "INCONCLUSIVE", "UNMEASURED", "VERDICTS", "Effect", "Claim", "Finding", "claim",
-           "assess", "at_scale", "scorecard", "forest", "counts", "observations", "styled", "CLAIMS"]
+__all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "VERDICTS", "PROTOCOLS", "Effect",
+           "Claim", "Finding", "claim", "assess", "at_scale", "scorecard", "forest", "counts", "observations",
+           "styled", "CLAIMS"]
+
+#: a claim's protocol: the paper's own setting and comparison, or one the book adds
+PAPER, EXTENSION = "paper", "extension"
+PROTOCOLS = (PAPER, EXTENSION)
 
 Metrics = Mapping[str, Any]
 
@@ -52,11 +62,28 @@ class Claim:
     effects: tuple[Effect, ...]
     counted: bool = True
     applies: Callable[[Metrics], str | None] | None = None
+    #: :data:`PAPER` or :data:`EXTENSION`
+    protocol: str = PAPER
+    #: the key of the paper row an extension sits under
+    extends: str | None = None
+    #: the claim in a short phrase (the scorecard's row)
+    short: str = ""
+
+    def __post_init__(self) -> None:
+        check_choice(f"protocol of claim {self.key}", self.protocol, PROTOCOLS)
+        if (self.protocol == EXTENSION) != (self.extends is not None):
+            fail(f"extends of claim {self.key}", self.extends,
+                 "the key of the paper row it extends, for an extension (and only for one)")
 
     @property
-    def uses(self) -> tuple[str, ...]:
-        """The results names the claim reads."""
-        return tuple(f"{e.name}{part}_per_seed" for e in self.effects for part in ("", "_lo", "_hi"))
+    def scored(self) -> bool:
+        """Whether the scorecard counts it: a paper row of one of the four papers."""
+        return self.counted and self.protocol == PAPER
+
+    def uses(self, observed: Metrics) -> tuple[str, ...]:
+        """The results names the claim reads from ``observed``."""
+        return tuple(f"{e.results_name(observed)}{part}_per_seed" for e in self.effects
+                     for part in ("", "_lo", "_hi"))
 
 
 @dataclass(frozen=True)
@@ -80,8 +107,20 @@ class Finding:
             return "not run yet" if self.note == "not run" else f"not measured ({self.note})"
         o = self.outcome
         which = f" ({o.effect.label})" if len(self.claim.effects) > 1 else ""
-        text = f"{o.words}{which}: {o.interval.text()}, n = {o.interval.n_seeds} seed(s)"
+        text = f"{o.words}{which}: {o.interval.text()}, {seeds_words(o.interval.n_seeds)}"
         return text + (f"; {o.settle}" if o.settle else "")
+
+    def short_cell(self) -> str:
+        """The finding in a compact cell: verdict, effect and interval (and "one training run")."""
+        if self.outcome is None:
+            return "not run yet" if self.note == "not run" else "not measured"
+        iv = self.outcome.interval
+        return f"{self.outcome.words} {iv.text()}" + (" (one training run)" if iv.n_seeds == 1 else "")
+
+
+def seeds_words(n: int) -> str:
+    """How many training runs an interval rests on: "one training run" for a single seed."""
+    return "one training run" if n == 1 else f"n = {n} seeds"
 
 
 #: every declared claim, by chapter stem (filled as study modules are imported)
@@ -89,9 +128,11 @@ CLAIMS: dict[str, list[Claim]] = {}
 
 
 def claim(key: str, paper: str, text: str, chapter: str, effects: Effect | tuple[Effect, ...], *,
-          counted: bool = True, applies: Callable[[Metrics], str | None] | None = None) -> Claim:
+          counted: bool = True, applies: Callable[[Metrics], str | None] | None = None, protocol: str = PAPER,
+          extends: str | None = None, short: str = "") -> Claim:
     """Declare (and register) a claim."""
-    c = Claim(key, paper, text, chapter, effects if isinstance(effects, tuple) else (effects,), counted, applies)
+    c = Claim(key, paper, text, chapter, effects if isinstance(effects, tuple) else (effects,), counted, applies,
+              protocol, extends, short or text)
     CLAIMS[chapter] = [x for x in CLAIMS.get(chapter, []) if x.key != key] + [c]
     return c
 
@@ -106,12 +147,16 @@ def assess(c: Claim, metrics: Metrics | None) -> Finding:
         return Finding(c, UNMEASURED, note=reason)
     outcomes = []
     for e in c.effects:
-        per_seed = from_metrics(e.name, metrics)
+        try:
+            name = e.results_name(metrics)
+        except KeyError as missing:
+            return Finding(c, UNMEASURED, note=f"the results lack {missing}, which locates {e.name}")
+        per_seed = from_metrics(name, metrics)
         if per_seed is None:
-            # (a record made before verdicts were decided by intervals: its page says so at length)
-            return Finding(c, UNMEASURED, note=f"no per-seed values of {e.name}")
+            # (a record made before this effect was measured: its page says so at length)
+            return Finding(c, UNMEASURED, note=f"no per-seed values of {name}")
         if not any(s.estimate == s.estimate and s.lo == s.lo for s in per_seed):  # every seed NaN
-            why = metrics.get(f"{e.name}_why") or "no seed gave a finite estimate"
+            why = metrics.get(f"{name}_why") or "no seed gave a finite estimate"
             return Finding(c, UNMEASURED, note=str(why))
         outcomes.append(decide(e, per_seed))
     verdict, deciding = combine_outcomes(outcomes)
@@ -161,19 +206,35 @@ class ScaleSection:
 
 
 def effect_column(c: Claim) -> str:
-    """The effect(s) a claim is decided by, with delta and its reason."""
-    return "; ".join(f"{e.label} (δ = {'-' if e.margin else ''}{e.delta:g}: {e.reason})" for e in c.effects)
+    """The effect(s) a claim is decided by, with delta, its reason and where it was declared."""
+    return "; ".join(f"{e.label} (δ = {'-' if e.margin else ''}{e.delta:g}: {e.reason}; declared in {e.declared}"
+                     + (f"; {e.history}" if e.history else "") + ")" for e in c.effects)
+
+
+def protocol_words(c: Claim) -> str:
+    """``paper`` or ``extension of <key>`` (tables)."""
+    return c.protocol if c.protocol == PAPER else f"extension (of {c.extends})"
+
+
+def ordered(claims: list[Claim]) -> list[Claim]:
+    """Paper rows in declaration order, each followed by the extensions that extend it."""
+    papers = [c for c in claims if c.protocol == PAPER]
+    out = []
+    for p in papers:
+        out += [p] + [c for c in claims if c.extends == p.key]
+    return out + [c for c in claims if c not in out]
 
 
 def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSection:
     """The chapter's findings on its live results (``live``: :func:`observations` of its results file,
     the embedded default) and in each recorded tier, and a sentence glued as ``scale_summary``."""
-    claims = CLAIMS.get(chapter, [])
+    claims = ordered(CLAIMS.get(chapter, []))
     if not claims:
         raise KeyError(f"chapter {chapter} declares no claims (advinterp.studies.findings.claim)")
     here = [assess(c, live) for c in claims]
     tiers = [tier_findings(c, folder) for c in claims]
-    columns: dict[str, list[str]] = {"paper": [c.paper for c in claims], "finding": [c.text for c in claims],
+    columns: dict[str, list[str]] = {"paper": [c.paper for c in claims], "protocol": [protocol_words(c) for c in claims],
+                                     "finding": [c.text for c in claims],
                                      "effect (δ: smallest effect of interest)": [effect_column(c) for c in claims],
                                      f"this page ({live.get('dataset', 'its data')})": [f.cell() for f in here]}
     sentences = []
@@ -186,13 +247,13 @@ def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSe
             sentences.append(f"{title}: not run yet" + (f" ({'; '.join(notes)})" if notes else "") + ".")
             continue
         r, note = records[0], next((n for _, _, n in found if n), "")
-        verdicts = [f.verdict for f, _, _ in found]
+        verdicts = [f.verdict for (f, _, _), c in zip(found, claims) if c.protocol == PAPER]
         agree = sum(a.verdict == b.verdict for a, (b, _, _) in zip(here, found))
         stale = rec.scale_index(folder).get(chapter, {}).get(tier, {}).get("stale")
         sentences.append(
             f"{title} (`{r.run}`, {len(r.seeds)} seed(s){'; ' + note if note else ''}): " + ", ".join(
                 f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v)) +
-            f"; {agree} of {len(claims)} verdict(s) as on this page."
+            " (paper rows)" + f"; {agree} of {len(claims)} verdict(s), extensions included, as on this page."
             + (f" **This record is out of date:** {stale.rstrip('.')}." if stale else ""))
     summary = " ".join(sentences) + " The appendix gives each record's command and provenance."
     return ScaleSection(pd.DataFrame(columns), {"scale_summary": summary})
@@ -215,7 +276,7 @@ def scorecard(live: Mapping[str, Metrics | None], folder: Path | None = None) ->
     :data:`advinterp.report.recorded.TIERS`)."""
     rows = []
     for chapter in sorted(CLAIMS):
-        for c in CLAIMS[chapter]:
+        for c in ordered(CLAIMS[chapter]):
             found = {DEFAULT_TIER: assess(c, live.get(chapter))}
             found.update({rec.TIERS[t]: f for t, (f, _, _) in tier_findings(c, folder).items()})
             rows.append((c, found))
@@ -223,15 +284,20 @@ def scorecard(live: Mapping[str, Metrics | None], folder: Path | None = None) ->
 
 
 def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int]:
-    """How many of the papers' claims (``counted``) hold, are refuted, inconclusive or not measured
-    in each tier: ``n_claims``, ``n_<verdict>_<tier>`` (tiers: ``default``, ``cpu``, ``gpu``)."""
-    counted = [found for c, found in rows if c.counted]
+    """How many of the papers' claims (paper rows: :attr:`Claim.scored`) hold, are opposite, negligible,
+    inconclusive or not measured in each tier: ``n_claims``, ``n_<verdict>_<tier>`` (tiers:
+    ``default``, ``cpu``, ``gpu``), ``n_extensions``; ``n_holds_small_<tier>`` counts the holds that are
+    smaller than delta, ``n_one_run_<tier>`` the verdicts resting on one training run."""
+    counted = [found for c, found in rows if c.scored]
+    out = {"n_claims": len(counted), "n_extensions": sum(c.protocol == EXTENSION for c, _ in rows)}
     names = {DEFAULT_TIER: "default", **{title: tier for tier, title in rec.TIERS.items()}}
-    out = {"n_claims": len(counted)}
     for title, short in names.items():
         verdicts = [found[title].verdict for found in counted]
         for v in VERDICTS:
             out[f"n_{v.replace(' ', '_')}_{short}"] = verdicts.count(v)
+        decided = [found[title].outcome for found in counted if found[title].outcome is not None]
+        out[f"n_holds_small_{short}"] = sum(o.verdict == HOLDS and o.small for o in decided)
+        out[f"n_one_run_{short}"] = sum(o.interval.n_seeds == 1 for o in decided)
     return out
 
 
@@ -246,7 +312,8 @@ def forest(rows: list[tuple[Claim, dict[str, Finding]]]) -> pd.DataFrame:
             if f.outcome is None:
                 continue
             o, d = f.outcome, f.outcome.effect.delta
-            out.append({"claim": f"{c.chapter[:2]} {c.key}", "text": c.text, "tier": tier, "verdict": f.verdict,
+            out.append({"claim": f"{c.chapter[:2]} {c.key}" + ("" if c.protocol == PAPER else " (ext.)"),
+                        "text": c.text, "tier": tier, "verdict": f.verdict,
                         "estimate": o.interval.estimate / d, "lo": o.interval.lo / d, "hi": o.interval.hi / d,
-                        "margin": o.effect.margin, "counted": c.counted})
+                        "margin": o.effect.margin, "counted": c.scored})
     return pd.DataFrame(out)

@@ -432,7 +432,7 @@ def _pair_effect(a: str, b: str) -> findings.Effect:
     return findings.Effect(
         f"effect_{pair_name(a, b)}", f"deletion gain over a random order ({a} minus {b}), the headline method's maps",
         0.05, "five per cent of the intact image's probability over the deletion curve: a reader could see less "
-        "in no curve")
+        "in no curve", declared="6838ddf")
 
 
 def _usable(pair: str) -> Any:
@@ -443,13 +443,15 @@ def _usable(pair: str) -> Any:
 
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = tuple(
-    findings.claim(key, "Moshe et al. 2024", text, CHAPTER.stem, _pair_effect(a, b), applies=_usable(pair_name(a, b)))
-    for key, text, (a, b) in (
+    findings.claim(key, "Moshe et al. 2024", text, CHAPTER.stem, _pair_effect(a, b), applies=_usable(pair_name(a, b)),
+                   short=short)
+    for key, text, (a, b), short in (
         ("robust_premise", "Adversarially trained (robust) models have more interpretable attributions than "
-         "standard ones (the premise)", ("pgd_at", "standard")),
+         "standard ones (the premise)", ("pgd_at", "standard"), "robust models more interpretable (premise)"),
         ("nas_vs_standard", "Regularising neural activation sensitivity makes attributions more interpretable than "
-         "standard training", ("nas", "standard")),
-        ("nas_vs_robust", "... and more interpretable than adversarial training", ("nas", "pgd_at")),
+         "standard training", ("nas", "standard"), "regulariser more interpretable than standard"),
+        ("nas_vs_robust", "... and more interpretable than adversarial training", ("nas", "pgd_at"),
+         "regulariser more interpretable than adversarial training"),
     ))
 #: the consistent-loss model on the same scale (shown in the chapter, not a paper's claim)
 CL_PAIR = findings.Claim("cl_interpretable", "this book", "Consistent-loss training makes attributions more "

@@ -147,11 +147,17 @@ window.addEventListener("load", () => setTimeout(() => {
   const figures = [...article.querySelectorAll(".cell_output img, figure img")]
     .filter(i => i.naturalWidth > 0 && i.getBoundingClientRect().width > 0)
     .map(i => ({src: i.getAttribute("src").slice(0, 60), scale: i.getBoundingClientRect().width / i.naturalWidth}));
+  const cells = [...article.querySelectorAll("td, th")];
+  const squeezed = cells.filter(c => { const r = c.getBoundingClientRect();
+    return r.width > 0 && r.width < 70 && c.textContent.trim().length > 14; }).length;
+  const clipped = [...article.querySelectorAll("table")].filter(t => t.scrollWidth > t.clientWidth + 2).length;
   const pre = document.createElement("pre");
   pre.id = "advinterp-measure";
   pre.textContent = JSON.stringify({raw_tex: (text.match(/\\\\\\[|\\$\\$|\\\\begin\\{/g) || []).length,
                                     typeset: document.querySelectorAll("mjx-container").length,
-                                    wide_tables: tables, figures: figures, column: column.width});
+                                    wide_tables: tables, figures: figures, column: column.width,
+                                    squeezed: squeezed, clipped: clipped,
+                                    cells: cells.map(c => c.textContent.trim()).join("\n").slice(0, 30000)});
   document.body.appendChild(pre);
 }, 3000));
 </script>
@@ -185,6 +191,12 @@ def test_pages_read_well_offline(built_book, tmp_path_factory):
             problems.append(f"{f}: {m['raw_tex']} equations left as raw TeX")
         if m["wide_tables"]:
             problems.append(f"{f}: {m['wide_tables']} tables wider than the text column")
+        if f.endswith("intro"):  # the scorecard: compact rows a laptop screen reads (issue 31)
+            if m["squeezed"] or m["clipped"]:
+                problems.append(f"{f}: {m['squeezed']} table cells squeezed to a word a line, {m['clipped']} tables clipped")
+            names = sorted(set(re.findall(r"\b[a-z0-9]+_[a-z0-9_]+\b", m["cells"])))
+            if names:
+                problems.append(f"{f}: table cells show internal names {names[:5]}")
         small = [fig for fig in m["figures"] if fig["scale"] < MIN_FIGURE_SCALE]
         problems += [f"{f}: figure {fig['src']} shown at {fig['scale']:.2f} of its size" for fig in small]
     assert not problems, "\n".join(problems)

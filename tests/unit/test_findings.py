@@ -155,7 +155,9 @@ def test_the_intro_opens_with_the_scorecard_and_glues_only_its_counts(tmp_path):
     assert names and names <= set(findings.counts(card))
     table = scorecard.table(card)
     assert len(table) == sum(len(findings.CLAIMS[s]) for s in CHAPTERS)
-    assert set(table[findings.DEFAULT_TIER]) == {"not run yet"}
+    assert set(table[scorecard.SHORT_TIERS[findings.DEFAULT_TIER]]) == {"not run yet"}
+    assert not any(re.search(r"\b[a-z0-9]+_[a-z0-9_]+\b", str(v)) for v in table.to_numpy().ravel()), \
+        "a cell shows an internal name"
     counts = findings.counts(card)
     assert counts["n_not_measured_default"] == counts["n_claims"] < len(table), "the tool claim is shown, not counted"
     assert counts["n_claims"] + counts["n_extensions"] + 1 == len(table), "only paper rows are counted"

@@ -70,7 +70,7 @@ def check_claims(mod, setup, metrics) -> None:
     observed = {**setup.P.public(), **metrics}
     for c in mod.CLAIMS:
         for e in c.effects:
-            assert f"{e.name}_per_seed" in metrics, e.name
+            assert f"{e.results_name(observed)}_per_seed" in metrics, e.name
         f = findings.assess(c, observed)
         assert f.verdict in findings.VERDICTS and ("not" not in f.verdict or f.note)
 

@@ -5,6 +5,8 @@ and ``text/html`` in HTML)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import pandas as pd
 
 
@@ -12,13 +14,25 @@ class Table:
     """``frame`` for display (a notebook's last expression): ``_repr_html_`` for the HTML book,
     ``_repr_markdown_`` for the PDF."""
 
-    def __init__(self, frame: pd.DataFrame) -> None:
+    def __init__(self, frame: pd.DataFrame, colors: Mapping[str, str] | None = None,
+                 colored: Sequence[str] = ()) -> None:
         self.frame = frame
+        #: a cell of a ``colored`` column that starts with a key of ``colors`` gets that text colour (HTML)
+        self.colors = dict(colors or {})
+        self.colored = [c for c in colored if c in frame.columns]
+
+    def _color(self, value: object) -> str:
+        text = str(value)
+        hit = max((k for k in self.colors if text.startswith(k)), key=len, default=None)
+        return f"color: {self.colors[hit]}; font-weight: 600" if hit else ""
 
     def _styler(self) -> "pd.io.formats.style.Styler":
-        return (self.frame.style.hide(axis="index")
-                .set_properties(**{"text-align": "left", "vertical-align": "top"})
-                .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+        styler = (self.frame.style.hide(axis="index")
+                  .set_properties(**{"text-align": "left", "vertical-align": "top"})
+                  .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
+        if self.colors and self.colored:
+            styler = styler.map(self._color, subset=self.colored)
+        return styler
 
     def _repr_html_(self) -> str:
         return self._styler().to_html()

@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 
 from ..core import paths
+from ..report.forest import VERDICT_COLORS
+from ..report.tables import Table
 from . import STUDIES, findings, study
 
 #: the chapters whose claims the scorecard lists, in order (chapter 8 declares none)
@@ -33,12 +35,31 @@ def rows(results_dir: str | Path = "results", folder: Path | None = None) -> lis
     return findings.scorecard(live_results(results_dir), folder)
 
 
+#: the scorecard's short column titles, by tier column
+SHORT_TIERS = {findings.DEFAULT_TIER: "MNIST default", "CIFAR-10, CPU tier": "CIFAR-10, CPU",
+               "CIFAR-10, GPU (ResNet-20)": "CIFAR-10, GPU"}
+
+
+def _paper(c: findings.Claim) -> str:
+    """The paper in a few words (Dong et al.'s two versions as A and B)."""
+    if c.paper.startswith("Dong"):
+        return "Dong et al. (B)" if "workshop" in c.paper else "Dong et al. (A)"
+    name = c.paper.split(" (")[0]
+    return name if c.counted else f"{name} (tool, not counted)"
+
+
 def table(card: list[tuple[findings.Claim, dict[str, findings.Finding]]]) -> pd.DataFrame:
-    """One row per claim: paper, claim, chapter, the effect and its delta, and the verdict with its
-    interval in each column (show it with :func:`findings.styled`)."""
+    """One compact row per claim: paper, the claim in a short phrase (an extension marked "ext." under
+    its paper row), chapter, and in each tier the verdict with its effect and interval (the effect's
+    definition, delta and reason are in the chapter's "At scale" table). Show it with :func:`styled`."""
     columns = list(card[0][1]) if card else []
     return pd.DataFrame({
-        "paper": [c.paper + ("" if c.counted else " — not counted") for c, _ in card],
-        "claim": [c.text for c, _ in card], "ch.": [c.chapter[:2] for c, _ in card],
-        "effect (δ)": [findings.effect_column(c) for c, _ in card],
-        **{col: [found[col].cell() for _, found in card] for col in columns}})
+        "paper": [_paper(c) if c.protocol == findings.PAPER else "" for c, _ in card],
+        "claim": [(c.short if c.protocol == findings.PAPER else f"ext.: {c.short}") for c, _ in card],
+        "ch.": [c.chapter[:2] for c, _ in card],
+        **{SHORT_TIERS.get(col, col): [found[col].short_cell() for _, found in card] for col in columns}})
+
+
+def styled(frame: pd.DataFrame) -> Table:
+    """The scorecard for display: verdict words coloured as in the forest plot (HTML)."""
+    return Table(frame, VERDICT_COLORS, [c for c in frame.columns if c not in ("paper", "claim", "ch.")])

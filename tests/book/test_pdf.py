@@ -49,4 +49,4 @@ def test_the_pdf_carries_the_book_and_no_raw_myst(built_pdf):
     assert "Dong" in text and "2017" in text, "the bibliography is missing"
     for raw in ("{glue:", "```", ":::", "{numref}", "{cite}", "{doc}"):
         assert raw not in text, raw
-    assert "holds" in text or "refuted" in text or "inconclusive" in text, "the scorecard's verdicts are missing"
+    assert any(v in text for v in ("holds", "opposite", "negligible", "inconclusive")), "the scorecard's verdicts are missing"

@@ -149,3 +149,44 @@ def test_validation_by_index_equals_separate_validation_images(net_and_data):
     a = mutation.mutate_and_predict(model, x, x[val], y[val], rate=0.1, n_mutants=4, seed=1, accept=0.5)
     b = mutation.mutate_and_predict(model, x, None, y[val], val_index=val, rate=0.1, n_mutants=4, seed=1, accept=0.5)
     assert torch.equal(a.predictions, b.predictions) and a.tried == b.tried
+
+
+def test_the_seeds_of_a_run_score_disjoint_test_parts():
+    """Chapter 6: overlapping test halves would correlate the seeds' estimates (issue 31)."""
+    from advinterp.studies.wrong_predictions import split_halves
+
+    n = 101
+    for parts in (1, 2, 3, 5):
+        tests = []
+        for part in range(parts):
+            val, test = split_halves(n, part, parts)
+            assert set(val.tolist()).isdisjoint(test.tolist()) and len(val) + len(test) == n
+            tests.append(set(test.tolist()))
+        assert all(a.isdisjoint(b) for i, a in enumerate(tests) for b in tests[i + 1:])
+        assert min(len(t) for t in tests) >= n // max(2, parts)
+    val, test = split_halves(n, 0, 1)
+    assert abs(len(val) - len(test)) <= 1  # one seed: Wu et al.'s 50/50 split
+    with pytest.raises(ValueError, match="part"):
+        split_halves(n, 3, 3)
+
+
+def test_tracing_against_its_null_counts_the_uncertainty_of_the_null_mean():
+    """Chapter 5: the reference is the null's mean over n_permutations draws, so its variance is
+    sd^2 / n_permutations, not the whole spread of one permuted AUC (issue 31)."""
+    import math
+
+    from advinterp.report.uncertainty import delong_interval
+    from advinterp.studies.tracing import Scores, detector_effects
+
+    g = np.random.default_rng(0)
+    ok = torch.ones(200, dtype=torch.bool)
+    fooled = torch.ones(150, dtype=torch.bool)
+    clean, adv = torch.tensor(g.normal(1.0, 1, 200)), torch.tensor(g.normal(0.0, 1, 150))
+    null = g.normal(0.55, 0.04, 50)
+    s = Scores(None, clean, torch.rand(200), ok, {"a": adv}, {"a": torch.rand(150)}, {"a": fooled}, {"a": null})
+    e = detector_effects(s, "a")["vs_null"]
+    labels = np.r_[np.zeros(200), np.ones(150)]
+    alone = delong_interval(labels, -np.r_[clean.numpy(), adv.numpy()], reference=float(null.mean()))
+    assert e.estimate == pytest.approx(alone.estimate)
+    assert e.se == pytest.approx(math.sqrt(alone.se ** 2 + null.var(ddof=1) / 50))
+    assert e.se < math.sqrt(alone.se ** 2 + null.var(ddof=1))

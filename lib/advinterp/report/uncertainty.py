@@ -259,19 +259,24 @@ def delong_interval(labels: np.ndarray, a: np.ndarray, b: np.ndarray | None = No
     k = min(int(np.sum(labels)), len(labels) - int(np.sum(labels)))
     if b is None:
         aucs, cov = auroc_components(labels, [a])
-        return SeedEffect.normal(float(aucs[0] - reference), max(math.sqrt(max(float(cov[0, 0]), 0.0)),
-                                                                 delong_se_floor(k)), len(labels))
+        return SeedEffect.normal(float(aucs[0] - reference), _delong_se(float(cov[0, 0]), k), len(labels))
     aucs, cov = auroc_components(labels, [a, b])
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    return SeedEffect.normal(float(aucs[0] - aucs[1]), max(math.sqrt(max(var, 0.0)), delong_se_floor(k)), len(labels))
+    return SeedEffect.normal(float(aucs[0] - aucs[1]), _delong_se(var, k), len(labels))
+
+
+def _delong_se(var: float, k: int) -> float:
+    """DeLong's standard error, or :func:`delong_se_floor` where the variance is degenerate (0)."""
+    return math.sqrt(var) if var > 1e-12 else delong_se_floor(k)
 
 
 def delong_se_floor(k: int) -> float:
     """The smallest standard error an AUROC (or a difference of two) is given, with ``k`` cases in
     the smaller class. DeLong's variance is 0 when the classes are perfectly separated (or both scores
     order every pair alike), which would claim certainty from a finite sample; the rule of three
-    (Hanley and Lippman-Hand 1983) bounds an unobserved discordance rate by about 3/k at 95 %, so the
-    interval is never narrower than +-3/k: se >= 3 / (1.96 k)."""
+    (Hanley and Lippman-Hand 1983) bounds an unobserved discordance rate by about 3/k at 95 %, so a
+    degenerate interval becomes +-3/k: se = 3 / (1.96 k). A variance that is merely small (two
+    nearly identical scores) is kept: it is what the data say."""
     return 3.0 / (z_quantile() * max(k, 1))
 
 

@@ -181,5 +181,5 @@ CLAIMS = (
     findings.claim("ensemble_transfer", "Liu et al. 2017 (the tool behind the book)", "Targeted adversarial "
                    "examples crafted on an ensemble transfer to a held-out network more often than those crafted "
                    "on one network", CHAPTER.stem, TRANSFER, counted=False,
-                   short="ensemble examples transfer better (a tool, not counted)"),
+                   short="ensemble examples transfer better"),
 )

@@ -157,7 +157,7 @@ window.addEventListener("load", () => setTimeout(() => {
                                     typeset: document.querySelectorAll("mjx-container").length,
                                     wide_tables: tables, figures: figures, column: column.width,
                                     squeezed: squeezed, clipped: clipped,
-                                    cells: cells.map(c => c.textContent.trim()).join("\n").slice(0, 30000)});
+                                    cells: cells.map(c => c.textContent.trim()).join("\\n").slice(0, 30000)});
   document.body.appendChild(pre);
 }, 3000));
 </script>

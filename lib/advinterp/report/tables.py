@@ -15,8 +15,10 @@ class Table:
     ``_repr_markdown_`` for the PDF."""
 
     def __init__(self, frame: pd.DataFrame, colors: Mapping[str, str] | None = None,
-                 colored: Sequence[str] = ()) -> None:
+                 colored: Sequence[str] = (), font_size: str | None = None) -> None:
         self.frame = frame
+        #: a CSS font size for the whole table (HTML), e.g. ``"0.85em"`` for a wide one
+        self.font_size = font_size
         #: a cell of a ``colored`` column that starts with a key of ``colors`` gets that text colour (HTML)
         self.colors = dict(colors or {})
         self.colored = [c for c in colored if c in frame.columns]
@@ -32,6 +34,8 @@ class Table:
                   .set_table_styles([{"selector": "th", "props": [("text-align", "left")]}]))
         if self.colors and self.colored:
             styler = styler.map(self._color, subset=self.colored)
+        if self.font_size:
+            styler = styler.set_table_attributes(f'style="font-size: {self.font_size}"')
         return styler
 
     def _repr_html_(self) -> str:

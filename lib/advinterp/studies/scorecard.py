@@ -62,4 +62,5 @@ def table(card: list[tuple[findings.Claim, dict[str, findings.Finding]]]) -> pd.
 
 def styled(frame: pd.DataFrame) -> Table:
     """The scorecard for display: verdict words coloured as in the forest plot (HTML)."""
-    return Table(frame, VERDICT_COLORS, [c for c in frame.columns if c not in ("paper", "claim", "ch.")])
+    return Table(frame, VERDICT_COLORS, [c for c in frame.columns if c not in ("paper", "claim", "ch.")],
+                 font_size="0.85em")

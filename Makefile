@@ -68,6 +68,10 @@ pdf: $(STAMP) texdeps
 	if [ "$$(cat _build/.library_version 2>/dev/null)" != "$$v" ]; then rm -rf _build/.jupyter_cache; fi; \
 	$(BIN)/jupyter-book build . --builder pdflatex -W --keep-going && echo "$$v" > _build/.library_version
 	@ls -l _build/latex/advinterp-book.pdf
+	@log=_build/latex/advinterp-book.log; \
+	echo "$$(pdfinfo _build/latex/advinterp-book.pdf | awk '/^Pages:/ {print $$2}') pages;" \
+	  "LaTeX warnings: $$(grep -c 'Warning' $$log), overfull boxes: $$(grep -c '^Overfull' $$log)" \
+	  "(widest $$(grep -o '^Overfull \\hbox ([0-9.]*pt' $$log | grep -o '[0-9.]*' | sort -n | tail -1)pt; log: $$log)"
 
 sysdeps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

@@ -1,7 +1,9 @@
 """Tables of words (verdicts, effects, reasons) that read well in both renderings of the book: in
-HTML every cell whole and left-aligned (pandas would cut long text); in the PDF a Markdown table,
-which the book's LaTeX builder sets with wrapped columns (myst-nb prefers ``text/markdown`` there,
-and ``text/html`` in HTML)."""
+HTML every cell whole and left-aligned (pandas would cut long text); in the PDF a MyST
+``list-table`` (myst-nb prefers ``text/markdown`` there, and ``text/html`` in HTML) with column
+widths from the text each column holds, set as a ``longtable`` in small type, so a table keeps to
+the text block, wraps its cells ragged-right and breaks across pages instead of running into the
+footer."""
 
 from __future__ import annotations
 
@@ -43,12 +45,24 @@ class Table:
 
     def _repr_markdown_(self) -> str:
         def cell(value: object) -> str:
-            return " ".join(str(value).split()).replace("|", "\\|")
+            return " ".join(str(value).split()) or " "
 
-        head = "| " + " | ".join(cell(c) for c in self.frame.columns) + " |"
-        rule = "|" + "|".join("---" for _ in self.frame.columns) + "|"
-        rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in self.frame.itertuples(index=False)]
-        return "\n".join([head, rule, *rows]) + "\n"
+        lines = ["```{raw} latex", "\\begingroup\\footnotesize", "```", "",
+                 "```{list-table}", ":header-rows: 1", ":class: longtable",
+                 f":widths: {' '.join(str(w) for w in column_widths(self.frame))}", ""]
+        for row in [list(self.frame.columns), *self.frame.itertuples(index=False)]:
+            lines += [f"{'*' if i == 0 else ' '} - {cell(v)}" if i == 0 else f"  - {cell(v)}"
+                      for i, v in enumerate(row)]
+        lines += ["```", "", "```{raw} latex", "\\endgroup", "```", ""]
+        return "\n".join(lines)
 
     def __repr__(self) -> str:
         return self.frame.to_string(index=False)
+
+
+def column_widths(frame: pd.DataFrame, total: int = 100) -> list[int]:
+    """Relative column widths for the PDF: each column's longest text, damped (a long column wraps
+    onto more lines rather than starving the others) and kept above a few characters."""
+    longest = [max([len(str(c)), *(len(" ".join(str(v).split())) for v in frame[c])]) for c in frame.columns]
+    weights = [min(max(n, 6), 120) ** 0.6 for n in longest]
+    return [max(1, round(total * w / sum(weights))) for w in weights]

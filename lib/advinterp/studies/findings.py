@@ -154,7 +154,8 @@ def assess(c: Claim, metrics: Metrics | None) -> Finding:
         per_seed = from_metrics(name, metrics)
         if per_seed is None:
             # (a record made before this effect was measured: its page says so at length)
-            return Finding(c, UNMEASURED, note=f"no per-seed values of {name}")
+            return Finding(c, UNMEASURED, note="no per-seed values of this effect in these results: they were "
+                                               "made before it was measured")
         if not any(s.estimate == s.estimate and s.lo == s.lo for s in per_seed):  # every seed NaN
             why = metrics.get(f"{name}_why") or "no seed gave a finite estimate"
             return Finding(c, UNMEASURED, note=str(why))
@@ -212,8 +213,8 @@ def effect_column(c: Claim) -> str:
 
 
 def protocol_words(c: Claim) -> str:
-    """``paper`` or ``extension of <key>`` (tables)."""
-    return c.protocol if c.protocol == PAPER else f"extension (of {c.extends})"
+    """``paper``, or ``extension (not counted)`` for a row the book adds under its paper row (tables)."""
+    return c.protocol if c.protocol == PAPER else "extension (not counted)"
 
 
 def ordered(claims: list[Claim]) -> list[Claim]:

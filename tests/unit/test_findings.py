@@ -287,3 +287,18 @@ def test_an_out_of_date_record_says_so_in_a_sentence_of_its_own(stem):
         stale = rec.scale_index().get(stem, {}).get(tier, {}).get("stale")
         if stale and rec.scale_record(stem, tier)[0] is not None:
             assert f"**This record is out of date:** {stale.rstrip('.')}. " in summary
+
+
+def test_a_table_for_the_pdf_is_a_longtable_with_widths_from_its_text():
+    """The PDF's tables (issue 35): a MyST list-table set as a longtable in small type, one width per
+    column, the column with more text wider; the HTML keeps every cell whole."""
+    from advinterp.report.tables import Table, column_widths
+
+    frame = pd.DataFrame({"ch.": ["01", "02"], "claim": ["a long claim " * 6, "short"], "cell": ["x | y", "z"]})
+    md = Table(frame)._repr_markdown_()
+    assert "```{list-table}" in md and ":class: longtable" in md and "\\footnotesize" in md
+    widths = column_widths(frame)
+    assert f":widths: {' '.join(map(str, widths))}" in md and len(widths) == 3 and widths[1] > widths[0]
+    assert abs(sum(widths) - 100) <= 2 and "x | y" in md
+    html = Table(frame, {"a": "#000"}, ["cell"], font_size="0.85em")._repr_html_()
+    assert "a long claim" in html and "font-size: 0.85em" in html

@@ -64,5 +64,5 @@ def column_widths(frame: pd.DataFrame, total: int = 100) -> list[int]:
     """Relative column widths for the PDF: each column's longest text, damped (a long column wraps
     onto more lines rather than starving the others) and kept above a few characters."""
     longest = [max([len(str(c)), *(len(" ".join(str(v).split())) for v in frame[c])]) for c in frame.columns]
-    weights = [min(max(n, 6), 120) ** 0.6 for n in longest]
+    weights = [min(max(n, 12), 120) ** 0.6 for n in longest]
     return [max(1, round(total * w / sum(weights))) for w in weights]

@@ -31,10 +31,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..core.validation import check_choice, fail
 from ..report import recorded as rec
 from ..report.tables import Table
 from ..report.uncertainty import from_metrics
-from ..core.validation import check_choice, fail
 from ..report.verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE, UNMEASURED, VERDICTS, Effect, Outcome
 from ..report.verdicts import combine_outcomes, decide
 
@@ -79,11 +79,6 @@ class Claim:
     def scored(self) -> bool:
         """Whether the scorecard counts it: a paper row of one of the four papers."""
         return self.counted and self.protocol == PAPER
-
-    def uses(self, observed: Metrics) -> tuple[str, ...]:
-        """The results names the claim reads from ``observed``."""
-        return tuple(f"{e.results_name(observed)}{part}_per_seed" for e in self.effects
-                     for part in ("", "_lo", "_hi"))
 
 
 @dataclass(frozen=True)
@@ -150,7 +145,7 @@ def assess(c: Claim, metrics: Metrics | None) -> Finding:
         try:
             name = e.results_name(metrics)
         except KeyError as missing:
-            return Finding(c, UNMEASURED, note=f"the results lack {missing}, which locates {e.name}")
+            return Finding(c, UNMEASURED, note=f"the results lack the parameter {missing} that locates the effect")
         per_seed = from_metrics(name, metrics)
         if per_seed is None:
             # (a record made before this effect was measured: its page says so at length)

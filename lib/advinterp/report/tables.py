@@ -51,8 +51,7 @@ class Table:
                  "```{list-table}", ":header-rows: 1", ":class: longtable",
                  f":widths: {' '.join(str(w) for w in column_widths(self.frame))}", ""]
         for row in [list(self.frame.columns), *self.frame.itertuples(index=False)]:
-            lines += [f"{'*' if i == 0 else ' '} - {cell(v)}" if i == 0 else f"  - {cell(v)}"
-                      for i, v in enumerate(row)]
+            lines += [f"{'*' if i == 0 else ' '} - {cell(v)}" for i, v in enumerate(row)]
         lines += ["```", "", "```{raw} latex", "\\endgroup", "```", ""]
         return "\n".join(lines)
 

@@ -154,7 +154,7 @@ def combine_arrays(estimates: np.ndarray, ses: np.ndarray, level: float = LEVEL
     between = est.var(axis=-1, ddof=1)
     df = np.where(between > within, float(s - 1), np.inf)
     sd = np.sqrt(np.maximum(between, within))
-    q = np.where(np.isinf(df), z_quantile(level), float(stats.t.ppf(0.5 + level / 2, s - 1)))
+    q = np.where(np.isinf(df), quantile(math.inf, level), quantile(float(s - 1), level))
     return est.mean(axis=-1), sd, df, q * sd / math.sqrt(s)
 
 
@@ -308,10 +308,7 @@ def p_value(effect: SeedEffect | Interval) -> float:
     :func:`holm`): Student's t with the interval's degrees of freedom (:func:`combine`: S - 1 when
     the seeds' spread is used, which is the one-sample t-test of the seed estimates), normal for
     one seed's image-level interval or when the image-level floor binds."""
-    if isinstance(effect, SeedEffect):
-        se, df = effect.se, math.inf
-    else:
-        se, df = effect.se, effect.df
+    se, df = effect.se, (math.inf if isinstance(effect, SeedEffect) else effect.df)
     if not se > 0:
         return 0.0 if effect.estimate != 0 else 1.0
     t = abs(effect.estimate) / se
@@ -360,7 +357,7 @@ def settle(interval: Interval, lower: float, upper: float, n_images: int | None 
             if needed(df) * interval.seed_sd / math.sqrt(s) < target:
                 return f"about {s} seeds at this spread would settle it (80 % power)"
         return "more than 10,000 seeds at this spread: the effect is too noisy to settle this way"
-    se = interval.half_width / quantile(math.inf, level)
+    se = interval.se
     more = "; ".join(f"{k} seeds agreeing up to their images' noise: ±{quantile(math.inf, level) * se / math.sqrt(k):.3g}"
                      for k in (2, 3))
     if n_images is None:

@@ -20,7 +20,9 @@ layer           concepts
 ``interpret``   top-K mining, patches, class affinity, neuron and representation consistency,
                 dissection tables, prediction difference and tracing, conductance, mutation,
                 wrong-prediction detection, attribution metrics
-``report``      results files and glued numbers, figures, the neuron browser, sweeps of chapters
+``report``      results files and glued numbers, figures, the neuron browser, recorded runs
+``sweeps``      sweeps of chapters: the spec, one run's folder and resume, the engines (local, Ray)
+                in one table, the collected table
 ``studies``     one module per chapter study: its parameters, setup, run over seeds, and the
                 metrics whose names it owns
 ==============  ====================================================================================

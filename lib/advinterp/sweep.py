@@ -1,10 +1,10 @@
 """Entry point: ``python -m advinterp.sweep SPEC`` runs a sweep of chapters (resumable) and collects
-its table (the machinery is :mod:`advinterp.report.sweeps`; the spec format is described there).
+its table (the machinery is :mod:`advinterp.sweeps`; the spec format is in :mod:`advinterp.sweeps.spec`).
 
 ``--engine local`` (the default) runs one run after another in this process; ``--engine ray`` makes
 each run a Ray task with ``--gpus-per-run`` GPUs and ``--cpus-per-run`` CPUs on the cluster at
 ``--address`` (default: a Ray instance started here on this machine's cores and GPUs), retrying a
-run whose worker dies up to ``--max-retries`` times (:mod:`advinterp.report.sweep_ray`).
+run whose worker dies up to ``--max-retries`` times (:mod:`advinterp.sweeps.ray`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 import yaml
 
 from .core import paths
-from .report.sweeps import ENGINES, collect, load_spec, run_sweep
+from .sweeps import ENGINES, collect, load_spec, run_sweep
 
-#: the options that only the Ray engine takes: flag -> keyword of sweep_ray.execute_all
+#: the options that only the Ray engine takes: flag -> keyword of advinterp.sweeps.ray.execute_all
 RAY_OPTIONS = {"--address": "address", "--gpus-per-run": "gpus_per_run", "--cpus-per-run": "cpus_per_run",
                "--max-retries": "max_retries"}
 

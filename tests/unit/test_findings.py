@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from advinterp.report import recorded as rec
-from advinterp.report import sweeps
+from advinterp.report.results import aggregate_seed_runs
 from advinterp.report.uncertainty import SeedEffect, per_seed_metrics
 from advinterp.studies import findings, scorecard, study
 from chapter_tools import REPO
 
-CHAPTERS = list(scorecard.CHAPTERS)
+CHAPTERS = list(scorecard.chapters())
 GLUE = re.compile(r"\{glue:[a-z]*\}`([A-Za-z0-9_]+)")
 
 
@@ -28,8 +28,7 @@ def _markdown(stem: str) -> list[str]:
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_every_claim_declares_an_effect_with_a_delta_and_its_reason(stem):
-    study(stem)
-    claims = findings.CLAIMS.get(stem)
+    claims = study(stem).CLAIMS
     assert claims, f"{stem} declares no claims"
     for c in claims:
         assert c.effects and c.paper and c.text
@@ -41,8 +40,7 @@ def test_every_claim_declares_an_effect_with_a_delta_and_its_reason(stem):
 def test_every_extension_sits_under_a_paper_row_of_its_chapter():
     """Every claim of the four papers has a paper row; an extension names the paper row it extends."""
     for stem in CHAPTERS:
-        study(stem)
-        claims = findings.CLAIMS[stem]
+        claims = study(stem).CLAIMS
         papers = {c.key for c in claims if c.protocol == findings.PAPER}
         assert papers, f"{stem} has no paper row"
         for c in claims:
@@ -63,8 +61,7 @@ DELTA_LEDGER = REPO / "tests" / "unit" / "delta_ledger.json"
 
 def _all_effects():
     for stem in CHAPTERS:
-        study(stem)
-        for c in findings.CLAIMS[stem]:
+        for c in study(stem).CLAIMS:
             yield from c.effects
 
 
@@ -82,8 +79,7 @@ def test_a_delta_never_changes_without_its_reason():
 
 def test_the_combination_delta_is_at_most_the_papers_smallest_gain():
     """Wu et al.'s combined detector gains 0.005-0.013 AUROC over the better single signal."""
-    study("06-error-detection")
-    (c,) = [c for c in findings.CLAIMS["06-error-detection"] if c.key == "wu_combination"]
+    (c,) = [c for c in study("06-error-detection").CLAIMS if c.key == "wu_combination"]
     assert c.effects[0].delta <= 0.005 and c.effects[0].history
 
 
@@ -105,8 +101,7 @@ def test_recorded_results_exist_and_carry_provenance(stem, tier):
     for field in rec.PROVENANCE_FIELDS:
         assert record.provenance.get(field), f"{record.run}/provenance.json lacks {field}"
     assert record.command, f"{record.run}/provenance.json has no command for {stem}"
-    study(stem)
-    for claim in findings.CLAIMS[stem]:
+    for claim in study(stem).CLAIMS:
         f = findings.assess(claim, {**record.params, **record.metrics})
         assert f.verdict in findings.VERDICTS and (f.outcome is not None or f.note)
 
@@ -119,9 +114,8 @@ def test_the_cpu_tier_decides_every_claim_on_three_seeds_of_per_seed_values(stem
     if record is None:
         pytest.skip(f"{stem} has no cpu record (book/recorded/scale.yaml says why)")
     assert len(record.seeds) == 3, record.seeds
-    study(stem)
     observed = {**record.params, **record.metrics}
-    for claim in findings.CLAIMS[stem]:
+    for claim in study(stem).CLAIMS:
         for e in claim.effects:
             values = record.metrics.get(f"{e.results_name(observed)}_per_seed")
             if (stem, claim.key) in CPU_TIER_GAPS:  # strict: fails once the record has them
@@ -137,14 +131,13 @@ CPU_TIER_GAPS = {("03-neuron-consistency", "consistency_drop")}
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_every_chapter_ends_with_its_at_scale_section_gluing_only_what_it_makes(stem):
-    study(stem)
     cells = _markdown(stem)
     (section,) = [c for c in cells if c.startswith("## At scale: CIFAR-10")]
     assert cells.index(section) < len(cells) - 1 and cells[-1].startswith("## What we found")
     live = {"dataset": "mnist5k"}
-    words = findings.at_scale(stem, live).words
+    words = findings.at_scale(study(stem).CLAIMS, live).words
     assert set(GLUE.findall(section)) <= set(words), "the section glues a name at_scale does not produce"
-    assert all(f.verdict == findings.UNMEASURED for f in (findings.assess(c, live) for c in findings.CLAIMS[stem]))
+    assert all(f.verdict == findings.UNMEASURED for f in (findings.assess(c, live) for c in study(stem).CLAIMS))
 
 
 def test_the_intro_opens_with_the_scorecard_and_glues_only_its_counts(tmp_path):
@@ -154,7 +147,7 @@ def test_the_intro_opens_with_the_scorecard_and_glues_only_its_counts(tmp_path):
     names = set(GLUE.findall(cells[1]))
     assert names and names <= set(findings.counts(card))
     table = scorecard.table(card)
-    assert len(table) == sum(len(findings.CLAIMS[s]) for s in CHAPTERS)
+    assert len(table) == sum(len(study(s).CLAIMS) for s in CHAPTERS)
     assert set(table[scorecard.SHORT_TIERS[findings.DEFAULT_TIER]]) == {"not run yet"}
     assert not any(re.search(r"\b[a-z0-9]+_[a-z0-9_]+\b", str(v)) for v in table.to_numpy().ravel()), \
         "a cell shows an internal name"
@@ -185,14 +178,14 @@ def test_a_claim_is_decided_by_its_interval_and_says_why_it_is_not():
 
 
 def test_split_runs_of_a_one_seed_chapter_aggregate_every_metric():
-    metrics, left = sweeps.aggregate_seed_runs([{"acc": 0.5, "eps": 0.3}, {"acc": 0.7, "eps": 0.3}], spread_all=True)
+    metrics, left = aggregate_seed_runs([{"acc": 0.5, "eps": 0.3}, {"acc": 0.7, "eps": 0.3}], spread_all=True)
     assert metrics["acc"] == pytest.approx(0.6) and metrics["acc_std"] == pytest.approx(0.1414, abs=1e-4)
     assert metrics["eps"] == 0.3 and "eps_std" not in metrics and not left
 
 
 def test_per_seed_values_are_concatenated_over_seed_runs():
     runs = [{"m": 0.5, "m_std": None, "m_per_seed": [0.5]}, {"m": 0.7, "m_std": None, "m_per_seed": [0.7]}]
-    metrics, _ = sweeps.aggregate_seed_runs(runs)
+    metrics, _ = aggregate_seed_runs(runs)
     assert metrics["m_per_seed"] == [0.5, 0.7] and metrics["m"] == pytest.approx(0.6)
 
 
@@ -200,7 +193,6 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     """``--record NAME --tier cpu``: a sweep's seed runs become one recorded results file per chapter,
     with provenance, and the chapter's "At scale" section decides its claims from the per-seed values."""
     stem = "03-neuron-consistency"
-    study(stem)
     root = tmp_path / "runs" / "scale"
     rows = []
     for seed, effect in enumerate([0.08, 0.07, 0.075]):
@@ -234,7 +226,7 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     assert all(record.provenance.get(f) for f in rec.PROVENANCE_FIELDS)
     assert rec.scale_record(stem, "gpu", folder) == (None, "not yet")
     assert (folder / "scale.yaml").read_text().startswith("# what the fields mean\n# (kept)\n")
-    section = findings.at_scale(stem, {"dataset": "mnist5k"}, folder)
+    section = findings.at_scale(study(stem).CLAIMS, {"dataset": "mnist5k"}, folder)
     assert "cpu-test" in section.words["scale_summary"] and "3 seed(s); a test" in section.words["scale_summary"]
     column = section.table[rec.TIERS["cpu"]]
     assert all(cell.startswith(findings.HOLDS) for cell in column)
@@ -281,8 +273,7 @@ def _executed_notebook_with_a_figure(path):
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_an_out_of_date_record_says_so_in_a_sentence_of_its_own(stem):
     """book/recorded/scale.yaml's ``stale`` reason is on the page, as one sentence ending in a full stop."""
-    study(stem)
-    summary = findings.at_scale(stem, {"dataset": "mnist5k"}).words["scale_summary"]
+    summary = findings.at_scale(study(stem).CLAIMS, {"dataset": "mnist5k"}).words["scale_summary"]
     for tier in rec.TIERS:
         stale = rec.scale_index().get(stem, {}).get(tier, {}).get("stale")
         if stale and rec.scale_record(stem, tier)[0] is not None:

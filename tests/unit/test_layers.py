@@ -1,7 +1,8 @@
 """The library's folders are its layers, and imports point down only.
 
 Every module's imports (top-level and lazy ones inside functions) are read from its source (AST);
-a module may import from its own layer or a lower one, never from a higher one.
+a module may import from its own layer or a lower one, never from a higher one, and no modules of a
+layer import one another in a circle (directly or through others of the layer).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "lib" / "advinterp"
 #: lowest first; the entry points (sweep, bench) and the package root are above every layer
-LAYERS = ("core", "data", "models", "attacks", "training", "interpret", "report", "studies")
+LAYERS = ("core", "data", "models", "attacks", "training", "interpret", "report", "sweeps", "studies")
 TOP = len(LAYERS)
 
 
@@ -79,3 +80,96 @@ def test_the_checker_sees_lazy_and_relative_imports(tmp_path, monkeypatch):
     targets = [t for _, t in imports_of(fake)]
     assert "advinterp.studies.setting" in targets and "advinterp.sweep" in targets
     assert all(rank(t) > rank("advinterp.core.paths") for t in targets)
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every group of two or more modules of ``graph`` (module -> the modules it imports) that import
+    one another, directly or through others of the group (its strongly connected components), each
+    sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in graph:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(found)
+
+
+def layer_graph(layer: str) -> dict[str, set[str]]:
+    """The modules of ``layer`` (its package ``__init__`` among them) and which others of them each
+    imports."""
+    paths = [p for p in MODULES if rank(module_name(p)) < TOP and LAYERS[rank(module_name(p))] == layer]
+    names = {module_name(p) for p in paths}
+    return {module_name(p): {t for _, t in imports_of(p) if t in names and t != module_name(p)} for p in paths}
+
+
+#: circles found and not broken yet, by layer: listed so that any other circle fails at once; an entry
+#: whose circle is gone fails too, so that it is removed (studies/__init__.py's ``validate`` imports
+#: ``setting`` lazily, and setting's ``validate`` imports the package's ``declared_names`` lazily)
+KNOWN_CIRCLES: dict[str, list[list[str]]] = {}
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_no_import_circle_within_a_layer(layer):
+    graph = layer_graph(layer)
+    assert graph, f"layer {layer} has no modules"
+    found = circles(graph)
+    known = KNOWN_CIRCLES.get(layer, [])
+    where = {module_name(p): p for p in MODULES}
+    new = [" and ".join(f"{m} (line {line}: imports {t})" for m in group for line, t in imports_of(where[m])
+                        if t in group and t != m) for group in found if group not in known]
+    assert not new, f"modules of layer {layer} import one another in a circle: {new}"
+    gone = [group for group in known if group not in found]
+    assert not gone, f"the circle(s) {gone} of layer {layer} are broken: remove them from KNOWN_CIRCLES"
+
+
+def test_the_circle_finder_sees_direct_and_indirect_circles():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"c"}, "e": set()}) == [["a", "b"], ["c", "d"]]
+    assert circles({"a": {"b", "outside"}, "b": set()}) == []
+
+
+def test_no_chapter_study_imports_another():
+    """A newcomer changes one chapter by reading its study and the shared study modules (setting,
+    variants, dissect, findings, ...), never another chapter's study: chapter 8 reads the others
+    through what they export (``SIDE_BY_SIDE``) and the registry."""
+    from advinterp.studies import STUDIES
+
+    chapters = {f"advinterp.studies.{name}" for name in STUDIES.values()}
+    found = []
+    for path in MODULES:
+        importer = module_name(path)
+        if importer in chapters:
+            found += [f"{importer} line {line}: {target}" for line, target in imports_of(path)
+                      if target in chapters and target != importer]
+    assert not found, f"a chapter study imports another chapter's study: {found}"
+
+
+def test_the_chapter_import_check_sees_an_import(monkeypatch):
+    fake = PACKAGE / "studies" / "tracing.py"
+    src = "from . import consistent_loss as ch4\n"
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: src if self == fake else Path.read_bytes(self).decode())
+    assert (1, "advinterp.studies.consistent_loss") in imports_of(fake)

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from advinterp.report import results
-from advinterp.studies import (consistency, consistent_loss, findings, interpretability, neurons, setting,
-                               side_by_side, study, tracing, transfer, wrong_predictions)
+from advinterp.studies import (consistency, consistent_loss, dissect, findings, interpretability, neurons,
+                               setting, side_by_side, study, tracing, transfer, wrong_predictions)
 
 TINY = {"device": "cpu", "epochs": 1, "max_train": 200, "n_probe": 40, "seeds": [0], "seed": 0, "attack_steps": 2,
         "k": 5, "k_show": 3, "n_show": 1, "n_reference": 40, "k_nn": 3, "train_steps": 1, "eval_steps": 2,
@@ -111,7 +111,7 @@ def test_neurons_and_consistency(shared_cache):
     check_claims(neurons, setup, m)
     assert in_unit(m["topk_target_agreement"], m["topk_true_agreement"])
     assert set(result.table["layer"]) == set(setup.layers) and set(result.table["seed"]) == {0}
-    assert set(result.layers["network"]) == set(neurons.NETWORKS) and set(result.layers["set"]) == {"adversarial", "noise"}
+    assert set(result.layers["network"]) == set(dissect.NETWORKS) and set(result.layers["set"]) == {"adversarial", "noise"}
     assert set(neurons.intervals(result)["effect"]) == set(neurons.EFFECTS)
     rows = neurons.gallery_rows(result, setup)
     assert rows and all(len(r["images"]) <= setup.P.k_show for r in rows)
@@ -239,7 +239,7 @@ def test_every_study_gives_identical_metrics_from_an_empty_cache(tmp_path, monke
 def _sweep_table(drop: str | None = None, seeds: int = 3) -> pd.DataFrame:
     """A sweep table with every metric chapter 8 reads, named by the studies themselves."""
     rows = []
-    for column, (chapter, names) in side_by_side.COLUMNS.items():
+    for column, (chapter, names) in side_by_side.columns().items():
         for metric in names.values():
             rows.append((chapter, metric))
     lambdas = {consistent_loss.lambda_metric(m, lam): 0.5 for m in consistent_loss.MEASURES for lam in (0.0, 10.0)}

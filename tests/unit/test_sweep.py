@@ -9,7 +9,9 @@ import nbformat
 import pandas as pd
 import pytest
 
-from advinterp.report import sweeps as sweep
+from advinterp import sweeps as sweep
+from advinterp.core import paths
+from advinterp.core.cache import notebook_digest
 from chapter_tools import write_toy_chapter
 
 TOY = '''
@@ -89,7 +91,7 @@ def test_a_default_run_is_adopted_from_the_chapters_own_results(toy, tmp_path):
     results_dir = tmp_path / "results"
     results_dir.mkdir()
     payload = {"chapter": "99-toy", "params": {"x": 1}, "metrics": {"double": 42}, "overrides": {},
-               "provenance": {"notebook": sweep.notebook_digest("99-toy", book), "library": library_version()}}
+               "provenance": {"notebook": notebook_digest("99-toy", book), "library": library_version()}}
     (results_dir / "99-toy.json").write_text(json.dumps(payload))
     table = pd.read_csv(sweep.run_sweep(spec, runs_root, progress_bar=False, notebooks=book,
                                         reuse_results=results_dir))
@@ -120,11 +122,11 @@ def test_results_record_overrides_and_provenance(tmp_path):
     path = results.write_results(transfer.CHAPTER, params, {"m": 1.0}, tmp_path)
     payload = json.loads(path.read_text())
     assert payload["overrides"] == {"eps": 0.1}
-    assert payload["provenance"] == {"notebook": sweep.notebook_digest(transfer.CHAPTER.stem),
+    assert payload["provenance"] == {"notebook": notebook_digest(transfer.CHAPTER.stem),
                                      "library": library_version()}
 
 
-@pytest.mark.parametrize("path", sorted((sweep.paths.repo_root() / "configs" / "sweeps").glob("*.yaml")),
+@pytest.mark.parametrize("path", sorted((paths.repo_root() / "configs" / "sweeps").glob("*.yaml")),
                          ids=lambda p: p.name)
 def test_every_shipped_sweep_spec_loads(path):
     runs = sweep.expand(sweep.load_spec(path))

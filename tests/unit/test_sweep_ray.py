@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from advinterp import sweep as cli
-from advinterp.report import sweeps
+from advinterp import sweeps
 from chapter_tools import write_toy_chapter
 
 ray = pytest.importorskip("ray")
@@ -219,6 +219,6 @@ def test_bad_ray_options_fail_at_once_naming_the_option(cluster, book, tmp_path,
 
 
 def test_importing_advinterp_does_not_import_ray():
-    code = "import sys, advinterp, advinterp.sweep, advinterp.report.sweeps; print('ray' in sys.modules)"
+    code = "import sys, advinterp, advinterp.sweep, advinterp.sweeps; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"

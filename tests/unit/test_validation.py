@@ -40,3 +40,21 @@ def test_list_checks_items_and_uniqueness():
         v.check_seeds("seeds", 3)
     with pytest.raises(ValueError, match="seeds="):
         v.check_seeds("seeds", [])
+
+
+def test_did_you_mean_names_the_closest_known_names():
+    assert v.did_you_mean("epsilon", ["eps", "epsilons", "seed"]) == "'epsilon' (did you mean 'epsilons' or 'eps'?)"
+    assert v.did_you_mean("n_probes", ["n_probe", "k"]) == "'n_probes' (did you mean 'n_probe'?)"
+    assert v.did_you_mean("zzz", ["eps", "seed"]) == "'zzz'"
+    assert v.did_you_mean("x", []) == "'x'"
+    assert v.did_you_mean("abcd", ["abce", "abcf", "abcg", "abch"]).count(" or ") == 2, "at most three"
+
+
+def test_did_you_mean_is_the_only_place_that_writes_the_hint():
+    """Every 'did you mean' of the library is written by :func:`did_you_mean`."""
+    from pathlib import Path
+
+    package = Path(v.__file__).resolve().parents[1]
+    writers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
+                     if "get_close_matches" in p.read_text() or "did you mean {" in p.read_text())
+    assert writers == ["core/validation.py"]

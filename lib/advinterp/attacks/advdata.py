@@ -17,9 +17,12 @@ import torch
 
 from ..core import cache, paths
 from ..core.devices import derive_seed, generator, resolve_device
-from ..core.validation import check_choice, check_int
+from ..core.validation import check_choice, check_int, check_optional_int
 from ..data.datasets import DatasetBundle, take
 from . import linf
+
+#: images attacked at once
+BATCH_SIZE = 250
 
 
 class CachedModel(Protocol):
@@ -68,7 +71,7 @@ def make_adversarial_set(
     seed: int,
     indices: torch.Tensor | None = None,
     device: str | torch.device = "auto",
-    batch_size: int = 250,
+    batch_size: int = BATCH_SIZE,
     restarts: int = 1,
 ) -> AdversarialSet:
     """Attack ``x`` with ``attack`` (one of :data:`advinterp.attacks.linf.PROBE_SETS`: an evaluation
@@ -77,26 +80,37 @@ def make_adversarial_set(
     Single-model attacks use ``attacked[0]``; ``"ensemble"`` uses all of ``attacked`` and aims at
     a random target ``y* != y`` drawn from ``seed``. ``steps`` is ignored by FGSM; ``steps=None``
     gives each attack's default (ILLC: Kurakin's schedule; PGD and ensemble: 20 steps).
-    ``restarts`` applies to PGD (each image keeps its strongest restart).
+    ``restarts`` applies to PGD (each image keeps its strongest restart). The settings are checked
+    here, once: the attack of every batch trusts them.
     """
+    return _attack_set(_prepared(attack, eps, steps, restarts), attacked, x, y, num_classes=num_classes, seed=seed,
+                       indices=indices, device=device, batch_size=batch_size)
+
+
+def _prepared(attack: str, eps: float, steps: int | None, restarts: int) -> linf.Prepared:
+    """Probe-set attack ``attack`` with its settings checked, under the names the chapters use."""
     check_choice("attack", attack, linf.PROBE_SETS)
-    eps = linf.EPS.validate(eps)
-    if steps is not None:
-        check_int("attack_steps", steps, 1)
+    return linf.Prepared(attack, linf.Settings(linf.EPS.validate(eps), check_optional_int("attack_steps", steps, 1),
+                                               None, check_int("restarts", restarts, 1)))
+
+
+def _attack_set(attack: linf.Prepared, attacked: Sequence[torch.nn.Module], x: torch.Tensor, y: torch.Tensor, *,
+                num_classes: int, seed: int, indices: torch.Tensor | None, device: str | torch.device,
+                batch_size: int) -> AdversarialSet:
+    """:func:`make_adversarial_set` with its settings already checked."""
     dev = resolve_device(device)
-    g = generator(derive_seed(seed, attack, "random"))
-    spec = linf.ATTACKS[attack]
+    g = generator(derive_seed(seed, attack.name, "random"))
+    spec = linf.ATTACKS[attack.name]
     members = list(attacked) if spec.multi_model else list(attacked[:1])
     target = linf.random_targets(y, num_classes, g) if spec.draws_target else None
 
     def one_batch(xb: torch.Tensor, yb: torch.Tensor, *tb: torch.Tensor) -> linf.AttackOutput:
-        return linf.run(attack, members, xb, yb, eps=eps, steps=steps, generator=g, restarts=restarts,
-                        target=tb[0] if tb else None)
+        return attack(members, xb, yb, generator=g, target=tb[0] if tb else None)
 
     tensors = (x, y) if target is None else (x, y, target)
     out = linf.in_batches(one_batch, *tensors, batch_size=batch_size, device=dev)
     idx = indices if indices is not None else torch.arange(len(y))
-    return AdversarialSet(attack, eps, x.cpu(), out.x_adv, y.cpu(), out.target.cpu(), idx)
+    return AdversarialSet(attack.name, attack.settings.eps, x.cpu(), out.x_adv, y.cpu(), out.target.cpu(), idx)
 
 
 def cached_adversarial_set(
@@ -111,8 +125,9 @@ def cached_adversarial_set(
     device: str | torch.device = "auto",
     restarts: int = 1,
 ) -> AdversarialSet:
-    """:func:`make_adversarial_set` on the test images at ``indices``, cached on disk."""
-    check_choice("attack", attack, linf.PROBE_SETS)
+    """:func:`make_adversarial_set` on the test images at ``indices``, cached on disk (the settings
+    checked here, once)."""
+    prepared = _prepared(attack, eps, steps, restarts)
     members = attacked if linf.ATTACKS[attack].multi_model else attacked[:1]
     key = cache.key_of({
         "attack": attack, "eps": eps, "steps": steps, "seed": seed, "restarts": restarts,
@@ -124,9 +139,8 @@ def cached_adversarial_set(
     found = cache.load_tensors(path)
     if found is None:
         x, y = take(bundle.test, indices)
-        adv = make_adversarial_set(attack, [m.model for m in members], x, y, eps=eps, steps=steps,
-                                   num_classes=bundle.num_classes, seed=seed, indices=indices, device=device,
-                                   restarts=restarts)
+        adv = _attack_set(prepared, [m.model for m in members], x, y, num_classes=bundle.num_classes, seed=seed,
+                          indices=indices, device=device, batch_size=BATCH_SIZE)
         cache.save_tensors(path, {"x": adv.x, "x_adv": adv.x_adv, "y": adv.y, "target": adv.target,
                                   "indices": adv.indices})
         return adv

@@ -79,15 +79,25 @@ def _loss(name: str, logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor
     return dlr_loss(logits, y, target if name == "dlr_targeted" else None)
 
 
+def _checked(eps: float, n_iter: int, n_targets: int = 1) -> tuple[float, int, int]:
+    """The settings of the public functions, checked once (the ``ValueError`` naming the one not allowed)."""
+    return EPS.validate(eps), check_int("n_iter", n_iter, 1), check_int("n_targets", n_targets, 1)
+
+
 def apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, n_iter: int = 100,
          loss: str = "ce", target: torch.Tensor | None = None,
          generator: torch.Generator | None = None) -> torch.Tensor:
     """One APGD run (Algorithm 1) on every image of ``x``; returns the adversarial images."""
-    eps = EPS.validate(eps)
-    n_iter = check_int("n_iter", n_iter, 1)
+    eps, n_iter, _ = _checked(eps, n_iter)
     check_choice("loss", loss, LOSSES)
     if loss == "dlr_targeted" and target is None:
         fail("target", None, "target labels for the targeted DLR loss")
+    return _apgd(model, x, y, eps, n_iter, loss, target, generator)
+
+
+def _apgd(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, n_iter: int, loss: str,
+          target: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+    """:func:`apgd` with its arguments already checked."""
     ball = LinfBall(x.detach(), eps)
     n = len(x)
     shape = (n,) + (1,) * (x.dim() - 1)
@@ -151,14 +161,15 @@ def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 def apgd_ce(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, n_iter: int = 100,
             generator: torch.Generator | None = None) -> AttackOutput:
     """APGD with the cross-entropy loss, untargeted (AutoAttack's first member)."""
-    x_adv = apgd(models[0], x, y, eps=eps, n_iter=n_iter, loss="ce", generator=generator)
-    return AttackOutput(x_adv, torch.full_like(y, -1))
+    eps, n_iter, _ = _checked(eps, n_iter)
+    return AttackOutput(_apgd(models[0], x, y, eps, n_iter, "ce", None, generator), torch.full_like(y, -1))
 
 
 def apgd_t(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, n_iter: int = 100,
            n_targets: int = 9, generator: torch.Generator | None = None) -> AttackOutput:
     """APGD-T: targeted DLR against each of the ``n_targets`` classes the model ranks highest after
     its prediction on the clean image; an image keeps the first target run that fools the model."""
+    eps, n_iter, n_targets = _checked(eps, n_iter, n_targets)
     return _run_targets(models[0], x, y, x.detach().clone(), eps=eps, n_iter=n_iter, n_targets=n_targets,
                         generator=generator)
 
@@ -169,7 +180,7 @@ def _run_targets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_out: torc
     n_classes = logits.shape[1]
     if n_classes < 4:
         fail("n_classes", n_classes, "at least 4 classes for the targeted DLR loss")
-    n_targets = min(check_int("n_targets", n_targets, 1), n_classes - 1)
+    n_targets = min(n_targets, n_classes - 1)
     ranked = logits.argsort(dim=1, descending=True)
     robust = _predict(model, x_out).argmax(1) == y
     for i in range(1, n_targets + 1):
@@ -177,7 +188,7 @@ def _run_targets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_out: torc
         if len(idx) == 0:
             break
         t = ranked[idx, i]
-        adv = apgd(model, x[idx], y[idx], eps=eps, n_iter=n_iter, loss="dlr_targeted", target=t, generator=generator)
+        adv = _apgd(model, x[idx], y[idx], eps, n_iter, "dlr_targeted", t, generator)
         fooled = _predict(model, adv).argmax(1) != y[idx]
         x_out[idx[fooled]] = adv[fooled]
         robust[idx[fooled]] = False
@@ -187,11 +198,17 @@ def _run_targets(model: nn.Module, x: torch.Tensor, y: torch.Tensor, x_out: torc
 def autoattack(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, n_iter: int = 100,
                n_targets: int = 9, generator: torch.Generator | None = None) -> AttackOutput:
     """AutoAttack's core (see the module docstring): APGD-CE, then APGD-T on what it left robust."""
-    model = models[0]
+    eps, n_iter, n_targets = _checked(eps, n_iter, n_targets)
+    return autoattack_prechecked(models[0], x, y, eps=eps, n_iter=n_iter, n_targets=n_targets, generator=generator)
+
+
+def autoattack_prechecked(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, n_iter: int,
+                          n_targets: int, generator: torch.Generator | None) -> AttackOutput:
+    """:func:`autoattack` on ``model`` with settings its caller has checked, once for every batch
+    (:func:`advinterp.attacks.robustness.evaluate_robustness` does): checks nothing itself."""
     x_out = x.detach().clone()
     robust = _predict(model, x).argmax(1) == y
     idx = robust.nonzero().flatten()
     if len(idx):
-        adv = apgd(model, x[idx], y[idx], eps=eps, n_iter=n_iter, loss="ce", generator=generator)
-        x_out[idx] = adv
+        x_out[idx] = _apgd(model, x[idx], y[idx], eps, n_iter, "ce", None, generator)
     return _run_targets(model, x, y, x_out, eps=eps, n_iter=n_iter, n_targets=n_targets, generator=generator)

@@ -22,7 +22,13 @@
 generator, restarts, target) -> AttackOutput(x_adv, target)``; single-model attacks use
 ``models[0]``; ``target`` is the label the attack aims at (ILLC's least-likely class, the
 ensemble's y*) or ``-1`` for untargeted attacks. :data:`ATTACKS` registers them by name and
-:func:`run` calls one by name: the names are written only there. ``steps=None`` and
+:func:`run` calls one by name: the names are written only there.
+
+**Settings checked once.** A public attack (and :func:`run`) checks ``eps``, ``steps``,
+``step_size`` and ``restarts`` on each call. A loop over batches checks them once instead:
+:func:`prepare` returns a :class:`Prepared` attack whose algorithm (the registry's ``core``) trusts
+its :class:`Settings`, and a caller that has checked the values under its own parameter names
+(``train_eps``, ``attack_steps``) builds :class:`Settings` directly. ``steps=None`` and
 ``step_size=None`` take each attack's documented default (:func:`default_step_size` for the
 iterative ones). Every attack is batched and device-agnostic, returns images in ``[0, 1]`` with
 ``||x_adv - x||_inf <= eps``, and leaves each model's train/eval mode, ``requires_grad`` flags
@@ -43,9 +49,10 @@ from torch import nn
 
 from ..core._helpers import chunks, eval_mode
 from ..core.params import number
-from ..core.validation import check_choice, check_int, check_number, fail
+from ..core.validation import check_choice, check_int, fail
 
 EPS = number("eps", 0.3, 0.0, 1.0, "L-inf budget in pixel units (images in [0, 1])", lo_open=True)
+STEP_SIZE = number("step_size", None, 0.0, 1.0, "size of one sign step in pixel units (None: the attack's default)")
 
 
 class AttackOutput(NamedTuple):
@@ -60,6 +67,36 @@ class AttackFn(Protocol):
                  steps: int | None = None, step_size: float | None = None,
                  generator: torch.Generator | None = None, restarts: int = 1,
                  target: torch.Tensor | None = None) -> AttackOutput: ...
+
+
+class AttackCore(Protocol):
+    """An attack's algorithm (:attr:`Attack.core`): checks nothing, trusts ``s``."""
+
+    def __call__(self, models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+                 generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput: ...
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every batch of one attack run shares. Built unchecked: :func:`check_settings` builds it
+    checked, once (so does a caller that has checked the values under its own parameter names), and
+    the attack cores trust it, so a run over many batches checks its settings once."""
+
+    eps: float
+    #: None: the attack's default
+    steps: int | None = None
+    #: None: the attack's default
+    step_size: float | None = None
+    restarts: int = 1
+
+
+def check_settings(eps: float, steps: int | None = None, step_size: float | None = None,
+                   restarts: int = 1) -> Settings:
+    """The settings, checked: ``eps`` in (0, 1] (:data:`EPS`), ``steps`` None or >= 1, ``step_size``
+    None or in [0, 1] (:data:`STEP_SIZE`), ``restarts`` >= 1; else the ``ValueError`` naming the one
+    that is not allowed."""
+    return Settings(EPS.validate(eps), None if steps is None else check_int("steps", steps, 1),
+                    None if step_size is None else STEP_SIZE.validate(step_size), check_int("restarts", restarts, 1))
 
 
 @contextmanager
@@ -108,11 +145,10 @@ def illc_defaults(eps: float) -> tuple[int, float]:
     return max(steps, 1), 1.0 / 255
 
 
-def _schedule(eps: float, steps: int | None, step_size: float | None, default_steps: int) -> tuple[float, int, float]:
-    eps = EPS.validate(eps)
-    steps = check_int("steps", default_steps if steps is None else steps, 1)
-    size = default_step_size(eps, steps) if step_size is None else check_number("step_size", step_size, 0.0, 1.0)
-    return eps, steps, size
+def _schedule(s: Settings, default_steps: int) -> tuple[int, float]:
+    """``steps`` and ``step_size`` of an iterative attack, each attack's default where None."""
+    steps = default_steps if s.steps is None else s.steps
+    return steps, default_step_size(s.eps, steps) if s.step_size is None else s.step_size
 
 
 def _input_grad(objective: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
@@ -138,69 +174,67 @@ def _untargeted(y: torch.Tensor) -> torch.Tensor:
     return torch.full_like(y, -1)
 
 
-def fgsm(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
-         step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
-         target: torch.Tensor | None = None) -> AttackOutput:
+# ----------------------------------------------------------------------------- attack cores
+# Each core takes checked Settings and checks nothing: the public attacks below, prepare() and the
+# callers that check the values under their own names check them once, before any batch.
+
+
+def _fgsm(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+          generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
     """Fast gradient sign method (Goodfellow et al. 2015), untargeted, one step of ``eps``
     (``steps`` and ``restarts`` do not apply)."""
-    eps = EPS.validate(eps)
     model = models[0]
-    ball = LinfBall(x.detach(), eps)
+    ball = LinfBall(x.detach(), s.eps)
     with frozen([model]):
         grad = _input_grad(lambda z: F.cross_entropy(model(z), y, reduction="sum"), x)
-    return AttackOutput(ball.step(x.detach(), grad, eps if step_size is None else step_size), _untargeted(y))
+    return AttackOutput(ball.step(x.detach(), grad, s.eps if s.step_size is None else s.step_size), _untargeted(y))
 
 
-def fgsm_rs(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
-            step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
-            target: torch.Tensor | None = None) -> AttackOutput:
+def _fgsm_rs(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+             generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
     """Wong et al.'s (2020) FGSM-RS: a uniform random start in the eps-ball, one step of
     ``step_size`` (default ``1.25 * eps``), projected."""
-    eps = EPS.validate(eps)
     model = models[0]
-    ball = LinfBall(x.detach(), eps)
+    ball = LinfBall(x.detach(), s.eps)
     start = ball.random_start(generator)
     with frozen([model]):
         grad = _input_grad(lambda z: F.cross_entropy(model(z), y, reduction="sum"), start)
-    return AttackOutput(ball.step(start, grad, 1.25 * eps if step_size is None else step_size), _untargeted(y))
+    return AttackOutput(ball.step(start, grad, 1.25 * s.eps if s.step_size is None else s.step_size), _untargeted(y))
 
 
-def illc(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
-         step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
-         target: torch.Tensor | None = None) -> AttackOutput:
+def _illc(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+          generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
     """Iterative least-likely class method; its target is ``y_LL`` (``y`` is not used).
 
     ``steps=None`` uses Kurakin et al.'s schedule (:func:`illc_defaults`); given ``steps``
     without ``step_size``, the step is :func:`default_step_size`.
     """
-    eps = EPS.validate(eps)
-    if steps is None:
-        steps, kurakin_step = illc_defaults(eps)
-        step_size = kurakin_step if step_size is None else step_size
-    eps, steps, step_size = _schedule(eps, steps, step_size, steps)
+    if s.steps is None:
+        steps, kurakin_step = illc_defaults(s.eps)
+        step_size = kurakin_step if s.step_size is None else s.step_size
+    else:
+        steps, step_size = _schedule(s, s.steps)
     model = models[0]
     with frozen([model]), torch.no_grad():
         y_ll = model(x).argmin(dim=1)
     with frozen([model]):
-        x_adv = iterate(lambda z: -F.cross_entropy(model(z), y_ll, reduction="sum"), x, eps, step_size, steps,
+        x_adv = iterate(lambda z: -F.cross_entropy(model(z), y_ll, reduction="sum"), x, s.eps, step_size, steps,
                         random_start=False)
     return AttackOutput(x_adv, y_ll)
 
 
-def pgd(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
-        step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
-        target: torch.Tensor | None = None) -> AttackOutput:
+def _pgd(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+         generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
     """Projected gradient descent under L-inf (Madry et al. 2018), untargeted: ascend
     ``CE(f(x'), y)`` from a random start (``steps`` default 20). With ``restarts > 1`` each image
     keeps the restart that succeeds (or, failing all, the one of highest loss)."""
-    eps, steps, step_size = _schedule(eps, steps, step_size, 20)
-    restarts = check_int("restarts", restarts, 1)
+    steps, step_size = _schedule(s, 20)
     model = models[0]
     best = x.detach().clone()
     best_score = torch.full((len(x),), -float("inf"), device=x.device)
     with frozen([model]):
-        for _ in range(restarts):
-            x_adv = iterate(lambda z: F.cross_entropy(model(z), y, reduction="sum"), x, eps, step_size, steps,
+        for _ in range(s.restarts):
+            x_adv = iterate(lambda z: F.cross_entropy(model(z), y, reduction="sum"), x, s.eps, step_size, steps,
                             random_start=True, generator=generator)
             with torch.no_grad():
                 logits = model(x_adv)
@@ -218,9 +252,8 @@ def random_targets(y: torch.Tensor, num_classes: int, generator: torch.Generator
     return (y + offset) % num_classes
 
 
-def ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float, steps: int | None = None,
-             step_size: float | None = None, generator: torch.Generator | None = None, restarts: int = 1,
-             target: torch.Tensor | None = None) -> AttackOutput:
+def _ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+              generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
     """Targeted ensemble-optimisation attack (Liu et al. 2017; Dong et al. version A) on every
     model of ``models`` with equal weights.
 
@@ -228,7 +261,7 @@ def ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, e
     from ``x``, projected onto the eps-ball. ``target`` (y*) is required: draw it with
     :func:`random_targets` (as :func:`advinterp.attacks.advdata.make_adversarial_set` does).
     """
-    eps, steps, step_size = _schedule(eps, steps, step_size, 20)
+    steps, step_size = _schedule(s, 20)
     if len(models) < 1:
         fail("models", list(models), "at least one model")
     if target is None:
@@ -242,19 +275,17 @@ def ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, e
         return torch.log(probs.gather(1, target.view(-1, 1)).clamp_min(1e-12)).sum()  # ascend log p(y*)
 
     with frozen(models):
-        x_adv = iterate(objective, x, eps, step_size, steps, random_start=False)
+        x_adv = iterate(objective, x, s.eps, step_size, steps, random_start=False)
     return AttackOutput(x_adv, target)
 
 
-def pgd_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                 steps: int | None = None, step_size: float | None = None, generator: torch.Generator | None = None,
-                 restarts: int = 1, target: torch.Tensor | None = None) -> AttackOutput:
+def _pgd_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+                  generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
     """Untargeted PGD on every model of ``models`` at once: ascend ``-log(mean_i softmax(f_i(x'))[y])``
     (the untargeted form of :func:`ensemble`'s loss: once a model is fooled its probability of ``y``
     is near 0 and the models still correct carry the gradient), from a random start; with
     ``restarts > 1`` each image keeps the restart that fools the most models (then the highest loss)."""
-    eps, steps, step_size = _schedule(eps, steps, step_size, 20)
-    restarts = check_int("restarts", restarts, 1)
+    steps, step_size = _schedule(s, 20)
     if len(models) < 1:
         fail("models", list(models), "at least one model")
 
@@ -268,8 +299,8 @@ def pgd_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, 
     best = x.detach().clone()
     best_score = torch.full((len(x),), -float("inf"), device=x.device)
     with frozen(models):
-        for _ in range(restarts):
-            x_adv = iterate(lambda z: per_image(z)[0].sum(), x, eps, step_size, steps, random_start=True,
+        for _ in range(s.restarts):
+            x_adv = iterate(lambda z: per_image(z)[0].sum(), x, s.eps, step_size, steps, random_start=True,
                             generator=generator)
             with torch.no_grad():
                 loss, n_fooled = per_image(x_adv)
@@ -280,21 +311,20 @@ def pgd_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, 
     return AttackOutput(best, _untargeted(y))
 
 
-def random_sign(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float,
-                steps: int | None = None, step_size: float | None = None, generator: torch.Generator | None = None,
-                restarts: int = 1, target: torch.Tensor | None = None) -> AttackOutput:
+def _random_sign(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+                 generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
     """``x + eps * s`` with independent uniformly random signs ``s``, clipped to [0, 1]: a perturbation
     as large as the attacks' in L-inf that uses no model (``models``, ``steps`` do not apply)."""
-    eps = EPS.validate(eps)
     signs = torch.randint(0, 2, x.shape, generator=generator).to(x.device, x.dtype) * 2 - 1
-    return AttackOutput(LinfBall(x.detach(), eps).project(x.detach() + eps * signs), _untargeted(y))
+    return AttackOutput(LinfBall(x.detach(), s.eps).project(x.detach() + s.eps * signs), _untargeted(y))
 
 
 @dataclass(frozen=True)
 class Attack:
     """A registered attack and what it is for."""
 
-    fn: AttackFn
+    #: the algorithm, trusting its :class:`Settings` (run it through :func:`prepare` or :func:`run`)
+    core: AttackCore
     #: aims at a label of its own (ILLC's least-likely class, the ensemble's y*)
     targeted: bool
     #: attacks every model it is given (else the first)
@@ -312,15 +342,15 @@ class Attack:
 
 
 ATTACKS: dict[str, Attack] = {
-    "fgsm": Attack(fgsm, targeted=False, multi_model=False, training=True, evaluation=True),
-    "fgsm_rs": Attack(fgsm_rs, targeted=False, multi_model=False, training=True, evaluation=False),
-    "illc": Attack(illc, targeted=True, multi_model=False, training=True, evaluation=True),
-    "pgd": Attack(pgd, targeted=False, multi_model=False, training=True, evaluation=True),
-    "ensemble": Attack(ensemble, targeted=True, multi_model=True, training=False, evaluation=True,
+    "fgsm": Attack(_fgsm, targeted=False, multi_model=False, training=True, evaluation=True),
+    "fgsm_rs": Attack(_fgsm_rs, targeted=False, multi_model=False, training=True, evaluation=False),
+    "illc": Attack(_illc, targeted=True, multi_model=False, training=True, evaluation=True),
+    "pgd": Attack(_pgd, targeted=False, multi_model=False, training=True, evaluation=True),
+    "ensemble": Attack(_ensemble, targeted=True, multi_model=True, training=False, evaluation=True,
                        draws_target=True),
-    "pgd_ensemble": Attack(pgd_ensemble, targeted=False, multi_model=True, training=False, evaluation=False,
+    "pgd_ensemble": Attack(_pgd_ensemble, targeted=False, multi_model=True, training=False, evaluation=False,
                            internal=True),
-    "noise": Attack(random_sign, targeted=False, multi_model=False, training=False, evaluation=False, control=True),
+    "noise": Attack(_random_sign, targeted=False, multi_model=False, training=False, evaluation=False, control=True),
 }
 #: attacks that build adversarial probe sets (chapters 1-5)
 EVAL_ATTACKS: tuple[str, ...] = tuple(n for n, a in ATTACKS.items() if a.evaluation)
@@ -332,15 +362,58 @@ PROBE_SETS: tuple[str, ...] = tuple(n for n, a in ATTACKS.items() if a.evaluatio
 TRAINING_ATTACKS: tuple[str, ...] = tuple(n for n, a in ATTACKS.items() if a.training)
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """Registered attack ``name`` with its settings checked once: call it on batch after batch
+    (built by :func:`prepare`, or directly by a caller that has checked ``settings`` itself)."""
+
+    name: str
+    settings: Settings
+
+    def __call__(self, models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *,
+                 generator: torch.Generator | None = None, target: torch.Tensor | None = None) -> AttackOutput:
+        return ATTACKS[self.name].core(models, x, y, self.settings, generator, target)
+
+
+def prepare(name: str, *, eps: float, steps: int | None = None, step_size: float | None = None, restarts: int = 1,
+            allowed: Sequence[str] | None = None, param: str = "attack") -> Prepared:
+    """Registered attack ``name`` (one of ``allowed``, default every attack; a bad name is a
+    ``ValueError`` naming ``param``) with its settings checked (:func:`check_settings`), once."""
+    check_choice(param, name, tuple(ATTACKS) if allowed is None else tuple(allowed))
+    return Prepared(name, check_settings(eps, steps, step_size, restarts))
+
+
 def run(name: str, models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float,
         steps: int | None = None, step_size: float | None = None, generator: torch.Generator | None = None,
         restarts: int = 1, target: torch.Tensor | None = None, allowed: Sequence[str] | None = None,
         param: str = "attack") -> AttackOutput:
-    """Run registered attack ``name`` (one of ``allowed``, default every attack; a bad name is a
-    ``ValueError`` naming ``param``)."""
-    check_choice(param, name, tuple(ATTACKS) if allowed is None else tuple(allowed))
-    return ATTACKS[name].fn(models, x, y, eps=eps, steps=steps, step_size=step_size, generator=generator,
-                            restarts=restarts, target=target)
+    """Run registered attack ``name`` once (:func:`prepare`, then the attack on ``x``)."""
+    return prepare(name, eps=eps, steps=steps, step_size=step_size, restarts=restarts, allowed=allowed,
+                   param=param)(models, x, y, generator=generator, target=target)
+
+
+def _public(name: str) -> AttackFn:
+    """The public form of registered attack ``name``: the calling convention of the module docstring,
+    its settings checked on each call, the core's docstring."""
+    core = ATTACKS[name].core
+
+    def attack(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, *, eps: float,
+               steps: int | None = None, step_size: float | None = None, generator: torch.Generator | None = None,
+               restarts: int = 1, target: torch.Tensor | None = None) -> AttackOutput:
+        return core(models, x, y, check_settings(eps, steps, step_size, restarts), generator, target)
+
+    attack.__name__ = attack.__qualname__ = name
+    attack.__doc__ = core.__doc__
+    return attack
+
+
+fgsm = _public("fgsm")
+fgsm_rs = _public("fgsm_rs")
+illc = _public("illc")
+pgd = _public("pgd")
+ensemble = _public("ensemble")
+pgd_ensemble = _public("pgd_ensemble")
+random_sign = _public("noise")
 
 
 def in_batches(fn: Callable[..., AttackOutput], *tensors: torch.Tensor, batch_size: int = 256,

@@ -27,13 +27,14 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 from torch import nn
 
 from ..core import cache
 from ..core._helpers import chunks
+from ..core.validation import check_int
 from ..models.predict import predict
 from . import apgd as apgd_module
 from . import linf
@@ -44,6 +45,8 @@ CHECKS = ("monotone", "reaches_zero", "whitebox_le_transfer", "iterative_le_sing
 TOL = 0.01
 #: accuracy counted as "about zero" at the largest budget
 ZERO_LEVEL = 0.05
+#: images attacked at once
+BATCH_SIZE = 250
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,10 @@ class RobustnessReport:
 def eps_grid(eps: float) -> tuple[float, ...]:
     """The budgets of the accuracy-versus-eps curve: ``eps/2, eps, 2 eps, 4 eps`` up to the last
     point ``max(0.5, eps)`` (where accuracy must have fallen to about 0), capped at 1."""
-    eps = linf.EPS.validate(eps)
+    return _eps_grid(linf.EPS.validate(eps))
+
+
+def _eps_grid(eps: float) -> tuple[float, ...]:
     last = max(0.5, eps)
     return tuple(sorted({min(last, round(f * eps, 6)) for f in (0.5, 1.0, 2.0, 4.0)} | {last}))
 
@@ -107,33 +113,48 @@ def _accuracy_under(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     return float(mask.float().mean()), mask
 
 
+def _checked(eps: float, n_iter: int, n_targets: int, pgd_steps: int, restarts: int) -> tuple[float, int, int, int, int]:
+    """The settings of :func:`evaluate_robustness`, checked once (a ``ValueError`` naming the one not allowed)."""
+    return (linf.EPS.validate(eps), apgd_module.APGD_ITERS.validate(n_iter),
+            apgd_module.APGD_TARGETS.validate(n_targets), check_int("pgd_steps", pgd_steps, 1),
+            check_int("restarts", restarts, 1))
+
+
 def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                         transfer_x: torch.Tensor | None, pgd_x: torch.Tensor | None = None, n_iter: int = 100,
                         n_targets: int = 9, pgd_steps: int = 20, restarts: int = 1, seed: int = 0,
-                        batch_size: int = 250) -> RobustnessReport:
+                        batch_size: int = BATCH_SIZE) -> RobustnessReport:
     """Every accuracy and check of the module docstring for ``model`` on ``(x, y)`` (CPU tensors).
 
     ``transfer_x`` are PGD examples of ``x`` crafted on an independently trained model (they do not
     depend on ``model``, so one set serves every model of a seed; None: the transfer accuracy is NaN
     and its check is skipped, i.e. passes). ``pgd_x`` are PGD examples of ``x`` already made against
     ``model`` with ``pgd_steps`` steps and ``restarts`` restarts (reused instead of attacking again;
-    None: made here). Attacks run on the model's device."""
-    eps = linf.EPS.validate(eps)
-    apgd_module.APGD_ITERS.validate(n_iter)
-    apgd_module.APGD_TARGETS.validate(n_targets)
+    None: made here). Attacks run on the model's device. The settings are checked here, once: the
+    attacks of every batch trust them."""
+    eps, n_iter, n_targets, pgd_steps, restarts = _checked(eps, n_iter, n_targets, pgd_steps, restarts)
+    return _evaluate(model, x, y, eps, transfer_x, pgd_x, n_iter, n_targets, pgd_steps, restarts, seed, batch_size)
+
+
+def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, transfer_x: torch.Tensor | None,
+              pgd_x: torch.Tensor | None, n_iter: int, n_targets: int, pgd_steps: int, restarts: int, seed: int,
+              batch_size: int) -> RobustnessReport:
+    """:func:`evaluate_robustness` with its settings already checked."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
+    settings = linf.Settings(eps, pgd_steps, None, restarts)
+    fgsm = linf.Prepared("fgsm", settings)
 
     def pgd_at(e: float, n_restarts: int = 1):
-        return lambda xb, yb: linf.pgd([model], xb, yb, eps=e, steps=pgd_steps, restarts=n_restarts,
-                                       generator=gen).x_adv
+        pgd = linf.Prepared("pgd", replace(settings, eps=e, restarts=n_restarts))
+        return lambda xb, yb: pgd([model], xb, yb, generator=gen).x_adv
 
     def correct_on(images: torch.Tensor) -> tuple[float, torch.Tensor]:
         mask = predict(model, images) == y
         return float(mask.float().mean()), mask
 
     clean = float((predict(model, x) == y).float().mean())
-    fgsm_acc, _ = _accuracy_under(lambda xb, yb: linf.fgsm([model], xb, yb, eps=eps).x_adv, model, x, y,
+    fgsm_acc, _ = _accuracy_under(lambda xb, yb: fgsm([model], xb, yb).x_adv, model, x, y,
                                   batch_size=batch_size, device=device)
     if pgd_x is not None:
         pgd_acc, pgd_mask = correct_on(pgd_x)
@@ -145,11 +166,11 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, e
     still = pgd_mask.nonzero().flatten()
     if len(still):
         _, aa_mask[still] = _accuracy_under(
-            lambda xb, yb: apgd_module.autoattack([model], xb, yb, eps=eps, n_iter=n_iter, n_targets=n_targets,
-                                                  generator=gen).x_adv, model, x[still], y[still],
-            batch_size=batch_size, device=device)
+            lambda xb, yb: apgd_module.autoattack_prechecked(model, xb, yb, eps=eps, n_iter=n_iter,
+                                                             n_targets=n_targets, generator=gen).x_adv,
+            model, x[still], y[still], batch_size=batch_size, device=device)
     aa_acc = float(aa_mask.float().mean())
-    grid = eps_grid(eps)
+    grid = _eps_grid(eps)
     curve = tuple(pgd_acc if e == eps else _accuracy_under(pgd_at(e), model, x, y, batch_size=batch_size,
                                                            device=device)[0] for e in grid)
     transfer_acc = correct_on(transfer_x)[0] if transfer_x is not None else float("nan")
@@ -173,16 +194,16 @@ def images_key(*tensors: torch.Tensor | None) -> str:
 def cached_robustness(model_key: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                       transfer_x: torch.Tensor | None, pgd_x: torch.Tensor | None = None, n_iter: int = 100,
                       n_targets: int = 9, pgd_steps: int = 20, restarts: int = 1, seed: int = 0) -> RobustnessReport:
-    """:func:`evaluate_robustness`, cached by the model's key, the images and every setting."""
-    eps = linf.EPS.validate(eps)
+    """:func:`evaluate_robustness`, cached by the model's key, the images and every setting (checked
+    here, once)."""
+    eps, n_iter, n_targets, pgd_steps, restarts = _checked(eps, n_iter, n_targets, pgd_steps, restarts)
     description = {"model": model_key, "eps": eps, "n_iter": n_iter, "n_targets": n_targets,
                    "pgd_steps": pgd_steps, "restarts": restarts, "seed": seed,
                    "images": cache.key_of([images_key(x), y.tolist()]), "given": images_key(pgd_x, transfer_x),
                    "code": cache.code_version(apgd_module, linf, sys.modules[__name__])}
 
     def compute() -> dict[str, torch.Tensor]:
-        r = evaluate_robustness(model, x, y, eps=eps, transfer_x=transfer_x, pgd_x=pgd_x, n_iter=n_iter,
-                                n_targets=n_targets, pgd_steps=pgd_steps, restarts=restarts, seed=seed)
+        r = _evaluate(model, x, y, eps, transfer_x, pgd_x, n_iter, n_targets, pgd_steps, restarts, seed, BATCH_SIZE)
         return {"scalars": torch.tensor([r.clean_acc, r.fgsm_acc, r.pgd_acc, r.aa_acc, r.transfer_acc],
                                         dtype=torch.float64),
                 "grid": torch.tensor(r.eps_grid, dtype=torch.float64),

@@ -26,6 +26,8 @@ from typing import Any
 
 import torch
 
+from . import paths
+
 #: First line of every cache file; the second line is the payload's SHA-256 in hex.
 MAGIC = b"advinterp-cache-v1\n"
 
@@ -55,13 +57,20 @@ def code_version(*modules: ModuleType) -> str:
 
 def library_version() -> str:
     """Digest of every source file of the ``advinterp`` package: results made by another version
-    of the library are not reused as if they were current (see :mod:`advinterp.report.sweeps`)."""
+    of the library are not reused as if they were current (see :mod:`advinterp.sweeps`)."""
     root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256()
     for path in sorted(root.rglob("*.py")):
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
+
+
+def notebook_digest(chapter: str, notebooks: Path | None = None) -> str:
+    """Digest of a chapter notebook's source (``<notebooks>/<chapter>.ipynb``, by default in
+    :func:`advinterp.core.paths.book_dir`): results made with an older version of the notebook are
+    not reused as if they were current."""
+    return hashlib.sha256(((notebooks or paths.book_dir()) / f"{chapter}.ipynb").read_bytes()).hexdigest()[:16]
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
@@ -152,6 +161,4 @@ def memoized(kind: str, description: Any, compute: Callable[[], dict[str, torch.
     """Tensors computed once per ``description`` (which must name everything that determines them,
     code version included) and cached under ``<cache>/<kind>/``: reruns and book builds reuse
     expensive analyses (conductance, mutants, ...)."""
-    from . import paths
-
     return cached_tensors(paths.cache_dir() / kind / f"{key_of(description)}.pt", compute)

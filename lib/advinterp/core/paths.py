@@ -28,6 +28,11 @@ def repo_root() -> Path:
     return Path.cwd()
 
 
+def book_dir() -> Path:
+    """Where the chapter notebooks live (``<repo>/book``)."""
+    return repo_root() / "book"
+
+
 def data_dir() -> Path:
     """Root of downloaded datasets and small derived data (``$ADVINTERP_DATA`` or ``<repo>/data``)."""
     env = os.environ.get("ADVINTERP_DATA")

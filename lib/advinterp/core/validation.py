@@ -7,6 +7,7 @@ parameter sees at once which one and what to write instead. Nothing falls back s
 
 from __future__ import annotations
 
+import difflib
 import math
 import numbers
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,13 @@ from typing import Any
 def fail(name: str, value: Any, allowed: str) -> None:
     """Raise the standard ``ValueError`` for parameter ``name``."""
     raise ValueError(f"{name}={value!r} is not allowed: {allowed}")
+
+
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """``name`` quoted, with the (at most three) closest of ``known`` as a hint when any is close
+    (difflib's similarity ratio at least 0.5): ``'epsilon' (did you mean 'eps'?)``, else ``'epsilon'``."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f"{name!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else "")
 
 
 def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> Any:

@@ -105,7 +105,7 @@ def most_consistent(table: pd.DataFrame, n: int) -> list[tuple[str, int]]:
 def neuron_gallery_rows(model: nn.Module, diss: Dissection, adv: AdversarialSet, target: torch.Tensor, layer: str,
                         neuron: int, classes: Sequence[str], k_show: int, *, which: Sequence[str] = ("real", "adversarial"),
                         patches: bool = True) -> list[dict[str, object]]:
-    """Rows for :func:`advinterp.report.plotting.neuron_rows`: the neuron's top real images (with patch
+    """Rows for :func:`advinterp.report.figures.galleries.neuron_rows`: the neuron's top real images (with patch
     masks for conv layers) and its top adversarial images titled ``true -> target``."""
     rows: list[dict[str, object]] = []
     for kind in which:

@@ -23,7 +23,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..models.predict import predict
 from .consistency import dominant_class
 from .influence import baseline_values, prediction_difference, top_influential
 from .topk import NeuronTopK, mine_topk
@@ -146,14 +145,6 @@ def build_tracer(model: torch.nn.Module, layer: str, reference: tuple[torch.Tens
     base = baseline_values(model, x_ref, layer, baseline)
     return Tracer(model, layer, concepts(mined, A.shape[0]), mined.live, base, A, top_k, mined, x_ref,
                   weighted, log_odds)
-
-
-def detection_inputs(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor,
-                     x_adv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Masks of the clean inputs the model gets right and of the adversarial versions of those
-    that fool it."""
-    ok = predict(model, x) == y
-    return ok, ok & (predict(model, x_adv) != y)
 
 
 def top1_concept_agreement(diff: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor,

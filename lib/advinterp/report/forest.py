@@ -1,6 +1,7 @@
-"""Pictures of intervals: the verdicts of every claim (the intro's forest plot) and an effect layer
-by layer (chapters 2-3). Drawing only: the intervals come from :mod:`advinterp.report.uncertainty`
-and the verdicts from :mod:`advinterp.report.verdicts`."""
+"""Pictures of intervals: the verdicts of every claim (the intro's forest plot), an effect layer
+by layer (chapters 2-3) and paired differences between models (chapter 7). Drawing only: the
+intervals come from :mod:`advinterp.report.uncertainty` and the verdicts from
+:mod:`advinterp.report.verdicts`; the other figures are in :mod:`advinterp.report.figures`."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .plotting import panel_grid
+from .figures.style import panel_grid
 from .verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE
 
 VERDICT_COLORS = {HOLDS: "#2a9d8f", OPPOSITE: "#c0392b", NEGLIGIBLE: "#e9a03b", INCONCLUSIVE: "#8d8d8d"}
@@ -85,4 +86,27 @@ def layer_intervals(frame: pd.DataFrame, effects: Mapping[str, str], panels: Seq
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(effects), fontsize=9, frameon=False)
     fig.tight_layout(rect=(0, 0.12, 1, 1))
+    return fig
+
+
+def interval_forest(rows: pd.DataFrame, pairs: Sequence[tuple[str, str]]) -> Figure:
+    """One panel per pair ``a - b``: each metric's paired difference, oriented so that right of the zero
+    line means ``a`` is more interpretable, with its 95 % interval. ``rows`` has columns a, b, metric,
+    diff, lo, hi, usable, primary, outcome (chapter 7's comparisons): the primary comparison is drawn
+    thick; colour says the Holm-adjusted outcome of a descriptive comparison (green better, red worse,
+    grey no difference); hollow points are comparisons the sanity check disqualifies."""
+    fig, axes = panel_grid(len(pairs), 4.4, 0.4 * rows.metric.nunique() + 1.4, sharey=True)
+    colors = {"better": "#2a9d8f", "worse": "#e76f51", "no difference": "#888888"}
+    for ax, (a, b) in zip(axes.flat, pairs):
+        sub = rows[(rows.a == a) & (rows.b == b)]
+        for i, (_, r) in enumerate(sub.iterrows()):
+            color = colors[r.outcome]
+            ax.plot([r.lo, r.hi], [i, i], color=color, lw=4.0 if r.primary else 2.0)
+            ax.plot([r["diff"]], [i], "o", color=color, mfc=color if r.usable else "white")
+        ax.axvline(0, color="black", lw=0.8)
+        ax.set_yticks(range(len(sub)))
+        ax.set_yticklabels([f"{m} (primary)" if p else m for m, p in zip(sub.metric, sub.primary)])
+        ax.set_title(f"{a} vs {b}", fontsize=10)
+        ax.set_xlabel(f"<- {b} better | {a} better ->", fontsize=8)
+    fig.tight_layout()
     return fig

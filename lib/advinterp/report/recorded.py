@@ -9,16 +9,22 @@ machine) and the GPU tier (ResNet-20). ``book/recorded/scale.yaml`` names, for e
 tier, the run its "At scale: CIFAR-10" section shows, or ``null`` with the reason it has none yet,
 and ``stale`` when a later change of the code has altered what the chapter measures (the page
 says so until the record is redone); :func:`record_sweep` writes a new run from a finished sweep
-(``make scale-cpu``, ``make scale``).
+(``make scale-cpu``, ``make scale``). The appendix "Reproducing at scale" reads every record whole:
+its provenance (:func:`read_provenance`, :func:`provenance_line`, :func:`run_seconds`,
+:func:`record_minutes`, :func:`accuracy_table`, :func:`mean_epoch_seconds`) and its chapters'
+numbers (:func:`run_results`, :func:`numbered_metrics`, :func:`dissected_accuracy`), the chapters
+being those the record's own files name.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -26,6 +32,10 @@ from ..core import paths
 from ..core.cache import atomic_write_text
 from ..core.devices import describe_machine
 from ..core.validation import check_choice, fail
+from .results import aggregate_seed_runs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: what every run's provenance.json carries
 PROVENANCE_FIELDS = ("what", "commit", "date", "machine", "commands")
@@ -34,7 +44,7 @@ TIERS = {"cpu": "CIFAR-10, CPU tier", "gpu": "CIFAR-10, GPU (ResNet-20)"}
 
 
 def recorded_dir() -> Path:
-    return paths.repo_root() / "book" / "recorded"
+    return paths.book_dir() / "recorded"
 
 
 @dataclass(frozen=True)
@@ -170,8 +180,6 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
     run's folder."""
     import pandas as pd
 
-    from .sweeps import aggregate_seed_runs
-
     singles = pd.read_csv(sweep_root / "runs.csv")
     dest = (folder or recorded_dir()) / run
     commands, seconds, run_seconds = {}, {}, {}
@@ -241,3 +249,108 @@ def annotate(tier: str, notes: dict[str, str] | None = None, *, stale: dict[str,
         else:
             index[chapter][tier]["stale"] = reason
     _write_index(index, folder)
+
+
+# ----------------------------------------------------------------------------- reading a whole record
+
+def read_provenance(run: str, folder: Path | None = None) -> dict[str, Any]:
+    """The ``provenance.json`` of recorded run ``run`` (FileNotFoundError naming the file)."""
+    return dict(json.loads(((folder or recorded_dir()) / run / "provenance.json").read_text()))
+
+
+def provenance_line(provenance: Mapping[str, Any]) -> str:
+    """``what | machine | date | commit abc1234``: the line a page prints above a record's numbers
+    (the commit's first word, at most 10 characters; a field the provenance lacks is left out)."""
+    parts = [str(provenance[k]) for k in ("what", "machine", "date") if provenance.get(k)]
+    if provenance.get("commit"):
+        parts.append(f"commit {str(provenance['commit']).split()[0][:10]}")
+    return " | ".join(parts)
+
+
+def run_results(run: str, folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """Every results file of recorded run ``run`` as written (``params`` and ``metrics``, no spread
+    removed), by the chapter the file names, in the book's order: the chapters are those the record
+    holds, whatever they are (every ``*.json`` of its folder but ``provenance.json``)."""
+    base = (folder or recorded_dir()) / run
+    if not base.is_dir():
+        raise FileNotFoundError(f"no recorded run {base}")
+    payloads = [json.loads(p.read_text()) for p in sorted(base.glob("*.json")) if p.name != "provenance.json"]
+    return {p["chapter"]: p for p in sorted(payloads, key=lambda p: chapter_number(p["chapter"]))}
+
+
+def chapter_number(stem: str) -> int:
+    """The number a chapter's stem starts with: ``"02-neurons-and-patches"`` -> 2."""
+    found = re.match(r"(\d+)-", stem)
+    if found is None:
+        raise ValueError(f"chapter={stem!r} is not allowed: a chapter stem that starts with its number "
+                         "(e.g. 02-neurons-and-patches)")
+    return int(found.group(1))
+
+
+def numbered_metrics(results: Mapping[str, Mapping[str, Any]], prefix: str) -> dict[str, Any]:
+    """Every chapter's metrics under ``<prefix><N>_<metric>`` for chapter N (``results`` as
+    :func:`run_results` gives them): the names a page glues one record's numbers by, e.g.
+    ``c2_topk_target_agreement`` for chapter 2's ``topk_target_agreement`` with ``prefix="c"``."""
+    return {f"{prefix}{chapter_number(chapter)}_{name}": value
+            for chapter, payload in results.items() for name, value in payload["metrics"].items()}
+
+
+def accuracy_table(provenance: Mapping[str, Any]) -> pd.DataFrame:
+    """The test accuracy a record made by hand lists (``test_accuracy``: seed -> network -> accuracy)
+    as a table: one row per seed (the index, ``seed``), one column per network."""
+    import pandas as pd
+
+    if not isinstance(provenance.get("test_accuracy"), Mapping):
+        fail("test_accuracy", provenance.get("test_accuracy"), "a mapping seed -> network -> accuracy in the provenance")
+    return pd.DataFrame(provenance["test_accuracy"]).T.rename_axis("seed")
+
+
+def dissected_accuracy(run: str, folder: Path | None = None) -> float:
+    """The test accuracy, mean over the seeds the provenance lists, of the network recorded run
+    ``run`` dissects: the ``model`` parameter its chapters' results files share."""
+    models = {p["params"].get("model") for p in run_results(run, folder).values()}
+    if len(models) != 1 or None in models:
+        fail("model", sorted(map(str, models)), f"one dissected network named by every chapter of record {run}")
+    (model,) = models
+    table = accuracy_table(read_provenance(run, folder))
+    if model not in table.columns:
+        fail("model", model, f"a network whose test accuracy the provenance of {run} lists ({list(table.columns)})")
+    return float(table[model].mean())
+
+
+def mean_epoch_seconds(provenance: Mapping[str, Any], label: str, *, drop_last: bool = False) -> float:
+    """Mean seconds per epoch of the one ``epoch_seconds`` entry of a record made by hand whose label
+    (free text, e.g. ``"resnet20 (8-epoch recipe)"``) contains ``label``; ``drop_last`` leaves out
+    the last epoch (one that stopped early). A label that matches no entry or several is an error
+    naming the labels."""
+    entries = provenance.get("epoch_seconds") or {}
+    matches = [seconds for name, seconds in entries.items() if label in name]
+    if len(matches) != 1:
+        fail("label", label, f"words of exactly one epoch_seconds label ({len(matches)} match): {list(entries)}")
+    seconds = matches[0][:-1] if drop_last else matches[0]
+    if not seconds:
+        fail("label", label, "an entry with at least one epoch to average")
+    return float(sum(seconds) / len(seconds))
+
+
+def run_seconds(provenance: Mapping[str, Any]) -> pd.DataFrame:
+    """The seconds each run of a recorded sweep took (``run_seconds``): columns ``chapter``, ``run``,
+    ``seconds``; no rows for a record made by hand."""
+    import pandas as pd
+
+    rows = [(chapter, run, s) for chapter, runs in (provenance.get("run_seconds") or {}).items()
+            for run, s in runs.items()]
+    return pd.DataFrame(rows, columns=["chapter", "run", "seconds"])
+
+
+def record_minutes(provenance: Mapping[str, Any]) -> pd.DataFrame:
+    """Minutes per chapter (rows; the index is named ``minutes per chapter``) of this record and of
+    every earlier one it replaced (columns, newest first: ``this record (<commit>)``, then
+    ``earlier (<commit>, <date>)``), from their ``device_seconds``: a record made again keeps what
+    the records before it cost, since a rerun reloads their models from the cache."""
+    import pandas as pd
+
+    costs = {f"this record ({str(provenance['commit'])[:7]})": provenance["device_seconds"]}
+    costs.update({f"earlier ({str(e['commit'])[:7]}, {e['date']})": e["device_seconds"]
+                  for e in provenance.get("earlier", [])})
+    return (pd.DataFrame(costs) / 60).rename_axis("minutes per chapter")

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..core import paths
-from ..core.cache import atomic_write_text, library_version
+from ..core.cache import atomic_write_text, library_version, notebook_digest
 from ..core.params import Chapter
 
 if TYPE_CHECKING:
@@ -46,12 +46,10 @@ def write_results(chapter: Chapter | str, params: Mapping[str, Any], metrics: Ma
     None for a chapter given by its stem only, without a declaration) and the versions of the
     notebook and the library that made it (``provenance``), so a sweep can reuse a default run made by
     the current code instead of repeating it."""
-    from .sweeps import book_dir, notebook_digest
-
     stem = chapter if isinstance(chapter, str) else chapter.stem
     folder = paths.resolve_results_dir(results_dir)
     path = folder / f"{stem}.json"
-    notebook = book_dir() / f"{stem}.ipynb"
+    notebook = paths.book_dir() / f"{stem}.ipynb"
     payload = {"chapter": stem, "params": plain(dict(params)), "metrics": plain(dict(metrics)),
                "overrides": None if isinstance(chapter, str) else plain(chapter.overrides(params)),
                "provenance": {"notebook": notebook_digest(stem) if notebook.is_file() else None,
@@ -94,6 +92,40 @@ def with_spread(per_seed: Mapping[str, Iterable[float]]) -> dict[str, Any]:
     return out
 
 
+def aggregate_seed_runs(per_run: Sequence[Mapping[str, Any]], *, spread_all: bool = False
+                        ) -> tuple[dict[str, Any], list[str]]:
+    """The metrics a chapter would have reported for all seeds at once, from its single-seed runs
+    (in seed order): every per-seed list ``m_per_seed`` is the runs' lists concatenated (so the
+    verdicts' intervals see every seed); every ``m`` with a spread ``m_std`` becomes the mean and
+    sample std (ddof = 1, :func:`mean_std`) of those per-seed values (or of the runs' ``m``); a
+    metric without a spread is kept when every run agrees on it, else left out (it was pooled over
+    seeds inside the chapter, or is a combined interval that the per-seed lists decide). Returns the
+    metrics and the names left out. ``spread_all``: the runs are of a chapter with one ``seed``
+    parameter (chapter 1), whose every numeric metric is that seed's value: each one that differs
+    between runs gets a mean and std. Used by a sweep's table (:mod:`advinterp.sweeps.collect`) and
+    by a recorded sweep (:func:`advinterp.report.recorded.record_sweep`)."""
+    names = list(dict.fromkeys(k for m in per_run for k in m))
+    out: dict[str, Any] = {}
+    left_out = []
+    for name in names:
+        values = [m.get(name) for m in per_run]
+        if name.endswith("_per_seed"):
+            out[name] = [v for run in values for v in (run if isinstance(run, list) else [run])]
+            continue
+        differs = any(v != values[0] for v in values)
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if f"{name}_std" in names or (spread_all and differs and numeric):
+            seeds = [v for m in per_run for v in (m.get(f"{name}_per_seed") or [m.get(name)])]
+            out[name], out[f"{name}_std"] = mean_std(v for v in seeds if isinstance(v, int | float))
+        elif name.endswith("_std") and name[:-4] in names:
+            continue
+        elif all(v == values[0] for v in values):
+            out[name] = values[0]
+        else:
+            left_out.append(name)
+    return out, left_out
+
+
 def glue_all(metrics: Mapping[str, Any], prefix: str = "") -> None:
     """Glue every metric (``display=False``) so the prose can cite it as ``{glue:text}`name```."""
     from myst_nb import glue
@@ -117,13 +149,6 @@ def glue_words(name: str, text: str) -> None:
     glue(name, Markdown(text), display=False)
 
 
-def concat_seeds(tables: Mapping[int, "pd.DataFrame"]) -> "pd.DataFrame":
-    """Stack per-seed tables with a ``seed`` column."""
-    import pandas as pd
-
-    return pd.concat([t.assign(seed=s) for s, t in tables.items()], ignore_index=True)
-
-
 def layer_summary(by_layer: "pd.DataFrame", columns: Mapping[str, str]) -> str:
     """A sentence fragment per layer: ``"conv2: target 14.8 %, true 17.0 %"`` (columns maps a
     column of ``by_layer`` to the word printed before its value, formatted as a percentage)."""
@@ -132,12 +157,6 @@ def layer_summary(by_layer: "pd.DataFrame", columns: Mapping[str, str]) -> str:
         values = ", ".join(f"{word} {100 * float(row[col]):.1f} %" for col, word in columns.items())
         parts.append(f"`{layer}`: {values}")
     return "; ".join(parts)
-
-
-def settings_list(index: Iterable[object]) -> str:
-    """``[("fgsm", "conv1"), ...]`` -> ``"fgsm / conv1, ..."`` (for glued prose; empty string if none)."""
-    items = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in index]
-    return ", ".join(f"`{i}`" for i in items)
 
 
 def format_mean_std(mean: float, std: float | None, digits: int = 3) -> str:

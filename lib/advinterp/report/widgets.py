@@ -23,7 +23,7 @@ def neuron_browser(model: nn.Module, diss: Dissection, adv: AdversarialSet, targ
     import matplotlib.pyplot as plt
     from IPython.display import display
 
-    from .plotting import neuron_rows
+    from .figures.galleries import neuron_rows
 
     layers = list(diss.real)
     layer = w.Dropdown(options=layers, description="layer")

@@ -37,21 +37,21 @@ from ..models.predict import predict
 from ..report.results import with_spread
 from ..report.uncertainty import SeedEffect, combine_frame, mean_interval, per_seed_metrics
 from . import findings
+from . import SideBySide, default_validate
 from . import setting as S
-from .dissect import dissected_deepest, perturbed_layers
-from .neurons import check_dissection
+from .dissect import NETWORKS, check_dissection, depth_words, dissected_deepest, perturbed_layers
 
 K_NN = integer("k_nn", 10, 1, None, "neighbours of LC")
 
 #: the chapter's headline measures (chapter 8 reads them against eps)
 CONSISTENCY_METRICS = ("consis_real", "consis_adv_true", "consis_adv_target")
 REPRESENTATION_METRICS = ("cs_adv_to_true_class", "cs_adv_to_target_class")
+SIDE_BY_SIDE = SideBySide(across_eps=(*CONSISTENCY_METRICS, *REPRESENTATION_METRICS))
 #: version B's attacks: its claim is decided on both
 VERSION_B = ("fgsm", "illc")
 #: the per-layer effects with intervals (the attacked network)
 EFFECTS = {"consistency_drop": lambda adv, ctl: ctl["consis_adv_true"] - adv["consis_adv_true"],
            "consistency_drop_real": lambda adv, ctl: -adv["consis_gap"]}
-NETWORKS = ("attacked", "held-out")
 
 
 def _relations(P: ChapterParams) -> None:
@@ -67,9 +67,7 @@ CHAPTER = Chapter("03-neuron-consistency", (
     S.N_BOOT, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
-def validate(namespace: dict[str, Any]) -> ChapterParams:
-    """Check every parameter of chapter 3 (no data loaded, no model built)."""
-    return S.validate(CHAPTER, namespace)
+validate = default_validate(CHAPTER)
 
 
 def setup(P: ChapterParams) -> S.Setup:
@@ -209,13 +207,6 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
                 for layer in nets[network]]
         out[f"cs_depth_{network.replace('-', '')}"] = depth_words(gaps)
     return out
-
-
-def depth_words(values: list[tuple[str, float]]) -> str:
-    """How an effect changes from the earliest to the deepest layer, in words (chapter 2's rule)."""
-    from .neurons import depth_words as words
-
-    return words(values)
 
 
 def _needs_version_b(m: findings.Metrics) -> str | None:

@@ -21,7 +21,7 @@ that over the last epoch, for every model and seed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,9 +41,9 @@ from ..training import adversarial as adv_obj
 from ..training.adversarial import relative_distance
 from ..models.layers import activations
 from . import findings
+from . import SideBySide, default_validate
 from . import setting as S
 from . import variants as V
-from .neurons import K_SHOW, N_SHOW
 
 LAMBDA_SQUARED = adv_obj.LAMBDA.renamed("lambda_squared", default=100.0, help="control (first seed): the literal "
                                         "squared-distance term at this weight, to show its trivial solution")
@@ -67,13 +67,11 @@ def _relations(P: ChapterParams) -> None:
 
 
 CHAPTER = Chapter("04-consistent-loss", (
-    *V.TRAINED, S.HELDOUT, *V.TRAINING, LAMBDA_SQUARED, *V.ROBUSTNESS, S.K, S.AFFINITY, N_SHOW, K_SHOW, S.N_BOOT,
+    *V.TRAINED, S.HELDOUT, *V.TRAINING, LAMBDA_SQUARED, *V.ROBUSTNESS, S.K, S.AFFINITY, S.N_SHOW, S.K_SHOW, S.N_BOOT,
     S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
-def validate(namespace: dict[str, Any]) -> ChapterParams:
-    """Check every parameter of chapter 4 (no data loaded, no model built)."""
-    return S.validate(CHAPTER, namespace)
+validate = default_validate(CHAPTER)
 
 
 def setup(P: ChapterParams) -> S.Setup:
@@ -268,7 +266,7 @@ def last_epoch_change(curves: pd.DataFrame) -> float:
 
 
 def before_after_rows(result: Result, setup: S.Setup, methods: Sequence[str]) -> list[dict[str, object]]:
-    """Gallery rows (:func:`advinterp.report.plotting.neuron_rows`) of the ``n_show`` most consistent
+    """Gallery rows (:func:`advinterp.report.figures.galleries.neuron_rows`) of the ``n_show`` most consistent
     neurons of each of ``methods`` (first seed): top real and top adversarial probes."""
     seed = setup.seeds[0]
     rows: list[dict[str, object]] = []
@@ -299,6 +297,25 @@ def lambdas_in(metrics: dict[str, Any]) -> list[float]:
             if lambda_metric(MEASURES[0], lam) == name:
                 found.append(lam)
     return sorted(found)
+
+
+def lambda_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every measure of :data:`MEASURES` (mean and ``_std``) at each lambda of a results file's
+    metrics, a row per lambda (chapter 8's curve). KeyError names a missing metric."""
+    out = []
+    for lam in lambdas_in(dict(metrics)):
+        entry: dict[str, Any] = {"lambda": lam}
+        for measure in MEASURES:
+            key = lambda_metric(measure, lam)
+            if key not in metrics:
+                raise KeyError(key)
+            entry[measure], entry[f"{measure}_std"] = metrics[key], metrics.get(f"{key}_std", float("nan"))
+        out.append(entry)
+    return out
+
+
+#: what chapter 8 reads: the measures against lambda
+SIDE_BY_SIDE = SideBySide(curve=lambda_rows)
 
 
 def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:

@@ -23,12 +23,34 @@ from ..interpret import layer_stats
 from ..interpret.dissection import fooled
 from ..models.architectures import analysed_layers
 from ..models.predict import predict
+from ..core.params import ChapterParams, at_most
 from ..report.uncertainty import SeedEffect, from_replicates, resamples
+from . import setting as S
 
 Summaries = Mapping[str, np.ndarray]
 EffectFn = Callable[[Summaries, Summaries], np.ndarray]
 #: the two perturbed sets compared
 SETS = ("adversarial", "noise")
+#: the networks dissected: the attacked one (chapter 1's ``model``) and the held-out one
+NETWORKS = ("attacked", "held-out")
+
+
+def check_dissection(P: ChapterParams) -> None:
+    """Relations of the dissection parameters (chapters 2-3)."""
+    S.check_setting(P)
+    S.check_layers("layers", P.get("layers"), P.model)
+    at_most("k", P.k, "n_probe", P.n_probe)
+    if "k_show" in P:
+        at_most("k_show", P.k_show, "k", P.k)
+
+
+def depth_words(gaps: Sequence[tuple[str, float]]) -> str:
+    """How an effect changes from the earliest to the deepest layer, in words."""
+    (first, a), (last, b) = gaps[0], gaps[-1]
+    if len(gaps) == 1 or np.isnan(a) or np.isnan(b):
+        return f"{b:+.3f} at `{last}`"
+    trend = "grows" if b > a else "shrinks" if b < a else "stays"
+    return f"{trend} from {a:+.3f} at `{first}` to {b:+.3f} at `{last}`"
 
 
 @dataclass

@@ -24,7 +24,7 @@ than one of the four papers' claims: shown, never counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from ..report.verdicts import combine_outcomes, decide
 
 __all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "VERDICTS", "PROTOCOLS", "Effect",
            "Claim", "Finding", "claim", "assess", "at_scale", "scorecard", "forest", "counts", "observations",
-           "styled", "CLAIMS"]
+           "styled"]
 
 #: a claim's protocol: the paper's own setting and comparison, or one the book adds
 PAPER, EXTENSION = "paper", "extension"
@@ -118,18 +118,12 @@ def seeds_words(n: int) -> str:
     return "one training run" if n == 1 else f"n = {n} seeds"
 
 
-#: every declared claim, by chapter stem (filled as study modules are imported)
-CLAIMS: dict[str, list[Claim]] = {}
-
-
 def claim(key: str, paper: str, text: str, chapter: str, effects: Effect | tuple[Effect, ...], *,
           counted: bool = True, applies: Callable[[Metrics], str | None] | None = None, protocol: str = PAPER,
           extends: str | None = None, short: str = "") -> Claim:
-    """Declare (and register) a claim."""
-    c = Claim(key, paper, text, chapter, effects if isinstance(effects, tuple) else (effects,), counted, applies,
-              protocol, extends, short or text)
-    CLAIMS[chapter] = [x for x in CLAIMS.get(chapter, []) if x.key != key] + [c]
-    return c
+    """Declare a claim (a study lists its claims in its ``CLAIMS``)."""
+    return Claim(key, paper, text, chapter, effects if isinstance(effects, tuple) else (effects,), counted, applies,
+                 protocol, extends, short or text)
 
 
 def assess(c: Claim, metrics: Metrics | None) -> Finding:
@@ -212,7 +206,7 @@ def protocol_words(c: Claim) -> str:
     return c.protocol if c.protocol == PAPER else "extension (not counted)"
 
 
-def ordered(claims: list[Claim]) -> list[Claim]:
+def ordered(claims: Sequence[Claim]) -> list[Claim]:
     """Paper rows in declaration order, each followed by the extensions that extend it."""
     papers = [c for c in claims if c.protocol == PAPER]
     out = []
@@ -221,12 +215,16 @@ def ordered(claims: list[Claim]) -> list[Claim]:
     return out + [c for c in claims if c not in out]
 
 
-def at_scale(chapter: str, live: Metrics, folder: Path | None = None) -> ScaleSection:
-    """The chapter's findings on its live results (``live``: :func:`observations` of its results file,
-    the embedded default) and in each recorded tier, and a sentence glued as ``scale_summary``."""
-    claims = ordered(CLAIMS.get(chapter, []))
+def at_scale(declared: Sequence[Claim], live: Metrics, folder: Path | None = None) -> ScaleSection:
+    """A chapter's findings (``declared``: its study's ``CLAIMS``) on its live results (``live``:
+    :func:`observations` of its results file, the embedded default) and in each recorded tier, and a
+    sentence glued as ``scale_summary``."""
+    claims = ordered(declared)
     if not claims:
-        raise KeyError(f"chapter {chapter} declares no claims (advinterp.studies.findings.claim)")
+        raise ValueError("at_scale needs a chapter's claims (its study's CLAIMS); none were given")
+    chapter = claims[0].chapter
+    if any(c.chapter != chapter for c in claims):
+        raise ValueError(f"at_scale decides one chapter's claims; got {sorted({c.chapter for c in claims})}")
     here = [assess(c, live) for c in claims]
     tiers = [tier_findings(c, folder) for c in claims]
     columns: dict[str, list[str]] = {"paper": [c.paper for c in claims], "protocol": [protocol_words(c) for c in claims],
@@ -265,14 +263,15 @@ def styled(table: pd.DataFrame) -> Table:
 DEFAULT_TIER = "embedded default (MNIST sample, CPU)"
 
 
-def scorecard(live: Mapping[str, Metrics | None], folder: Path | None = None) -> list[tuple[Claim, dict[str, Finding]]]:
-    """Every claim of every chapter (chapters in order) with its finding at the embedded default
-    (``live[chapter]``: :func:`observations` of that chapter's results file, None when it has not
-    run) and in each recorded tier (keys: :data:`DEFAULT_TIER`, then the titles of
-    :data:`advinterp.report.recorded.TIERS`)."""
+def scorecard(claims: Mapping[str, Sequence[Claim]], live: Mapping[str, Metrics | None],
+              folder: Path | None = None) -> list[tuple[Claim, dict[str, Finding]]]:
+    """Every claim of every chapter (``claims``: each study's ``CLAIMS`` by chapter, in order) with its
+    finding at the embedded default (``live[chapter]``: :func:`observations` of that chapter's
+    results file, None when it has not run) and in each recorded tier (keys: :data:`DEFAULT_TIER`,
+    then the titles of :data:`advinterp.report.recorded.TIERS`)."""
     rows = []
-    for chapter in sorted(CLAIMS):
-        for c in ordered(CLAIMS[chapter]):
+    for chapter in sorted(claims):
+        for c in ordered(claims[chapter]):
             found = {DEFAULT_TIER: assess(c, live.get(chapter))}
             found.update({rec.TIERS[t]: f for t, (f, _, _) in tier_findings(c, folder).items()})
             rows.append((c, found))
@@ -300,7 +299,7 @@ def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int]:
 def forest(rows: list[tuple[Claim, dict[str, Finding]]]) -> pd.DataFrame:
     """One row per (claim, tier) that was decided: the deciding effect's estimate and interval in
     units of its delta (so every claim shares one axis: 0 = no effect, 1 = the smallest effect of
-    interest), the verdict and whether the claim is counted (for :func:`advinterp.report.plotting
+    interest), the verdict and whether the claim is counted (for :func:`advinterp.report.forest
     .verdict_forest`)."""
     out = []
     for c, found in rows:

@@ -51,6 +51,7 @@ from ..training import sensitivity as nas
 from ..training.adversarial import TRAIN_ATTACK, TRAIN_EPS, TRAIN_STEPS, madry
 from ..training.loop import TrainedModel
 from . import findings
+from . import SideBySide, default_validate
 from . import setting as S
 from . import variants as V
 
@@ -108,9 +109,7 @@ CHAPTER = Chapter("07-sensitivity-regularization", (
     *V.ROBUSTNESS, S.K, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
-def validate(namespace: dict[str, Any]) -> ChapterParams:
-    """Check every parameter of chapter 7 (no data loaded, no model built)."""
-    return S.validate(CHAPTER, namespace)
+validate = default_validate(CHAPTER)
 
 
 def setup(P: ChapterParams) -> S.Setup:
@@ -334,6 +333,12 @@ def metric_name(measure: str, model: str) -> str:
     """The results name of ``measure`` (a metric of :data:`HIGHER_IS_BETTER` or
     :data:`ACCURACY_MEASURES`) for ``model`` (one of :data:`MODELS`)."""
     return f"{measure}_{model}"
+
+
+#: what chapter 8 reads: every accuracy and attribution measure of every model, and lambda_cl
+SIDE_BY_SIDE = SideBySide(cells={c: {m: metric_name(c, m) for m in MODELS} for c in (*ACCURACY_MEASURES,
+                                                                                    *HIGHER_IS_BETTER)},
+                          values=("lambda_cl",))
 
 
 def sweep_table(result: Result, P: ChapterParams) -> pd.DataFrame:

@@ -24,45 +24,30 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
 
 from ..attacks.advdata import AdversarialSet
-from ..core.params import Chapter, ChapterParams, at_most, integer, number
+from ..core.params import Chapter, ChapterParams, number
 from ..interpret.dissection import Dissection, most_consistent, neuron_gallery_rows, neuron_report
 from ..models.architectures import analysed_layers
 from ..report.results import layer_summary, with_spread
 from ..report.uncertainty import SeedEffect, combine_frame, per_seed_metrics
 from . import findings
+from . import default_validate
 from . import setting as S
-from .dissect import dissected_deepest, perturbed_layers
+from .dissect import NETWORKS, check_dissection, depth_words, dissected_deepest, perturbed_layers
 
 PATCH_QUANTILE = number("patch_quantile", 0.005, 0.0, 0.5, "patches: where the channel map is in its top "
                         "quantile of values", lo_open=True)
-N_SHOW = integer("n_show", 3, 1, 50, "neurons shown per layer in the galleries")
-K_SHOW = integer("k_show", 8, 1, None, "top images shown per neuron")
-#: the networks dissected: the attacked one (chapter 1's ``model``) and the held-out one
-NETWORKS = ("attacked", "held-out")
-
-
-def check_dissection(P: ChapterParams) -> None:
-    """Relations of the dissection parameters (chapters 2-3)."""
-    S.check_setting(P)
-    S.check_layers("layers", P.get("layers"), P.model)
-    at_most("k", P.k, "n_probe", P.n_probe)
-    if "k_show" in P:
-        at_most("k_show", P.k_show, "k", P.k)
 
 
 CHAPTER = Chapter("02-neurons-and-patches", (
-    *S.EXPERIMENT, S.HELDOUT, S.ATTACK, S.LAYERS, S.K, S.STATISTIC, S.AFFINITY, PATCH_QUANTILE, N_SHOW, K_SHOW,
+    *S.EXPERIMENT, S.HELDOUT, S.ATTACK, S.LAYERS, S.K, S.STATISTIC, S.AFFINITY, PATCH_QUANTILE, S.N_SHOW, S.K_SHOW,
     S.N_BOOT, S.SEEDS, S.DEVICE, S.RESULTS_DIR), check_dissection)
 
 
-def validate(namespace: dict[str, Any]) -> ChapterParams:
-    """Check every parameter of chapter 2 (no data loaded, no model built)."""
-    return S.validate(CHAPTER, namespace)
+validate = default_validate(CHAPTER)
 
 
 def setup(P: ChapterParams) -> S.Setup:
@@ -138,7 +123,7 @@ def layer_effects(result: Result) -> pd.DataFrame:
 
 
 def gallery_rows(result: Result, setup: S.Setup) -> list[dict[str, object]]:
-    """Rows of :func:`advinterp.report.plotting.neuron_rows`: the ``n_show`` purest neurons of each
+    """Rows of :func:`advinterp.report.figures.galleries.neuron_rows`: the ``n_show`` purest neurons of each
     layer of the first seed, their top real images (with patches) and top adversarial images."""
     r = result.runs[setup.seeds[0]]
     return [row for layer, neuron in most_consistent(r.dissection.table, setup.P.n_show)
@@ -197,15 +182,6 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
         gaps = [(layer, metrics[f"agreement_gap_{network.replace('-', '')}_{layer}"]) for layer in adv.index]
         out[f"depth_pattern_{network.replace('-', '')}"] = depth_words(gaps)
     return out
-
-
-def depth_words(gaps: list[tuple[str, float]]) -> str:
-    """How an effect changes from the earliest to the deepest layer, in words."""
-    (first, a), (last, b) = gaps[0], gaps[-1]
-    if len(gaps) == 1 or np.isnan(a) or np.isnan(b):
-        return f"{b:+.3f} at `{last}`"
-    trend = "grows" if b > a else "shrinks" if b < a else "stays"
-    return f"{trend} from {a:+.3f} at `{first}` to {b:+.3f} at `{last}`"
 
 
 #: the effects the claims are decided by: the dissected network (the paper's) and the held-out one (ours)

@@ -13,18 +13,19 @@ import pandas as pd
 from ..core import paths
 from ..report.forest import VERDICT_COLORS
 from ..report.tables import Table
-from . import STUDIES, findings, study
+from . import claims, findings
 
-#: the chapters whose claims the scorecard lists, in order (chapter 8 declares none)
-CHAPTERS = tuple(stem for stem in STUDIES if stem != "08-side-by-side")
+
+def chapters() -> tuple[str, ...]:
+    """The chapters whose claims the scorecard lists, in order (those whose study declares claims)."""
+    return tuple(stem for stem, declared in claims().items() if declared)
 
 
 def live_results(results_dir: str | Path = "results") -> dict[str, dict[str, Any] | None]:
     """:func:`findings.observations` of every chapter's results file (None for a chapter not run)."""
     folder = paths.resolve_results_dir(results_dir)
     out: dict[str, dict[str, Any] | None] = {}
-    for stem in CHAPTERS:
-        study(stem)  # its claims are declared when its study is imported
+    for stem in chapters():
         path = folder / f"{stem}.json"
         out[stem] = findings.observations(json.loads(path.read_text())) if path.is_file() else None
     return out
@@ -32,7 +33,7 @@ def live_results(results_dir: str | Path = "results") -> dict[str, dict[str, Any
 
 def rows(results_dir: str | Path = "results", folder: Path | None = None) -> list[tuple[findings.Claim, dict[str, findings.Finding]]]:
     """Every claim with its finding in each column (:func:`findings.scorecard`)."""
-    return findings.scorecard(live_results(results_dir), folder)
+    return findings.scorecard({stem: c for stem, c in claims().items() if c}, live_results(results_dir), folder)
 
 
 #: the scorecard's short column titles, by tier column

@@ -17,7 +17,6 @@ the layers, one ``Experiment`` per seed); the parameters are never written to.
 from __future__ import annotations
 
 import ast
-import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,7 +30,7 @@ from ..attacks.advdata import AdversarialSet, cached_adversarial_set
 from ..core import progress
 from ..core.devices import resolve_device, seed_everything
 from ..core.params import Chapter, ChapterParams, Param, choice, flag, integer, listof, seeds, text
-from ..core.validation import fail
+from ..core.validation import did_you_mean, fail
 from ..data.datasets import DATA_ROOT, DATASET, IMAGE_SIZE, DatasetBundle, cached_bundle, take
 from ..data.probes import probe_indices
 from ..interpret import affinity
@@ -70,6 +69,9 @@ ATTACK = choice("attack", "ensemble", linf.EVAL_ATTACKS, "which adversarial set:
 ATTACKS = listof(ATTACK, "attacks", list(linf.EVAL_ATTACKS), "adversarial sets compared")
 K = integer("k", 20, 1, None, "top-K images per neuron")
 N_REFERENCE = integer("n_reference", 2000, 10, None, "real training images for class means, neighbours, concepts")
+#: display sizes of the neuron galleries (chapters 2 and 4)
+N_SHOW = integer("n_show", 3, 1, 50, "neurons shown per layer in the galleries")
+K_SHOW = integer("k_show", 8, 1, None, "top images shown per neuron")
 N_BOOT = integer("n_boot", 200, 20, 100_000, "bootstrap resamples of the images behind each interval")
 SEEDS = seeds()
 DEVICE = Param("device", _device, "auto", "auto | cpu | cuda | cuda:N", "auto | cpu | cuda | cuda:N | mps")
@@ -77,9 +79,6 @@ RESULTS_DIR = Param("results_dir", _results_dir, "results", "<results_dir>/<chap
 
 LAYERS = listof(text("layer", None, "a layer"), "layers", None, "None: the default layers of `model`",
                 optional=True)
-#: the settings of the dissection chapters (2 and 3)
-DISSECTION = (ATTACK, K, STATISTIC, AFFINITY, SEEDS, DEVICE, RESULTS_DIR)
-
 #: the data and training recipe of every chapter
 DATA = (DATASET, DATA_ROOT, IMAGE_SIZE, MODEL)
 #: chapter 1's setting, shared by chapters 1-3
@@ -135,21 +134,9 @@ def check_unknown(chapter: Chapter, names: Sequence[str], every_chapter: Mapping
     declared_anywhere = {n for declared in every_chapter.values() for n in declared}
     unknown = [n for n in names if n not in chapter.names and n not in declared_anywhere]
     if unknown:
-        hints = []
-        for n in unknown:
-            close = difflib.get_close_matches(n, chapter.names, n=3, cutoff=0.5)
-            hints.append(f"{n!r}" + (f" (did you mean {' or '.join(map(repr, close))}?)" if close else ""))
-        fail("parameters", unknown, f"names this chapter declares; unknown: {', '.join(hints)}. Chapter "
+        hints = ", ".join(did_you_mean(n, chapter.names) for n in unknown)
+        fail("parameters", unknown, f"names this chapter declares; unknown: {hints}. Chapter "
              f"{chapter.stem} declares: {', '.join(chapter.names)}")
-
-
-def validate(chapter: Chapter, namespace: Mapping[str, Any]) -> ChapterParams:
-    """Every parameter of ``chapter`` read from a notebook's ``globals()`` and checked, after
-    :func:`check_unknown` on the names papermill injected (no data loaded, no model built)."""
-    from . import declared_names
-
-    check_unknown(chapter, injected_parameters(namespace), declared_names())
-    return chapter.validate(namespace)
 
 
 # ----------------------------------------------------------------------------- setup

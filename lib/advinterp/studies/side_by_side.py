@@ -3,8 +3,9 @@
 The rows are the training methods (standard, PGD adversarial training, consistent loss,
 sensitivity-regularised), the columns what chapters 4-7 measure. Each cell is read from the
 results of the chapter that measures it for that method, as mean and std over the chapter's
-seeds, under the metric name that chapter's study gives it (:data:`COLUMNS` is built from the
-studies' own name functions). A chapter that does not evaluate a method leaves its cell empty
+seeds, under the metric name that chapter's study gives it: each study exports what chapter 8 reads
+(``SIDE_BY_SIDE``, :class:`advinterp.studies.SideBySide`) and this module imports no other
+chapter's study (:func:`columns`). A chapter that does not evaluate a method leaves its cell empty
 ("not measured", declared here); a metric the table should have but lacks is an error that says
 which chapter and metric, never a silent NaN.
 """
@@ -20,42 +21,53 @@ import pandas as pd
 
 from ..core import paths
 from ..core.params import Chapter, ChapterParams, flag, text
-from ..report import sweeps
 from ..report.results import format_mean_std
-from . import consistency as ch3
-from . import consistent_loss as ch4
-from . import interpretability as ch7
+from .. import sweeps
+from . import default_validate, exports, findings
 from . import setting as S
-from . import tracing as ch5
-from . import wrong_predictions as ch6
 
 METHODS = {"standard": "standard", "pgd_at": "PGD adversarial training", "cl": "consistent loss",
            "nas": "sensitivity-regularised"}
 
-#: column -> (chapter, {method alias: metric name}); names come from each chapter's study
-COLUMNS: dict[str, tuple[str, dict[str, str]]] = {
-    **{c: (ch7.CHAPTER.stem, {m: ch7.metric_name(c, m) for m in ch7.MODELS}) for c in ch7.ACCURACY_MEASURES},
-    "detect_auc": (ch5.CHAPTER.stem, {m: ch5.metric_name("detect_auc", m) for m in ch5.MODELS}),
-    "error_auroc": (ch6.CHAPTER.stem, {"standard": ch6.HEADLINE}),
-    **{c: (ch7.CHAPTER.stem, {m: ch7.metric_name(c, m) for m in ch7.MODELS}) for c in ch7.HIGHER_IS_BETTER},
-}
 #: columns a chapter measures only on some data (relevance mass needs MNIST's digit masks)
 OPTIONAL = {"relevance_mass"}
+#: every column's label, in the order the table shows them
 LABELS = {"clean_acc": "clean accuracy", "pgd_acc": "PGD accuracy", "aa_acc": "AutoAttack-core accuracy",
-          "masking": "gradient masking flagged (share of seeds)", "faithfulness_corr": "faithfulness correlation ↑",
-          "sparseness": "sparseness (Gini) ↑", "consis_real": "consis (real)",
+          "masking": "gradient masking flagged (share of seeds)", "consis_real": "consis (real)",
           "consis_adv_true": "consis (adversarial, true label)", "detect_auc": "adversarial-input detector AUC (ch. 5)",
-          "error_auroc": "wrong-prediction AUROC (ch. 6)", "infidelity": "relative infidelity ↓",
-          "sens_max": "sensitivity-max ↓ (circular)",
-          "deletion_auc": "deletion AUC / p(x) ↓", "alignment": "gradient alignment ↑", "relevance_mass": "relevance mass ↑",
-          "deletion_gain": "deletion gain over a random order ↑", "infidelity_wide": "relative infidelity, sigma 0.3 ↓",
-          "deletion_random": "deletion AUC / p(x), random order (the model)"}
+          "error_auroc": "wrong-prediction AUROC (ch. 6)", "deletion_gain": "deletion gain over a random order ↑",
+          "infidelity": "relative infidelity ↓", "infidelity_wide": "relative infidelity, sigma 0.3 ↓",
+          "deletion_auc": "deletion AUC / p(x) ↓", "faithfulness_corr": "faithfulness correlation ↑",
+          "sparseness": "sparseness (Gini) ↑", "relevance_mass": "relevance mass ↑",
+          "alignment": "gradient alignment ↑", "deletion_random": "deletion AUC / p(x), random order (the model)",
+          "sens_max": "sensitivity-max ↓ (circular)"}
+
+
+def columns() -> dict[str, tuple[str, dict[str, str]]]:
+    """Column -> (chapter, {method alias: metric name}), gathered from every study's ``SIDE_BY_SIDE``
+    cells, in the order of :data:`LABELS` (a column without a label is an error)."""
+    found = {column: (stem, dict(names)) for stem, sbs in exports().items() for column, names in sbs.cells.items()}
+    unlabelled = sorted(set(found) - set(LABELS))
+    if unlabelled:
+        raise KeyError(f"chapter 8 has no label for the exported column(s) {unlabelled}: add them to LABELS")
+    return {column: found[column] for column in LABELS if column in found}
+
+
+def _exporter(what: str) -> str:
+    """The one chapter that exports ``what`` (``curve``, ``across_eps`` or a value's name)."""
+    stems = [stem for stem, sbs in exports().items()
+             if (getattr(sbs, what, None) if what in ("curve", "across_eps") else what in sbs.values)]
+    if len(stems) != 1:
+        raise KeyError(f"chapter 8 reads {what!r} from exactly one chapter; exported by {stems or 'none'}")
+    return stems[0]
 
 SWEEP_SPEC = text("sweep_spec", "configs/sweeps/side-by-side.yaml", "the sweep whose table this chapter reads")
 RUNS_DIR = text("runs_dir", "runs", "sweep outputs: <runs_dir>/<sweep name>/ (relative to the repository)")
 RERUN = flag("rerun", False, "True: re-execute every run of the sweep (else only missing or outdated ones)")
 
 CHAPTER = Chapter("08-side-by-side", (SWEEP_SPEC, RUNS_DIR, RERUN, S.RESULTS_DIR))
+#: chapter 8 decides no claim of its own: its cells are the other chapters' measures
+CLAIMS: tuple[findings.Claim, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,9 +84,7 @@ class Setup:
         return self.runs_root / self.spec["name"] / "table.csv"
 
 
-def validate(namespace: dict[str, Any]) -> ChapterParams:
-    """Check chapter 8's parameters."""
-    return S.validate(CHAPTER, namespace)
+validate = default_validate(CHAPTER)
 
 
 def _from_repo(path: str) -> Path:
@@ -122,7 +132,7 @@ def cells(table: pd.DataFrame) -> dict[str, float | None]:
 
     Raises :class:`MissingMetric` naming the chapter and metric when the table lacks one."""
     out: dict[str, float | None] = {}
-    for column, (chapter, metrics) in COLUMNS.items():
+    for column, (chapter, metrics) in columns().items():
         row = _chapter_row(table, chapter)
         for method, metric in metrics.items():
             if metric not in row or pd.isna(row[metric]):
@@ -139,33 +149,30 @@ def cells(table: pd.DataFrame) -> dict[str, float | None]:
 def display_table(values: dict[str, float | None]) -> pd.DataFrame:
     """Rows: measures; columns: methods; ``mean ± std`` (``n = 1`` for one seed) or ``not measured``."""
     data = {}
-    for column in COLUMNS:
+    for column in columns():
         data[LABELS[column]] = [format_mean_std(values[f"{column}_{m}"], values[f"{column}_{m}_std"])  # type: ignore[arg-type]
                                 if f"{column}_{m}" in values else "not measured" for m in METHODS]
     return pd.DataFrame(data, index=[METHODS[m] for m in METHODS]).T
 
 
 def lambda_curve(table: pd.DataFrame) -> pd.DataFrame:
-    """From chapter 4's results: what it measures against lambda (names from its study)."""
-    row = _chapter_row(table, ch4.CHAPTER.stem)
-    out = []
-    for lam in ch4.lambdas_in(dict(row)):
-        entry: dict[str, Any] = {"lambda": lam}
-        for measure in ch4.MEASURES:
-            key = ch4.lambda_metric(measure, lam)
-            if key not in row:
-                raise MissingMetric(f"chapter {ch4.CHAPTER.stem}'s results lack metric {key!r}")
-            entry[measure], entry[f"{measure}_std"] = row[key], row.get(f"{key}_std", float("nan"))
-        out.append(entry)
-    return pd.DataFrame(out)
+    """The curve a chapter exports (chapter 4: what it measures against lambda; its study names it)."""
+    stem = _exporter("curve")
+    row = _chapter_row(table, stem)
+    try:
+        return pd.DataFrame(exports()[stem].curve(dict(row)))  # type: ignore[misc]
+    except KeyError as missing:
+        raise MissingMetric(f"chapter {stem}'s results lack metric {missing}") from None
 
 
 def eps_curve(table: pd.DataFrame) -> pd.DataFrame:
-    """From chapter 3's runs: its headline consistency measures against the attack budget eps."""
-    rows = table[(table["chapter"] == ch3.CHAPTER.stem) & (table["status"] == "ok")].sort_values("eps")
+    """The measures a chapter exports across eps (chapter 3's headline consistency measures) against
+    the attack budget eps, one row per finished run."""
+    stem = _exporter("across_eps")
+    rows = table[(table["chapter"] == stem) & (table["status"] == "ok")].sort_values("eps")
     if rows.empty:
-        raise MissingMetric(f"the sweep has no finished run of chapter {ch3.CHAPTER.stem}")
-    names = [*ch3.CONSISTENCY_METRICS, *ch3.REPRESENTATION_METRICS]
+        raise MissingMetric(f"the sweep has no finished run of chapter {stem}")
+    names = exports()[stem].across_eps
     cols = ["eps"] + [c for n in names for c in (n, f"{n}_std") if c in rows.columns]
     return rows[cols].reset_index(drop=True)
 
@@ -202,7 +209,7 @@ def summarize(result: Result, setup: Setup) -> dict[str, Any]:
     lam, table = result.lambdas, result.table
     best = best_lambda(lam, result.values["clean_acc_standard"] or math.nan) if len(lam) else None
     overall = lam.loc[lam.consis_adv_true.idxmax()] if len(lam) else None
-    cl_lambda = float(_chapter_row(table, ch7.CHAPTER.stem)["lambda_cl"])
+    cl_lambda = float(_chapter_row(table, _exporter("lambda_cl"))["lambda_cl"])
     return {**result.values, "best_lambda_consistency": best,
             "best_lambda_overall": float(overall["lambda"]) if overall is not None else None,
             "lambda_cl_in_table": cl_lambda, "n_runs": len(table), "n_runs_ok": int((table.status == "ok").sum())}

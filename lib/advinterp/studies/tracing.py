@@ -42,6 +42,7 @@ from ..report.uncertainty import SeedEffect, delong_interval, from_metrics, per_
 from ..report.verdicts import above_words, decide
 from ..training.loop import TrainedModel
 from . import findings
+from . import SideBySide, default_validate
 from . import setting as S
 from . import variants as V
 
@@ -61,6 +62,10 @@ def metric_name(measure: str, model: str) -> str:
     return f"{measure}_{model}"
 
 
+#: what chapter 8 reads: the detector's AUC of each model
+SIDE_BY_SIDE = SideBySide(cells={"detect_auc": {m: metric_name("detect_auc", m) for m in MODELS}})
+
+
 def _relations(P: ChapterParams) -> None:
     S.check_setting(P)
     V.check_training(P)
@@ -77,9 +82,7 @@ CHAPTER = Chapter("05-tracing-and-detection", (
     S.DEVICE, S.RESULTS_DIR), _relations)
 
 
-def validate(namespace: dict[str, Any]) -> ChapterParams:
-    """Check every parameter of chapter 5 (no data loaded, no model built)."""
-    return S.validate(CHAPTER, namespace)
+validate = default_validate(CHAPTER)
 
 
 def setup(P: ChapterParams) -> S.Setup:
@@ -118,7 +121,7 @@ class Scores:
 
     def scored(self) -> Scores:
         """The scores a detector is evaluated on: clean probes it gets right, adversarial probes
-        that fool it (for :func:`advinterp.report.plotting.detector_curves`)."""
+        that fool it (for :func:`advinterp.report.figures.detection.detector_curves`)."""
         return Scores(self.tracer, self.clean[self.ok], self.msp_clean[self.ok], self.ok[self.ok],
                       {a: s[self.fooled[a]] for a, s in self.adversarial.items()},
                       {a: s[self.fooled[a]] for a, s in self.msp_adversarial.items()},
@@ -240,7 +243,7 @@ def headline(result: Result, P: ChapterParams) -> pd.DataFrame:
 def example_cases(result: Result, setup: S.Setup) -> list[dict[str, object]]:
     """Per model (first seed): a correctly classified probe, a misclassified real probe (if any) and
     a successful adversarial probe of ``attack`` (if any), as rows for
-    :func:`advinterp.report.plotting.explanations`."""
+    :func:`advinterp.report.figures.galleries.explanations`."""
     P, seed = setup.P, setup.seeds[0]
     exp = setup.experiments[seed]
     x, y = exp.probes()

@@ -27,6 +27,7 @@ from ..core.validation import fail
 from ..models.predict import accuracy, predict
 from ..report.uncertainty import SeedEffect, newcombe_paired, per_seed_metrics
 from . import findings
+from . import default_validate
 from . import setting as S
 
 EPS_GRID = listof(S.EPS, "eps_grid", [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "budgets of the success-rate curve")
@@ -46,9 +47,7 @@ CHAPTER = Chapter("01-adversarial-examples", (
     S.SEED, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
-def validate(namespace: dict[str, Any]) -> ChapterParams:
-    """Check every parameter of chapter 1 (no data loaded, no model built)."""
-    return S.validate(CHAPTER, namespace)
+validate = default_validate(CHAPTER)
 
 
 def setup(P: ChapterParams) -> S.Setup:

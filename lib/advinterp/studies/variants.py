@@ -169,9 +169,11 @@ def whitebox_set(exp: S.Experiment, tm: TrainedModel, ev: Evaluation, eps: float
 
 
 def transfer_set(exp: S.Experiment, ev: Evaluation, eps: float) -> AdversarialSet:
-    """PGD examples of every probe crafted on the independently trained held-out network: one set per
-    seed for every model's transfer check (cached)."""
-    return whitebox_set(exp, exp.held(), ev, eps)
+    """PGD examples crafted on the independently trained held-out network, of the first ``n_robust``
+    probes (the only ones the transfer check reads): one set per seed for every model's transfer check
+    (cached)."""
+    return cached_adversarial_set("pgd", [exp.held()], exp.bundle, exp.probe_index[:ev.n_robust], eps=eps,
+                                  steps=ev.eval_steps, seed=exp.seed, device=exp.device, restarts=ev.eval_restarts)
 
 
 def robustness(exp: S.Experiment, tm: TrainedModel, ev: Evaluation, *, eps: float, whitebox: AdversarialSet,

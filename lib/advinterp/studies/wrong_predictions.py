@@ -42,6 +42,7 @@ from ..report.results import with_spread
 from ..report.uncertainty import SeedEffect, delong_interval, per_seed_metrics
 from ..training import recipes
 from ..training.loop import TrainedModel
+from . import SideBySide, default_validate
 from . import setting as S
 from . import findings
 
@@ -60,6 +61,8 @@ BASELINES = ("msp", "energy")
 STACKERS = ("random_forest", "lda", "qda")
 #: the chapter's headline: AUROC of the combined detector on the test half
 HEADLINE = "auroc_combined"
+#: what chapter 8 reads: the wrong-prediction detector's AUROC (the standard model)
+SIDE_BY_SIDE = SideBySide(cells={"error_auroc": {"standard": HEADLINE}})
 
 
 def _relations(P: ChapterParams) -> None:
@@ -72,9 +75,7 @@ CHAPTER = Chapter("06-error-detection", (
     CONDUCTANCE_STEPS, N_MUTANTS, MUTATION_OP, MUTATION_RATE, TABLE_RATES, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
-def validate(namespace: dict[str, Any]) -> ChapterParams:
-    """Check every parameter of chapter 6 (no data loaded, no model built)."""
-    return S.validate(CHAPTER, namespace)
+validate = default_validate(CHAPTER)
 
 
 def setup(P: ChapterParams) -> S.Setup:

@@ -77,6 +77,8 @@ class AdversarialObjective:
         TRAIN_ATTACK.validate(self.attack)
         TRAIN_EPS.validate(self.eps)
         TRAIN_STEPS.validate(self.steps)
+        if self.step_size is not None:
+            linf.STEP_SIZE.validate(self.step_size)
         ALPHA.validate(self.alpha)
         LAMBDA.validate(self.lam)
         LAYER.validate(self.layer)
@@ -86,9 +88,13 @@ class AdversarialObjective:
         if self.clean_weight == 0 and self.alpha == 0:
             fail("alpha", self.alpha, "a positive weight when clean_weight=0 (the loss would have no classification term)")
 
+    @property
+    def adversary(self) -> linf.Prepared:
+        """The training attack with the settings checked at construction (not checked again per batch)."""
+        return linf.Prepared(self.attack, linf.Settings(float(self.eps), self.steps, self.step_size))
+
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> ObjectiveOutput:
-        x_adv = linf.run(self.attack, [model], x, y, eps=self.eps, steps=self.steps, step_size=self.step_size,
-                         allowed=linf.TRAINING_ATTACKS, param="train_attack").x_adv
+        x_adv = self.adversary([model], x, y).x_adv
         with recording(model, [self.layer], detach=False) as acts:
             logits = model(x)
             phi = acts[self.layer]
@@ -110,9 +116,7 @@ class AdversarialObjective:
         """End of an epoch (eval mode, :func:`advinterp.training.loop.train`): accuracy on ``x`` clean and
         under this objective's own attack, from the same random start every epoch (so that epoch to
         epoch the number moves only with the model)."""
-        x_adv = linf.run(self.attack, [model], x, y, eps=self.eps, steps=self.steps, step_size=self.step_size,
-                         generator=torch.Generator().manual_seed(0), allowed=linf.TRAINING_ATTACKS,
-                         param="train_attack").x_adv
+        x_adv = self.adversary([model], x, y, generator=torch.Generator().manual_seed(0)).x_adv
         with torch.no_grad():
             return {"clean_acc_end": float((model(x).argmax(1) == y).float().mean()),
                     "adv_acc_end": float((model(x_adv).argmax(1) == y).float().mean())}

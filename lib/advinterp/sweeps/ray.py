@@ -1,6 +1,7 @@
 """The Ray engine of the sweep runner: every run of a sweep becomes a Ray task with its own CPUs and
 GPUs, so runs proceed in parallel up to what the cluster offers (``python -m advinterp.sweep SPEC
---engine ray``; the spec and the run contract are :mod:`advinterp.report.sweeps`).
+--engine ray``; the spec is :mod:`advinterp.sweeps.spec`, the run contract
+:mod:`advinterp.sweeps.runs`).
 
 * **Where outputs land.** A worker writes its run's folder (notebook, results, ``status.json``)
   itself, atomically, under the sweep's runs folder, exactly as the local engine does; no two tasks
@@ -9,8 +10,8 @@ GPUs, so runs proceed in parallel up to what the cluster offers (``python -m adv
   home or scratch mounted everywhere; trivially true on one multi-GPU machine). The driver checks
   after each run that the run's ``status.json`` is visible to it and stops with a message saying
   so when it is not.
-* **Resume.** The driver submits only the runs that are not complete (:func:`sweeps.is_complete`),
-  so a stopped sweep resumes where it stopped.
+* **Resume.** The driver submits only the runs that are not complete
+  (:func:`advinterp.sweeps.runs.is_complete`), so a stopped sweep resumes where it stopped.
 * **Workers that die.** A run whose worker process dies (killed, out of memory, node lost) is
   retried by Ray up to ``max_retries`` times (Ray's own task retries); after that the driver
   records it as failed with Ray's error. A run whose chapter raises is not retried: the worker
@@ -19,8 +20,8 @@ GPUs, so runs proceed in parallel up to what the cluster offers (``python -m adv
   sets ``CUDA_VISIBLE_DEVICES`` for the worker, which the chapter's kernel inherits. They are
   checked against the nodes of the cluster before anything runs.
 
-Ray is imported only here, and only when this engine is used: importing :mod:`advinterp` does not
-import it.
+Ray is imported only here, and only when this engine is used (:data:`advinterp.sweeps.ENGINES` imports
+this module when it is chosen): importing :mod:`advinterp` or :mod:`advinterp.sweep` does not import it.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from typing import Any
 
 from ..core import progress
 from ..core.validation import check_int, check_number, fail
-from . import sweeps
+from .runs import execute, record_failure, run_dir
+from .spec import Run
 
 
 def _ray() -> Any:
@@ -90,18 +92,17 @@ def check_resources(gpus_per_run: float, cpus_per_run: float) -> None:
 
 
 def _task(run: dict[str, Any], root: str, notebooks: str | None) -> dict[str, Any]:
-    """What a Ray worker executes: one run, written to its folder (:func:`sweeps.execute`)."""
-    return sweeps.execute(sweeps.Run(**run), Path(root), notebooks=None if notebooks is None else Path(notebooks),
-                          engine="ray")
+    """What a Ray worker executes: one run, written to its folder (:func:`advinterp.sweeps.runs.execute`)."""
+    return execute(Run(**run), Path(root), notebooks=None if notebooks is None else Path(notebooks), engine="ray")
 
 
-def execute_all(runs: list[sweeps.Run], root: Path, *, notebooks: Path | None = None, address: str | None = None,
-                gpus_per_run: float = 0, cpus_per_run: float = 1, max_retries: int = 2,
+def execute_all(runs: list[Run], root: Path, *, name: str, notebooks: Path | None = None,
+                address: str | None = None, gpus_per_run: float = 0, cpus_per_run: float = 1, max_retries: int = 2,
                 progress_bar: bool = True) -> list[dict[str, Any]]:
     """Execute ``runs`` as Ray tasks (``gpus_per_run`` GPUs and ``cpus_per_run`` CPUs each, a dead
     worker retried up to ``max_retries`` times) and return their statuses in the order given; a
-    progress bar counts finished runs. Interrupting the driver cancels the runs in flight (their
-    folders stay incomplete, so the next call redoes them)."""
+    progress bar named after sweep ``name`` counts finished runs. Interrupting the driver cancels the
+    runs in flight (their folders stay incomplete, so the next call redoes them)."""
     check_number("gpus_per_run", gpus_per_run, lo=0)
     check_number("cpus_per_run", cpus_per_run, lo=0)
     check_int("max_retries", max_retries, lo=0)
@@ -117,7 +118,7 @@ def execute_all(runs: list[sweeps.Run], root: Path, *, notebooks: Path | None = 
         nb = None if notebooks is None else str(Path(notebooks).resolve())
         pending = {task.remote(dataclasses.asdict(run), where, nb): i for i, run in enumerate(runs)}
         statuses: list[dict[str, Any]] = [{} for _ in runs]
-        bar = progress.bar(total=len(runs), desc=f"sweep on Ray ({len(runs)} runs)", disable=not progress_bar)
+        bar = progress.bar(total=len(runs), desc=f"sweep {name} on Ray ({len(runs)} runs)", disable=not progress_bar)
         try:
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1)
@@ -137,15 +138,15 @@ def execute_all(runs: list[sweeps.Run], root: Path, *, notebooks: Path | None = 
             ray.shutdown()
 
 
-def _finish(ray: Any, ref: Any, run: sweeps.Run, root: Path, notebooks: Path | None) -> dict[str, Any]:
+def _finish(ray: Any, ref: Any, run: Run, root: Path, notebooks: Path | None) -> dict[str, Any]:
     """The status of a finished task; a task whose worker died beyond its retries is recorded as
     failed here. Its status file must be visible to the driver (shared filesystem)."""
     try:
         status = ray.get(ref)
     except ray.exceptions.RayError as err:
-        return sweeps.record_failure(run, root, f"{type(err).__name__}: {err}", notebooks=notebooks, engine="ray")
-    if not (sweeps.run_dir(root, run) / "status.json").is_file():
+        return record_failure(run, root, f"{type(err).__name__}: {err}", notebooks=notebooks, engine="ray")
+    if not (run_dir(root, run) / "status.json").is_file():
         raise RuntimeError(f"run {run.chapter}/{run.run_id} finished on {status.get('host')} but its folder is not "
                            f"visible here under {root}: engine='ray' needs the runs folder on a filesystem shared "
-                           "by every node (see advinterp.report.sweep_ray)")
+                           "by every node (see advinterp.sweeps.ray)")
     return status

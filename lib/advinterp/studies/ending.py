@@ -1,0 +1,46 @@
+"""The end of every chapter notebook, one call: :func:`conclude` publishes the study's results (the
+results file, every scalar metric and verdict word glued for the prose) and shows the chapter's
+"At scale" section, its claims decided on this page's results and in every recorded tier
+(:func:`advinterp.studies.findings.at_scale`), with the tiers' key figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..report import recorded, results
+from . import Study, findings
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """What :func:`conclude` wrote and showed."""
+
+    path: Path                                  # the results file
+    metrics: dict[str, Any]                     # the study's summary (what the file holds)
+    scale: findings.ScaleSection | None         # the "At scale" table and words (None: no claims)
+    n_recorded_figures: int                     # recorded tiers' figures shown
+
+
+def conclude(study: Study, result: Any, setup: Any, results_dir: str | Path = "results", *,
+             show: bool = True) -> Conclusion:
+    """Summarise ``result`` (``study.summarize``), publish it with the study's verdict words
+    (:func:`advinterp.report.results.publish`), then decide ``study.CLAIMS`` on the file just written
+    and in each recorded tier, glue the section's words (``scale_summary``) and, with ``show``,
+    display its table and the tiers' figures (in a notebook). A study without claims (chapter 8)
+    only publishes."""
+    metrics = study.summarize(result, setup)
+    path = results.publish(study.CHAPTER, setup.P.public(), metrics, study.verdicts(result, setup, metrics),
+                           results_dir)
+    if not study.CLAIMS:
+        return Conclusion(path, metrics, None, 0)
+    scale = findings.at_scale(study.CLAIMS, findings.observations(results.read_results(path)))
+    results.glue_words_all(scale.words)
+    shown = 0
+    if show:
+        from IPython.display import display
+
+        display(findings.styled(scale.table))
+        shown = recorded.show_figures(study.CHAPTER.stem)
+    return Conclusion(path, metrics, scale, shown)

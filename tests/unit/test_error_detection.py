@@ -67,6 +67,27 @@ def test_mutants_are_deterministic_and_the_model_is_restored(net_and_data):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and gf.tried == 3
 
 
+def test_a_repeated_nai_mutant_reuses_its_predictions_with_identical_results(net_and_data, monkeypatch):
+    """At a rate that negates one of 48 filters, 30 draws repeat filters; each distinct mutant is
+    evaluated once, and the kept predictions equal those of evaluating every draw afresh."""
+    model, x = net_and_data
+    y = model(x).argmax(1)
+    kw = dict(operator="NAI", rate=0.02, n_mutants=30, seed=1, accept=0.0)
+    calls = []
+    real = mutation.predict
+    monkeypatch.setattr(mutation, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
+    res = mutation.mutate_and_predict(model, x, x, y, **kw)
+    draws = [mutation._Mutation(model, "NAI", 0.02, mutation.derive_seed(1, "NAI", 0.02, i)) for i in range(res.tried)]
+    expected = []
+    for m in draws:
+        with m:
+            expected.append(real(model, x))
+    assert torch.equal(res.predictions, torch.stack(expected))
+    distinct = len({m.filters for m in draws})
+    # the original (and its validation accuracy), then each distinct mutant once (validation, then x)
+    assert distinct < res.tried and len(calls) == 2 + 2 * distinct
+
+
 def test_nai_negates_exactly_the_chosen_filters(net_and_data):
     model, _ = net_and_data
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]

@@ -12,7 +12,9 @@ A mutant is kept only if its accuracy on a validation set exceeds ``0.9 x`` the 
 the original model's: wrong (or adversarial) inputs sit near decision boundaries and flip more.
 
 Mutants are generated deterministically from ``(seed, index)`` and evaluated one at a time on the
-one model, which is mutated in place and restored: memory never holds N copies.
+one model, which is mutated in place and restored: memory never holds N copies. An NAI mutant is
+fixed by the filters it negates, so a draw that repeats an earlier one reuses its predictions
+(identical results; at small rates few filters give few distinct mutants and most draws repeat).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class _Mutation:
         filters = conv_filters(model)
         g = generator(seed)
         chosen = torch.randperm(len(filters), generator=g)[: n_mutated(model, rate)]
+        #: which filters change: with NAI (deterministic) two mutants that change the same filters are
+        #: the same model
+        self.filters = tuple(sorted(chosen.tolist()))
         self.saved: list[tuple[nn.Conv2d, int, torch.Tensor, torch.Tensor | None]] = []
         self.new: list[tuple[nn.Conv2d, int, torch.Tensor, torch.Tensor | None]] = []
         for i in chosen.tolist():
@@ -141,17 +146,24 @@ def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | 
     original = predict(model, x)
     base_acc = val_accuracy(original)
     kept: list[torch.Tensor] = []
+    seen: dict[tuple[int, ...], tuple[bool, torch.Tensor | None]] = {}  # NAI: filters -> (accepted, predictions)
     tried = 0
     bar = progress.bar(total=n_mutants, desc=f"{operator} mutants (rate {rate})", leave=False)
     with torch.no_grad():
         while len(kept) < n_mutants and tried < max_tries:
             mutation = _Mutation(model, operator, rate, derive_seed(seed, operator, rate, tried))
             tried += 1
-            with mutation:
-                pred_x = predict(model, x) if x_val is None else None
-                if val_accuracy(pred_x) > accept * base_acc:
-                    kept.append(pred_x if pred_x is not None else predict(model, x))
-                    bar.update(1)
+            known = seen.get(mutation.filters) if operator == "NAI" else None
+            if known is None:
+                with mutation:
+                    pred_x = predict(model, x) if x_val is None else None
+                    ok = val_accuracy(pred_x) > accept * base_acc
+                    known = (ok, (pred_x if pred_x is not None else predict(model, x)) if ok else None)
+                if operator == "NAI":
+                    seen[mutation.filters] = known
+            if known[0]:
+                kept.append(known[1])  # type: ignore[arg-type]
+                bar.update(1)
             if tried >= EARLY_CHECK:
                 optimistic_rate = wilson_interval(len(kept), tried, EARLY_STOP_Z)[1]
                 if len(kept) + optimistic_rate * (max_tries - tried) < n_mutants:

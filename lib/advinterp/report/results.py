@@ -102,7 +102,7 @@ def aggregate_seed_runs(per_run: Sequence[Mapping[str, Any]], *, spread_all: boo
     seeds inside the chapter, or is a combined interval that the per-seed lists decide). Returns the
     metrics and the names left out. ``spread_all``: the runs are of a chapter with one ``seed``
     parameter (chapter 1), whose every numeric metric is that seed's value: each one that differs
-    between runs gets a mean and std. Used by a sweep's table (:mod:`advinterp.sweeps.collect`) and
+    between runs gets a mean and std. Used by a sweep's table (:mod:`advinterp.sweeps.table`) and
     by a recorded sweep (:func:`advinterp.report.recorded.record_sweep`)."""
     names = list(dict.fromkeys(k for m in per_run for k in m))
     out: dict[str, Any] = {}

@@ -14,7 +14,7 @@ The machinery of the entry point ``python -m advinterp.sweep configs/sweeps/side
   another in this process) and :mod:`~advinterp.sweeps.ray` (each run a Ray task, imported only
   when chosen). Every engine writes each run's files atomically into that run's own folder through
   :func:`~advinterp.sweeps.runs.execute`, so the guarantees above hold for both;
-* :mod:`~advinterp.sweeps.collect`: the table ``runs/<name>/table.csv`` (one row per run, a
+* :mod:`~advinterp.sweeps.table`: the table ``runs/<name>/table.csv`` (one row per run, a
   ``split: seeds`` group aggregated into one row) and ``runs.csv`` (every single run).
 
 :func:`run_sweep` puts them together.
@@ -29,7 +29,7 @@ from typing import Any
 from ..core import paths
 from ..core.validation import check_choice, fail
 from . import local
-from .collect import collect
+from .table import collect
 from .runs import adopt, execute, is_complete, record_failure, run_dir
 from .spec import SPLITS, Run, expand, load_spec
 

@@ -15,7 +15,7 @@ A spec is a YAML file::
         split: seeds                        # one run per seed of the chapter's ``seeds`` list
 
 ``split: seeds`` turns one run into one run per seed (``seeds: [s]``), so seeds can run in
-parallel; the table then holds one row for the group (:mod:`advinterp.sweeps.collect`).
+parallel; the table then holds one row for the group (:mod:`advinterp.sweeps.table`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ SPLITS = ("seeds",)
 @dataclass(frozen=True)
 class Run:
     """One chapter execution of a sweep. ``group`` holds, for a run made by ``split: seeds``, the
-    parameters of the whole group (every seed), whose row :func:`advinterp.sweeps.collect.collect`
+    parameters of the whole group (every seed), whose row :func:`advinterp.sweeps.table.collect`
     aggregates."""
 
     chapter: str

@@ -13,6 +13,7 @@ which chapter and metric, never a silent NaN.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from ..core import paths
 from ..core.params import Chapter, ChapterParams, flag, text
 from ..report.results import format_mean_std
 from .. import sweeps
-from . import default_validate, exports, findings
+from . import SideBySide, default_validate, exports, findings
 from . import setting as S
 
 METHODS = {"standard": "standard", "pgd_at": "PGD adversarial training", "cl": "consistent loss",
@@ -53,10 +54,9 @@ def columns() -> dict[str, tuple[str, dict[str, str]]]:
     return {column: found[column] for column in LABELS if column in found}
 
 
-def _exporter(what: str) -> str:
-    """The one chapter that exports ``what`` (``curve``, ``across_eps`` or a value's name)."""
-    stems = [stem for stem, sbs in exports().items()
-             if (getattr(sbs, what, None) if what in ("curve", "across_eps") else what in sbs.values)]
+def _exporter(what: str, exported: Callable[[SideBySide], bool]) -> str:
+    """The one chapter whose ``SIDE_BY_SIDE`` has ``what`` (``exported`` says whether it does)."""
+    stems = [stem for stem, sbs in exports().items() if exported(sbs)]
     if len(stems) != 1:
         raise KeyError(f"chapter 8 reads {what!r} from exactly one chapter; exported by {stems or 'none'}")
     return stems[0]
@@ -157,7 +157,7 @@ def display_table(values: dict[str, float | None]) -> pd.DataFrame:
 
 def lambda_curve(table: pd.DataFrame) -> pd.DataFrame:
     """The curve a chapter exports (chapter 4: what it measures against lambda; its study names it)."""
-    stem = _exporter("curve")
+    stem = _exporter("curve", lambda s: s.curve is not None)
     row = _chapter_row(table, stem)
     try:
         return pd.DataFrame(exports()[stem].curve(dict(row)))  # type: ignore[misc]
@@ -168,7 +168,7 @@ def lambda_curve(table: pd.DataFrame) -> pd.DataFrame:
 def eps_curve(table: pd.DataFrame) -> pd.DataFrame:
     """The measures a chapter exports across eps (chapter 3's headline consistency measures) against
     the attack budget eps, one row per finished run."""
-    stem = _exporter("across_eps")
+    stem = _exporter("across_eps", lambda s: bool(s.across_eps))
     rows = table[(table["chapter"] == stem) & (table["status"] == "ok")].sort_values("eps")
     if rows.empty:
         raise MissingMetric(f"the sweep has no finished run of chapter {stem}")
@@ -209,7 +209,7 @@ def summarize(result: Result, setup: Setup) -> dict[str, Any]:
     lam, table = result.lambdas, result.table
     best = best_lambda(lam, result.values["clean_acc_standard"] or math.nan) if len(lam) else None
     overall = lam.loc[lam.consis_adv_true.idxmax()] if len(lam) else None
-    cl_lambda = float(_chapter_row(table, _exporter("lambda_cl"))["lambda_cl"])
+    cl_lambda = float(_chapter_row(table, _exporter("lambda_cl", lambda s: "lambda_cl" in s.values))["lambda_cl"])
     return {**result.values, "best_lambda_consistency": best,
             "best_lambda_overall": float(overall["lambda"]) if overall is not None else None,
             "lambda_cl_in_table": cl_lambda, "n_runs": len(table), "n_runs_ok": int((table.status == "ok").sum())}

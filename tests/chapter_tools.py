@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +45,10 @@ def write_toy_chapter(book: Path, parameters: str, body: str, stem: str = "99-to
 #: notebook path -> the notebook as nbval executed it, with its outputs (only notebooks whose every
 #: code cell passed in this session); the book build caches them instead of executing them again
 EXECUTED: dict[str, object] = {}
+#: environment variable naming a folder where executed notebooks are also written, so that another
+#: pytest process (make test's second phase, or a pytest-xdist worker's controller) builds the book
+#: from them; ``make test`` sets it to a fresh folder per run
+EXECUTED_DIR = "ADVINTERP_EXECUTED_DIR"
 _OUTPUTS: dict[str, dict[int, list]] = {}
 _FAILED: set[str] = set()
 
@@ -54,12 +59,41 @@ def record_cell(path: str, nb, cell_num: int, outputs: list | None, passed: bool
     if not passed:
         _FAILED.add(path)
         EXECUTED.pop(path, None)
+        folder = os.environ.get(EXECUTED_DIR)
+        if folder:
+            (Path(folder) / Path(path).name).unlink(missing_ok=True)
         return
     cells = _OUTPUTS.setdefault(path, {})
     cells[cell_num] = list(outputs or [])
     n_code = sum(c.cell_type == "code" for c in nb.cells)
     if len(cells) == n_code and path not in _FAILED:
         EXECUTED[path] = executed_notebook(nb, cells)
+        folder = os.environ.get(EXECUTED_DIR)
+        if folder:
+            _write_executed(EXECUTED[path], Path(folder) / Path(path).name)
+
+
+def _write_executed(nb, target: Path) -> None:
+    """Write an executed notebook atomically (a reader never sees half a notebook)."""
+    import nbformat
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    nbformat.write(nb, partial)
+    os.replace(partial, target)
+
+
+def executed_notebooks() -> dict[str, object]:
+    """The notebooks executed in this run: :data:`EXECUTED` (this process) and those another process
+    of the same ``make test`` wrote to :data:`EXECUTED_DIR` (keyed by their path under book/)."""
+    import nbformat
+
+    out: dict[str, object] = {}
+    folder = os.environ.get(EXECUTED_DIR)
+    if folder and Path(folder).is_dir():
+        for file in sorted(Path(folder).glob("*.ipynb")):
+            out[str(REPO / "book" / file.name)] = nbformat.read(file, as_version=4)
+    return {**out, **EXECUTED}
 
 
 def executed_notebook(nb, outputs: dict[int, list]):
@@ -80,13 +114,14 @@ def executed_notebook(nb, outputs: dict[int, list]):
 
 
 def seed_execution_cache(out: Path) -> list[str]:
-    """Put the chapters nbval executed in this session (:data:`EXECUTED`) into the execution cache of
+    """Put the chapters nbval executed in this run (:func:`executed_notebooks`) into the execution cache of
     a Jupyter Book build into ``out``: the build renders them instead of executing them again.
     Returns the notebooks cached; a chapter nbval did not run (or that failed) the build executes."""
     from jupyter_cache import get_cache
     from jupyter_cache.base import CacheBundleIn
 
     cache = get_cache(str(out / "_build" / ".jupyter_cache"))
-    for path, nb in EXECUTED.items():
+    executed = executed_notebooks()
+    for path, nb in executed.items():
         cache.cache_notebook_bundle(CacheBundleIn(nb, path), check_validity=False, overwrite=True)
-    return sorted(EXECUTED)
+    return sorted(executed)

@@ -5,34 +5,7 @@ not, to keep its budget): elsewhere the test is skipped and says so."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
-from pathlib import Path
-
-import pytest
-
-from chapter_tools import REPO, seed_execution_cache
-
-NEEDED = ("xelatex", "latexmk", "pdftotext", "pdfinfo")
-
-
-@pytest.fixture(scope="session")
-def built_pdf(tmp_path_factory) -> dict:
-    missing = [tool for tool in NEEDED if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(f"no TeX here ({', '.join(missing)} missing): `make pdf` installs Debian's TeX packages")
-    out = tmp_path_factory.mktemp("pdf")
-    seed_execution_cache(out)
-    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"TQDM_DISABLE": "1"}
-    jb = Path(sys.executable).with_name("jupyter-book")
-    proc = subprocess.run([str(jb), "build", str(REPO), "--builder", "pdflatex", "--path-output", str(out)],
-                          capture_output=True, text=True, env=env, cwd=REPO)
-    pdf = out / "_build" / "latex" / "advinterp-book.pdf"
-    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True).stdout if pdf.is_file() else ""
-    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout if pdf.is_file() else ""
-    return {"returncode": proc.returncode, "log": proc.stdout + proc.stderr, "pdf": pdf, "text": text, "info": info}
 
 
 def test_the_pdf_builds(built_pdf):

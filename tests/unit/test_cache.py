@@ -147,3 +147,43 @@ def test_zip_of_model_is_not_left_partial(tmp_path):
     import io
 
     assert zipfile.is_zipfile(io.BytesIO(payload))
+
+
+_CONCURRENT = '''
+import sys, time
+from pathlib import Path
+import torch
+from advinterp.core import cache
+counter = Path(sys.argv[1])
+def compute():
+    with open(counter, "a") as f:
+        f.write("computed\\n")
+    time.sleep(1.5)
+    return {"x": torch.arange(3)}
+out = cache.memoized("concurrency-test", {"what": "one entry"}, compute)
+assert out["x"].tolist() == [0, 1, 2]
+'''
+
+
+def test_two_processes_compute_one_entry_once(tmp_path):
+    """The second process waits for the first (cache.exclusive) and loads what it saved."""
+    counter = tmp_path / "computed.txt"
+    env = {**os.environ, "ADVINTERP_CACHE": str(tmp_path / "cache")}
+    procs = [subprocess.Popen([sys.executable, "-c", _CONCURRENT, str(counter)], env=env) for _ in range(2)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    assert counter.read_text().count("computed") == 1
+
+
+def test_a_killed_holder_releases_the_lock(tmp_path):
+    entry = tmp_path / "entry.pt"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom pathlib import Path\n"
+                               "from advinterp.core import cache\nwith cache.exclusive(Path(sys.argv[1])):\n"
+                               "    print('held', flush=True)\n    time.sleep(600)", str(entry)],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    holder.kill()
+    holder.wait()
+    start = time.time()
+    with cache.exclusive(entry):
+        pass
+    assert time.time() - start < 10

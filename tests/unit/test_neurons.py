@@ -148,3 +148,29 @@ def test_representation_metrics_on_constructed_vectors():
     m = representation.representation_metrics(feats[2:], feats[:2], torch.tensor([0, 0]), torch.tensor([1, 1]),
                                               means, nn_labels, A)
     assert (m["cs_target"] > m["cs_true"]).all()
+
+
+def test_the_neuron_browser_draws_each_choice_into_an_image():
+    """Chapter 2's widget redraws its gallery as PNG bytes (no Output widget, whose captured display
+    stalls headless execution: jupyter/nbclient#312) when the reader picks another neuron or probe set."""
+    pytest.importorskip("ipywidgets")
+    from advinterp.attacks.advdata import AdversarialSet
+    from advinterp.interpret.dissection import neuron_report
+    from advinterp.report.widgets import neuron_browser
+
+    torch.manual_seed(0)
+    x = torch.rand(12, 3, 6, 6)
+    y = torch.randint(0, 4, (12,))
+    adv = AdversarialSet("pgd", 0.1, x, (x + 0.05).clamp(0, 1), y, (y + 1) % 4, torch.arange(12))
+    model = _probe_model()
+    diss = neuron_report(model, adv, adv.target, ["conv"], 3, torch.eye(4))
+    browser = neuron_browser(model, diss, adv, adv.target, ["a", "b", "c", "d"], k_show=3)
+    (layer, neuron), (which, _), image = browser.children[0].children, browser.children[1].children, browser.children[2]
+    first = image.value
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    assert neuron.max == 2 and layer.value == "conv"
+    neuron.value = 2
+    assert image.value[:8] == b"\x89PNG\r\n\x1a\n" and image.value != first
+    both = image.value
+    which.value = "real"
+    assert image.value != both

@@ -4,6 +4,8 @@ one tidy table."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import nbformat
 import pandas as pd
@@ -163,3 +165,11 @@ def test_a_name_no_chapter_of_the_sweep_declares_stops_it_before_anything_runs(t
     with pytest.raises(ValueError, match=r"^99-toy grid=\['xx'\] is not allowed: .*did you mean 'x'"):
         sweep.load_spec(typo, book)
     assert not runs_root.exists()
+
+
+def test_writing_results_imports_no_torch():
+    """A chapter's results file is written without torch (its import alone takes seconds): a sweep's
+    runs, the toy chapters of these tests and the scorecard start their kernels that much faster."""
+    code = "import sys, advinterp.report.results; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -9,22 +9,27 @@
   reported, removed and recomputed, never loaded (:func:`verified_load`).
 * Payloads are read with ``torch.load(..., weights_only=True)``: a file carrying pickled code
   is refused, reported and recomputed too.
+* Processes sharing a cache (``make test``'s two workers, a sweep's concurrent runs) compute each
+  entry once (:func:`exclusive`): the second process to want it waits for the first and loads it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # imported where a payload is saved or loaded: a results file needs no torch
+    import torch
 
 from . import paths
 
@@ -92,6 +97,8 @@ def _atomic_write(path: Path, payload: bytes) -> None:
 
 def atomic_save(obj: Any, path: Path) -> None:
     """Save ``obj`` (tensors, dicts, lists, numbers, strings) to ``path`` atomically, with its digest."""
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     payload = buf.getvalue()
@@ -122,6 +129,8 @@ def verified_load(path: Path, map_location: str | torch.device = "cpu") -> Any |
     elif hashlib.sha256(blob[header_len:]).hexdigest().encode() != blob[len(MAGIC):header_len - 1]:
         problem = "its SHA-256 does not match the recorded one (truncated or modified)"
     if problem is None:
+        import torch
+
         try:
             return torch.load(io.BytesIO(blob[header_len:]), map_location=map_location, weights_only=True)
         except Exception as err:  # UnpicklingError for pickled code, RuntimeError for a bad archive...
@@ -147,14 +156,34 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor] | None:
     return verified_load(path)
 
 
+@contextmanager
+def exclusive(path: Path) -> Iterator[None]:
+    """Hold this machine's lock on the cache entry ``path`` while checking for it and computing it,
+    so that two processes sharing the cache compute it once: the second waits, then finds it. An
+    advisory ``flock`` on a file outside the cache (the operating system's temporary folder, so the
+    cache holds only results), released by the kernel if its holder dies (the waiter then resumes
+    from the holder's checkpoint)."""
+    folder = Path(tempfile.gettempdir()) / "advinterp-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:32]
+    with open(folder / f"{name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def cached_tensors(path: Path, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """Return the tensors at ``path``, computing and saving them first when absent."""
-    found = load_tensors(path)
-    if found is not None:
-        return found
-    result = compute()
-    save_tensors(path, result)
-    return result
+    """Return the tensors at ``path``, computing and saving them first when absent (once across
+    processes: :func:`exclusive`)."""
+    with exclusive(path):
+        found = load_tensors(path)
+        if found is not None:
+            return found
+        result = compute()
+        save_tensors(path, result)
+        return result
 
 
 def memoized(kind: str, description: Any, compute: Callable[[], dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

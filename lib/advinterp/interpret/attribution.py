@@ -115,7 +115,8 @@ def infidelity(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor, ta
     xs = x.repeat_interleave(n_perturb, 0)
     noise = torch.randn_like(xs) * std
     t = target.repeat_interleave(n_perturb)
-    f = model(xs).gather(1, t.view(-1, 1)).squeeze(1) - model(xs - noise).gather(1, t.view(-1, 1)).squeeze(1)
+    clean = model(x).gather(1, target.view(-1, 1)).squeeze(1).repeat_interleave(n_perturb)  # f_t(x) once per image
+    f = clean - model(xs - noise).gather(1, t.view(-1, 1)).squeeze(1)
     dot = (attributions.repeat_interleave(n_perturb, 0) * noise).flatten(1).sum(1)
     f, dot = f.view(n, n_perturb).double(), dot.view(n, n_perturb).double()
     beta = (dot * f).mean(1) / dot.pow(2).mean(1).clamp_min(1e-30)

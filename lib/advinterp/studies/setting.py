@@ -35,8 +35,8 @@ from ..data.datasets import DATA_ROOT, DATASET, IMAGE_SIZE, DatasetBundle, cache
 from ..data.probes import probe_indices
 from ..interpret import affinity
 from ..models.architectures import MODEL, MODELS, TORCHVISION_MODELS, analysed_layers, check_fits, check_layer
-from ..interpret.affinity import AFFINITY
-from ..models.layers import STATISTIC
+from ..interpret.affinity import AFFINITY  # noqa: F401 (chapters declare it as S.AFFINITY)
+from ..models.layers import STATISTIC  # noqa: F401 (chapters declare it as S.STATISTIC)
 from ..models.predict import predict
 from ..training import recipes
 from ..training.loop import EPOCHS, MAX_TRAIN, SEED, TrainedModel  # noqa: F401 (SEED: chapter 1 declares it)

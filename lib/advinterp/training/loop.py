@@ -9,6 +9,8 @@ part of the key: a model trained on a GPU is reused on a CPU.
 * **Atomic and verified**: weights are saved with :func:`advinterp.core.cache.atomic_save` and
   loaded with ``weights_only=True`` after a checksum check; a corrupt file is retrained. The
   weights are written before ``meta.json``, so a model counts as cached only once both exist.
+* **Once across processes**: loading and training a model hold its cache entry's lock
+  (:func:`advinterp.core.cache.exclusive`); a second process that wants the same model waits, then loads it.
 * **Resumable**: after every epoch a checkpoint (weights, optimiser state, history) is saved;
   an interrupted run resumes from the last complete epoch. Every epoch seeds its own random
   streams (shuffling, random starts, dropout) from ``(seed, epoch)``, so a resumed run ends with
@@ -223,9 +225,20 @@ def train(
     :class:`~advinterp.training.objectives.CrossEntropy`). See the module docstring for the guarantees."""
     config.validate()
     objective = objective or objectives.CrossEntropy()
-    dev = resolve_device(device)
-    key = model_key(config, objective)
+    if not use_cache:
+        return _train(config, objective, resolve_device(device), None, progress, desc)
     folder = model_dir(config, objective)
+    with cache.exclusive(folder):  # another process training this model: wait for it, then load
+        return _train(config, objective, resolve_device(device), folder, progress, desc)
+
+
+def _train(config: TrainConfig, objective: objectives.Objective, dev: torch.device, folder: Path | None,
+           progress: bool, desc: str | None) -> TrainedModel:
+    """:func:`train`'s body: load ``folder``'s model, or train (resuming from its checkpoint) and save
+    it there; ``folder`` None: train without the cache."""
+    use_cache = folder is not None
+    key = model_key(config, objective)
+    folder = folder or model_dir(config, objective)
     final, meta_path, ckpt = folder / "model.pt", folder / "meta.json", folder / "checkpoint.pt"
     if use_cache:
         loaded = _load_final(config, objective, key, final, meta_path, dev)

@@ -46,12 +46,9 @@ $(STAMP): requirements.txt tests/requirements-oracles.txt pyproject.toml
 	@touch $(STAMP)
 
 # Jupyter Book caches executed notebooks by their code only; a changed library must re-execute them.
-# python -m advinterp.execute first executes the notebooks that need it on both cores (one thread each,
-# longest first, chapter 8 and the introduction last) into that cache; the build then renders them.
 book: $(STAMP)
 	@v=$$($(BIN)/python -c "from advinterp.core.cache import library_version; print(library_version())"); \
 	if [ "$$(cat _build/.library_version 2>/dev/null)" != "$$v" ]; then rm -rf _build/.jupyter_cache; fi; \
-	$(BIN)/python -m advinterp.execute && \
 	$(BIN)/jupyter-book build . -W --keep-going && echo "$$v" > _build/.library_version
 	@echo "open _build/html/index.html"
 
@@ -85,10 +82,11 @@ sysdeps:
 
 # make test runs pyproject's testpaths in two phases (README: The two commands), on both cores:
 #  1. unit tests, chapters 1-7 and the configuration dry runs on two pytest-xdist workers with one
-#     thread each (the arithmetic takes as long as with one two-thread process: chapter 4 took 395 s
-#     on one thread and 202 s on two; what two processes win is that the single-threaded parts, kernel
-#     starts, imports, Ray, papermill, plotting, overlap instead of idling a core); a notebook or a test module is one unit of work, handed out longest first (tests/nbexec.py),
-#     and two chapters needing the same model compute it once (advinterp.core.cache.exclusive);
+#     thread each: the single-threaded parts (kernel starts, imports, Ray, papermill, plotting) overlap
+#     instead of idling a core. tests/nbexec.py keeps chapter 4 and the chapters that reuse its models
+#     (7, the other long one, and 5) on one worker, one after another: two long chapters side by side
+#     slow each other down far more than two threads do (memory, not arithmetic: chapter 4 took 395 s
+#     and chapter 7 383 s one after another beside the unit tests, 592 s and 708 s side by side);
 #  2. what reads every chapter's results (chapter 8, the introduction's scorecard) and the book's
 #     builds (HTML and PDF side by side), in one process with both threads, rendering the chapters
 #     phase 1 executed (written to ADVINTERP_EXECUTED_DIR) instead of executing them again.
@@ -96,7 +94,7 @@ sysdeps:
 # a failure; the second phase runs even when the first fails, and either failing fails make test.
 PHASE2 := book/08-side-by-side.ipynb book/intro.ipynb tests/book
 PHASE1_ARGS := tests/unit book tests/book/test_configs.py --ignore=book/08-side-by-side.ipynb --ignore=book/intro.ipynb \
-	-n 2 --dist loadscope --no-loadscope-reorder
+	-n 2 --dist loadgroup --no-loadscope-reorder
 test: $(STAMP) sysdeps
 	@executed=$$(mktemp -d); trap 'rm -rf "$$executed"' EXIT; export ADVINTERP_EXECUTED_DIR=$$executed; \
 	echo "== make test, phase 1 of 2: unit tests, chapters 1-7, configurations (two workers) =="; \

@@ -4,13 +4,14 @@ hook, because conftest hooks only see items below their folder and the chapters 
 1. nbval executes every chapter once (the chapter test); this keeps each cell's outputs
    (:func:`chapter_tools.record_cell`) so that the book build renders the chapter from them instead
    of executing it again (tests/book/conftest.py).
-2. Under pytest-xdist's ``--dist loadscope`` (``make test``'s first phase, Makefile), whose unit of
-   work is a notebook (one kernel runs its cells in order) or a test module (its module fixtures are
-   set up once), it orders what the workers are handed (:func:`_start_order`): the chapters longest
-   first and those that only load chapter 4's models last (:func:`advinterp.sweeps.book.start_rank`,
-   the order of ``make book`` too), then the test modules, which even out the two workers' ends.
-   Chapters that run side by side and need the same model compute it once
-   (:func:`advinterp.core.cache.exclusive`).
+2. Under pytest-xdist's ``--dist loadgroup`` (``make test``'s first phase, Makefile), it says which
+   tests must run one after another on one worker (:func:`group_of`): a notebook's cells (one kernel runs them in order),
+   a test module's tests (its module fixtures are set up once), and the chapters that reuse chapter
+   4's fine-tuned models (:data:`SHARES_CHAPTER_4`: 7, the other long one, and 5), which run after
+   chapter 4 on its worker: they load its models, and two long chapters side by side slow each other
+   down far more than their halves of the machine would (Makefile: test). That group goes first (it
+   is the longest), then the other notebooks, then the test modules, which even out the two workers'
+   ends. (Two processes wanting one model compute it once in any order: advinterp.core.cache.exclusive.)
 """
 
 from __future__ import annotations
@@ -19,19 +20,51 @@ from pathlib import Path
 
 import pytest
 
+#: chapters whose study reuses chapter 4's fine-tuned variants (advinterp.studies.variants, by cache
+#: key), in the order they run; tests/unit/test_suite_phases.py checks the list against the studies
+SHARES_CHAPTER_4 = ("04-consistent-loss", "05-tracing-and-detection", "07-sensitivity-regularization")
+CHAPTER_4_GROUP = "chapter-4-models"
+
+
+def group_of(nodeid: str) -> str:
+    """The group of a collected test, from its node id: a notebook's or a module's own, chapter 4's
+    for :data:`SHARES_CHAPTER_4`."""
+    path = Path(nodeid.split("::")[0])
+    if path.suffix == ".ipynb":
+        return CHAPTER_4_GROUP if path.stem in SHARES_CHAPTER_4 else f"notebook {path}"
+    return f"module {path}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadgroup``: one group (:func:`group_of`) at a time per worker, groups handed out in
+    collection order with ``--no-loadscope-reorder``. (pytest-xdist's own loadgroup reads
+    ``xdist_group`` marks by renaming node ids, which pytest 9 no longer allows.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return group_of(nodeid)
+
+    return GroupScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the order scopes are handed out in
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the order groups are handed out in
         items.sort(key=_start_order)  # stable: a notebook's cells and a module's tests keep their order
 
 
 def _start_order(item: pytest.Item) -> tuple[int, int]:
-    """Notebooks by :func:`advinterp.sweeps.book.start_rank`, then test modules (in collection order)."""
+    """Longest work first, so that short modules fill the end of both workers: chapter 4's group (in
+    :data:`SHARES_CHAPTER_4`'s order), then the other notebooks, then test modules."""
     path = Path(str(item.path))
     if path.suffix != ".ipynb":
-        return (1, 0)
-    from advinterp.sweeps.book import start_rank
-
-    return (0, start_rank(path.stem))
+        return (2, 0)
+    if path.stem in SHARES_CHAPTER_4:
+        return (0, SHARES_CHAPTER_4.index(path.stem))
+    return (1, 0)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "lib" / "advinterp"
-#: lowest first; the entry points (sweep, bench, execute) and the package root are above every layer
+#: lowest first; the entry points (sweep, bench) and the package root are above every layer
 LAYERS = ("core", "data", "models", "attacks", "training", "interpret", "report", "sweeps", "studies")
 TOP = len(LAYERS)
 
@@ -59,7 +59,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 def test_every_module_is_in_a_layer_folder_or_an_entry_point():
     loose = {p.name for p in PACKAGE.glob("*.py")}
-    assert loose == {"__init__.py", "sweep.py", "bench.py", "execute.py"}
+    assert loose == {"__init__.py", "sweep.py", "bench.py"}
     assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(LAYERS)
 
 

@@ -1,46 +1,36 @@
 """make test's two phases (Makefile: test; tests/nbexec.py): the chapters that reuse chapter 4's models
-start beside it or after the others, what reads every chapter's results runs in the second phase,
-and the notebooks the first phase executes reach the second phase's book build."""
+share its worker, what reads every chapter's results runs in the second phase, and the notebooks the
+first phase executes reach the second phase's book build."""
 
 from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
-from types import SimpleNamespace
 
 import nbformat
 import pytest
 
 import nbexec
 from advinterp import studies
-from advinterp.sweeps import book
 from chapter_tools import EXECUTED_DIR, REPO, executed_notebooks, record_cell, seed_execution_cache
 
 
-def test_chapters_reusing_chapter_4s_models_start_with_it_or_after_every_other():
-    """A chapter that loads chapter 4's variants either is long and starts beside it (it trains its own
-    models first and then loads chapter 4's, or waits for them: computed once either way), or is short
-    and starts after every other chapter, when they are trained (make test's workers and make book's)."""
+def test_every_chapter_reusing_chapter_4s_models_runs_after_it_on_its_worker():
     reusing = [stem for stem, module in studies.studies().items()
                if re.search(r"^from \. import variants\b", inspect.getsource(module), re.M)]
     assert "04-consistent-loss" in reusing
-    assert book.LONGEST_FIRST[0] == "04-consistent-loss"
-    for stem in reusing:
-        assert stem in book.LONGEST_FIRST or stem in book.LAST, f"add {stem} to advinterp.sweeps.book.LAST"
-    chapters = [f"{stem}.ipynb" for stem in studies.studies() if stem not in book.READERS]
-    first, _ = book.plan([REPO / "book" / c for c in chapters])
-    assert [p.stem for p in first][-len(book.LAST):] == list(book.LAST)
+    assert nbexec.SHARES_CHAPTER_4[0] == "04-consistent-loss"
+    assert set(reusing) <= set(nbexec.SHARES_CHAPTER_4), "add the chapter to nbexec.SHARES_CHAPTER_4"
+    groups = {nbexec.group_of(f"book/{stem}.ipynb::Cell 3") for stem in nbexec.SHARES_CHAPTER_4}
+    assert groups == {nbexec.CHAPTER_4_GROUP}
 
 
-def test_workers_are_handed_notebooks_longest_first_then_test_modules():
-    names = ("tests/unit/test_core.py", "book/01-adversarial-examples.ipynb", "book/05-tracing-and-detection.ipynb",
-             "book/04-consistent-loss.ipynb", "tests/unit/test_cache.py", "book/07-sensitivity-regularization.ipynb")
-    items = [SimpleNamespace(path=REPO / p) for p in names]
-    ordered = [Path(i.path).name for i in sorted(items, key=nbexec._start_order)]
-    assert ordered == ["04-consistent-loss.ipynb", "07-sensitivity-regularization.ipynb",
-                       "01-adversarial-examples.ipynb", "05-tracing-and-detection.ipynb",
-                       "test_core.py", "test_cache.py"]
+def test_groups_keep_a_notebooks_cells_and_a_modules_tests_together():
+    g = nbexec.group_of
+    assert g("book/01-adversarial-examples.ipynb::Cell 0") == g("book/01-adversarial-examples.ipynb::Cell 7")
+    assert g("book/01-adversarial-examples.ipynb::Cell 0") != g("book/02-neurons-and-patches.ipynb::Cell 0")
+    assert g("tests/unit/test_core.py::test_a") == g("tests/unit/test_core.py::test_b[x-1]")
+    assert g("tests/unit/test_core.py::test_a") != g("tests/unit/test_cache.py::test_a")
 
 
 def _make_variable(name: str) -> list[str]:
@@ -60,7 +50,6 @@ def test_what_reads_every_chapters_results_runs_in_the_second_phase():
     phase1 = _make_variable("PHASE1_ARGS")
     for p in readers:
         assert f"--ignore=book/{p.name}" in phase1, p.name
-    assert {p.stem for p in readers} == set(book.READERS), "make book's executor runs them last too"
 
 
 def test_executed_notebooks_reach_another_process(tmp_path, monkeypatch):

@@ -16,8 +16,6 @@ The machinery of the entry point ``python -m advinterp.sweep configs/sweeps/side
   :func:`~advinterp.sweeps.runs.execute`, so the guarantees above hold for both;
 * :mod:`~advinterp.sweeps.table`: the table ``runs/<name>/table.csv`` (one row per run, a
   ``split: seeds`` group aggregated into one row) and ``runs.csv`` (every single run).
-* :mod:`~advinterp.sweeps.book`: the book's own notebooks executed on every core into Jupyter
-  Book's execution cache before the build renders them (``make book``, ``python -m advinterp.execute``).
 
 :func:`run_sweep` puts them together.
 """

@@ -84,9 +84,9 @@ sysdeps:
 #  1. unit tests, chapters 1-7 and the configuration dry runs on two pytest-xdist workers with one
 #     thread each: the single-threaded parts (kernel starts, imports, Ray, papermill, plotting) overlap
 #     instead of idling a core. tests/nbexec.py keeps chapter 4 and the chapters that reuse its models
-#     (7, the other long one, and 5) on one worker, one after another: two long chapters side by side
-#     slow each other down far more than two threads do (memory, not arithmetic: chapter 4 took 395 s
-#     and chapter 7 383 s one after another beside the unit tests, 592 s and 708 s side by side);
+#     (7, the other long one, and 5) on one worker, one after another: side by side they took 592 s
+#     and 708 s, one after another (beside the other chapters and the unit tests) 525 s and 614 s,
+#     on fresh clones half an hour apart (this machine's speed varies by up to 1.7 times over a day);
 #  2. what reads every chapter's results (chapter 8, the introduction's scorecard) and the book's
 #     builds (HTML and PDF side by side), in one process with both threads, rendering the chapters
 #     phase 1 executed (written to ADVINTERP_EXECUTED_DIR) instead of executing them again.

@@ -8,8 +8,8 @@ hook, because conftest hooks only see items below their folder and the chapters 
    tests must run one after another on one worker (:func:`group_of`): a notebook's cells (one kernel runs them in order),
    a test module's tests (its module fixtures are set up once), and the chapters that reuse chapter
    4's fine-tuned models (:data:`SHARES_CHAPTER_4`: 7, the other long one, and 5), which run after
-   chapter 4 on its worker: they load its models, and two long chapters side by side slow each other
-   down far more than their halves of the machine would (Makefile: test). That group goes first (it
+   chapter 4 on its worker: they load its models, and the two long chapters side by side took about
+   13 % longer than one after another (Makefile: test). That group goes first (it
    is the longest), then the other notebooks, then the test modules, which even out the two workers'
    ends. (Two processes wanting one model compute it once in any order: advinterp.core.cache.exclusive.)
 """

@@ -60,6 +60,45 @@ def test_failure_is_recorded_resume_skips_finished_runs(toy):
     assert status["status"] == "failed" and status["params"] == {"y": "b", "x": 2}
 
 
+def test_a_kernel_that_died_starting_is_started_again_a_chapters_error_is_not(toy, monkeypatch):
+    """Concurrent runs' kernels can race for one TCP port; the loser dies before running anything and
+    the run starts another kernel (at most sweeps.runs.KERNEL_STARTS), while an error of the chapter
+    itself is recorded at once."""
+    import papermill
+
+    from advinterp.sweeps import runs as runs_module
+
+    book, spec, runs_root = toy
+    run = sweep.expand(sweep.load_spec(spec, book))[0]
+    calls = []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) < runs_module.KERNEL_STARTS:
+            raise RuntimeError(runs_module.KERNEL_DIED)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky)
+    assert sweep.execute(run, runs_root / "a", notebooks=book)["status"] == "ok"
+    assert len(calls) == runs_module.KERNEL_STARTS
+    calls.clear()
+
+    def always_dies(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError(runs_module.KERNEL_DIED)
+
+    monkeypatch.setattr(papermill, "execute_notebook", always_dies)
+    failed = sweep.execute(run, runs_root / "b", notebooks=book)
+    assert failed["status"] == "failed" and len(calls) == runs_module.KERNEL_STARTS
+    calls.clear()
+
+    def chapter_error(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError("boom in the chapter")
+
+    monkeypatch.setattr(papermill, "execute_notebook", chapter_error)
+    assert sweep.execute(run, runs_root / "c", notebooks=book)["status"] == "failed" and calls == [1]
+
+
 @pytest.mark.parametrize("text,match", [("runs: []\nname: t", "runs=\\[\\]"), ("name: t\nruns:\n  - chapter: nope", "chapter='nope'"),
                                         ("name: t\nruns:\n  - chapter: 99-toy\n    grid: {x: 3}", "grid.x=3")])
 def test_bad_specs(toy, tmp_path, text, match):

@@ -5,7 +5,8 @@ the chapter with papermill's Python API and writes ``<root>/<chapter>/<run>/note
 results JSON and a ``status.json``, each atomically, into that run's own folder. A run whose results
 exist with status ``ok`` is complete (:func:`is_complete`) unless the chapter notebook or the library
 has changed since, so an interrupted sweep resumes where it stopped; a failing run is recorded with
-its error and the others go on.
+its error and the others go on. A kernel that dies while starting (concurrent runs racing for one
+TCP port) has run nothing of the chapter: the run starts another (:data:`KERNEL_STARTS` in all).
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ def _stderr_to(path: Path) -> Iterator[None]:
             os.close(saved)
 
 
+#: how a kernel that died while starting is reported (jupyter_client). Kernels started at the same time by
+#: different processes (a sweep's concurrent runs) can pick the same free TCP port; the loser dies
+#: binding it ("Address already in use" in the run's kernel.log) before it runs a line of the chapter
+KERNEL_DIED = "Kernel died before replying to kernel_info"
+#: kernel starts a run gets when its kernel dies that way (a chapter's own error is never retried)
+KERNEL_STARTS = 3
+
+
 def execute(run: Run, root: Path, *, timeout: int = 3600, notebooks: Path | None = None,
             engine: str = "local") -> dict[str, Any]:
     """Run one chapter with papermill; returns (and writes) its status, which records where and
@@ -94,10 +103,16 @@ def execute(run: Run, root: Path, *, timeout: int = 3600, notebooks: Path | None
     where = {"engine": engine, "host": socket.gethostname(), "pid": os.getpid(), "started": start}
     atomic_write_text(json.dumps(where), folder / "worker.json")  # who is running it now (a retry overwrites)
     try:
-        with _stderr_to(folder / "kernel.log"):  # kernel chatter goes to the run's log, not the caller's output
-            pm.execute_notebook(str(notebooks / f"{run.chapter}.ipynb"), str(folder / "notebook.ipynb"),
-                                parameters=params, cwd=str(notebooks), progress_bar=False,
-                                execution_timeout=timeout, kernel_name="python3")
+        for attempt in range(KERNEL_STARTS):
+            try:
+                with _stderr_to(folder / "kernel.log"):  # kernel chatter goes to the run's log, not the caller's
+                    pm.execute_notebook(str(notebooks / f"{run.chapter}.ipynb"), str(folder / "notebook.ipynb"),
+                                        parameters=params, cwd=str(notebooks), progress_bar=False,
+                                        execution_timeout=timeout, kernel_name="python3")
+                break
+            except RuntimeError as err:  # a kernel that never started ran none of the chapter: start another
+                if KERNEL_DIED not in str(err) or attempt == KERNEL_STARTS - 1:
+                    raise
         status = {"status": "ok"}
     except Exception as err:  # recorded, the sweep goes on
         status = {"status": "failed", "error": f"{type(err).__name__}: {err}"[-4000:],

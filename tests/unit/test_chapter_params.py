@@ -49,7 +49,8 @@ BAD: dict[str, list[tuple[str, object]]] = {
         ("trace_layers", ["nope"]), ("consistency", "l2"), ("finetune_epochs", 1.5), ("n_permutations", 5),
     ],
     "06-error-detection": [
-        ("dataset", "nope"), ("model", "vgg16"), ("model", "nope"), ("layer", "nope"), ("layer", ["conv1", "conv2"]),
+        ("dataset", "nope"), ("model", "vgg16"), ("model", "nope"), ("conductance_layer", "nope"), ("conductance_layer", ["conv1", "conv2"]),
+        ("table_rates", [0.05, 0.05]), ("table_rates", [0.02, 0.03]), ("mutation_op", "NS"),
         ("conductance_steps", 0), ("n_mutants", 1), ("mutation_op", "XYZ"), ("mutation_rate", 0.001),
         ("mutation_rate", 0), ("mutation_rate", 1.5), ("table_rates", [0.1, 0.0001]), ("table_rates", [0.1]),
         ("target_train_acc", 1.0), ("target_train_acc", 0), ("seeds", []), ("epochs", 0), ("device", "tpu"),

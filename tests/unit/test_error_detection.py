@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -65,27 +67,56 @@ def test_mutants_are_deterministic_and_the_model_is_restored(net_and_data):
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     gf = mutation.mutate_and_predict(model, x, x, y, operator="GF", rate=0.1, n_mutants=3, seed=4, accept=0.0)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and gf.tried == 3
+    ws = mutation.mutate_and_predict(model, x, x, y, operator="WS", rate=0.1, n_mutants=3, seed=4, accept=0.0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()) and ws.kept == 3
 
 
-def test_a_repeated_nai_mutant_reuses_its_predictions_with_identical_results(net_and_data, monkeypatch):
-    """At a rate that negates one of 48 filters, 30 draws repeat filters; each distinct mutant is
-    evaluated once, and the kept predictions equal those of evaluating every draw afresh."""
+def test_nai_mutants_are_drawn_without_replacement_and_each_evaluated_once(net_and_data, monkeypatch):
+    """At a rate that negates one of 48 filters, draws repeat filters: a repeat is skipped, so the kept
+    mutants negate different filters and each is evaluated once (validation and x in one pass)."""
     model, x = net_and_data
     y = model(x).argmax(1)
-    kw = dict(operator="NAI", rate=0.02, n_mutants=30, seed=1, accept=0.0)
     calls = []
     real = mutation.predict
     monkeypatch.setattr(mutation, "predict", lambda *a, **k: calls.append(1) or real(*a, **k))
-    res = mutation.mutate_and_predict(model, x, x, y, **kw)
-    draws = [mutation._Mutation(model, "NAI", 0.02, mutation.derive_seed(1, "NAI", 0.02, i)) for i in range(res.tried)]
-    expected = []
-    for m in draws:
-        with m:
-            expected.append(real(model, x))
-    assert torch.equal(res.predictions, torch.stack(expected))
-    distinct = len({m.filters for m in draws})
-    # the original (and its validation accuracy), then each distinct mutant once (validation, then x)
-    assert distinct < res.tried and len(calls) == 2 + 2 * distinct
+    res = mutation.mutate_and_predict(model, x, None, y, val_index=torch.arange(len(x)), operator="NAI", rate=0.02,
+                                      n_mutants=30, seed=1, accept=0.0)
+    assert res.kept == res.tried == 30 and res.possible == 48 and not res.exhausted
+    assert len(calls) == 1 + 30
+    # the filters behind the kept mutants: 30 different ones (replayed from the same draws)
+    seen, draws = [], 0
+    while len(seen) < 30:
+        m = mutation._Mutation(model, "NAI", 0.02, mutation.derive_seed(1, "NAI", 0.02, draws))
+        draws += 1
+        if m.filters not in seen:
+            seen.append(m.filters)
+    assert draws > 30, "with 48 filters, 30 draws with replacement almost surely repeat one"
+
+
+def test_an_operator_whose_distinct_mutants_run_out_says_so(net_and_data):
+    model, x = net_and_data
+    y = model(x).argmax(1)
+    kw = dict(operator="NAI", rate=0.02, n_mutants=60, seed=0, accept=0.0)
+    with pytest.raises(RuntimeError, match=r"only 48 of the 48 distinct NAI mutants .* use mutation_op GF or WS"):
+        mutation.mutate_and_predict(model, x, x, y, **kw)
+    res = mutation.mutate_and_predict(model, x, x, y, allow_fewer=True, **kw)
+    assert res.kept == res.tried == res.possible == 48 and res.exhausted
+    # GF and WS draw a distinct mutant each time: no limit
+    assert mutation.distinct_mutants(model, "GF", 0.02) is None and mutation.distinct_mutants(model, "WS", 0.02) is None
+    assert mutation.distinct_mutants(model, "NAI", 0.05) == math.comb(48, 2)
+
+
+def test_weight_shuffling_permutes_each_chosen_filter(net_and_data):
+    model, _ = net_and_data
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    before = [m.weight.detach().clone() for m in convs]
+    mut = mutation._Mutation(model, "WS", 0.1, seed=3)
+    with mut:
+        during = {id(m): m.weight.detach().clone() for m in convs}
+    for conv, c, old_w, _ in mut.saved:
+        new = during[id(conv)][c]
+        assert not torch.equal(new, old_w) and torch.equal(new.flatten().sort().values, old_w.flatten().sort().values)
+    assert all(torch.equal(a, m.weight) for a, m in zip(before, convs))
 
 
 def test_nai_negates_exactly_the_chosen_filters(net_and_data):
@@ -118,6 +149,10 @@ def test_acceptance_rule_and_lcr(net_and_data):
     with pytest.raises(RuntimeError, match=r"only 0 of (\d+) .*stopped after") as err:
         mutation.mutate_and_predict(model, x, x, y, rate=0.5, n_mutants=20, accept=1.01, max_tries=2000)
     assert mutation.EARLY_CHECK <= int(str(err.value).split(" of ")[1].split()[0]) < 1000
+    # a table that reports how many it got asks for the accepted ones, however few
+    few = mutation.mutate_and_predict(model, x, x, y, rate=0.5, n_mutants=20, accept=1.01, max_tries=200,
+                                      allow_fewer=True)
+    assert few.kept == 0 and few.predictions.shape == (0, len(x)) and few.tried >= mutation.EARLY_CHECK
     # the bound is optimistic: it never stops a rate that would reach n_mutants on average
     assert all(wilson_interval(round(p * n), n, mutation.EARLY_STOP_Z)[1] > p
                for p in (0.01, 0.05, 0.12, 0.5) for n in (100, 500))

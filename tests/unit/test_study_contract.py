@@ -10,6 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from advinterp.report.settings import Setting
 from advinterp.studies import STUDIES, SideBySide, Study, claims, default_validate, exports, findings, study
 from advinterp.studies.ending import conclude
 from chapter_tools import REPO
@@ -29,6 +30,11 @@ def test_every_study_satisfies_the_contract(stem):
         assert len(got) == len(params), f"{mod.__name__}.{name}{tuple(got)}: the contract is {name}{tuple(params)}"
     assert isinstance(mod.CLAIMS, tuple) and all(isinstance(c, findings.Claim) for c in mod.CLAIMS)
     assert all(c.chapter == stem for c in mod.CLAIMS), "a claim names another chapter"
+    assert isinstance(mod.SETTINGS, tuple) and all(isinstance(s, Setting) for s in mod.SETTINGS)
+    assert bool(mod.SETTINGS) == bool(mod.CLAIMS), "a chapter that decides a paper's claims shows what the paper ran"
+    names = set(mod.CHAPTER.names)
+    for s in mod.SETTINGS:
+        assert set(s.params) <= names, f"{stem}: setting {s.label!r} reads parameters the chapter lacks"
     assert isinstance(getattr(mod, "SIDE_BY_SIDE", SideBySide()), SideBySide)
 
 

@@ -1,24 +1,29 @@
 """Model mutation and the label change rate (Wang et al., ICSE 2019), as Wu et al. use it.
 
-A *mutant* changes a fraction ``rate`` (gamma) of all conv filters of the model:
+A *mutant* changes a fraction ``rate`` (gamma) of all conv filters of the model, with one of
+Wang et al.'s operators (sec. 3.2, applied to whole conv filters):
 
 * ``NAI`` (neuron activation inverse): the filter's kernel and bias are negated, so its
   pre-activation output changes sign;
 * ``GF`` (Gaussian fuzzing): the filter's kernel is replaced by Gaussian noise with, at each
-  kernel position, the mean and standard deviation of that position over the layer's filters.
+  kernel position, the mean and standard deviation of that position over the layer's filters;
+* ``WS`` (weight shuffling): the filter's kernel weights are permuted at random.
 
 A mutant is kept only if its accuracy on a validation set exceeds ``0.9 x`` the original's. The
 **label change rate** of an input is the fraction of kept mutants whose prediction differs from
 the original model's: wrong (or adversarial) inputs sit near decision boundaries and flip more.
 
-Mutants are generated deterministically from ``(seed, index)`` and evaluated one at a time on the
-one model, which is mutated in place and restored: memory never holds N copies. An NAI mutant is
-fixed by the filters it negates, so a draw that repeats an earlier one reuses its predictions
-(identical results; at small rates few filters give few distinct mutants and most draws repeat).
+Mutants are drawn **without replacement**: an NAI mutant is fixed by the filters it negates, so a
+draw that repeats an earlier one is skipped and only ``C(filters, changed)`` distinct NAI mutants
+exist (48 single-filter mutants of a 48-filter network; :func:`distinct_mutants`); a GF or WS
+mutant draws fresh noise or a fresh permutation and is distinct from every other. Each mutant is
+generated deterministically from ``(seed, index)`` and evaluated once on the one model, which is
+mutated in place and restored: memory never holds N copies.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -30,7 +35,9 @@ from ..core.stats import wilson_interval
 from ..core.validation import check_choice, check_int, check_number, fail
 from ..models.predict import predict
 
-OPERATORS = ("NAI", "GF")
+OPERATORS = ("NAI", "GF", "WS")
+#: operators whose mutant is fixed by the filters it changes (the others draw noise or a permutation)
+DETERMINISTIC = ("NAI",)
 
 
 def conv_filters(model: nn.Module) -> list[tuple[nn.Conv2d, int]]:
@@ -52,6 +59,15 @@ def n_mutated(model: nn.Module, rate: float, name: str = "mutation_rate") -> int
     return n
 
 
+def distinct_mutants(model: nn.Module, operator: str, rate: float) -> int | None:
+    """How many distinct mutants ``operator`` can make at ``rate``: ``C(filters, changed)`` for NAI,
+    None (unbounded) for the operators that draw noise or a permutation."""
+    check_choice("mutation_op", operator, OPERATORS)
+    if operator not in DETERMINISTIC:
+        return None
+    return math.comb(len(conv_filters(model)), n_mutated(model, rate))
+
+
 class _Mutation:
     """One mutant, applied in place and undone."""
 
@@ -71,6 +87,9 @@ class _Mutation:
             self.saved.append((conv, c, w[c].clone(), bias))
             if operator == "NAI":
                 new_w, new_b = -w[c], (-bias if bias is not None else None)
+            elif operator == "WS":
+                order = torch.randperm(w[c].numel(), generator=g).to(w.device)
+                new_w, new_b = w[c].flatten()[order].view_as(w[c]), bias
             else:
                 mean, std = w.mean(0), w.std(0)
                 noise = torch.randn(w[c].shape, generator=g).to(w.device)
@@ -98,7 +117,18 @@ class MutationResult:
     rate: float
     original: torch.Tensor      # (n_inputs,) the original model's predictions
     predictions: torch.Tensor   # (n_mutants, n_inputs)
-    tried: int                  # mutants generated, kept or not
+    tried: int                  # distinct mutants generated, kept or not
+    possible: int | None = None  # distinct mutants the operator can make at this rate (None: unbounded)
+
+    @property
+    def kept(self) -> int:
+        """Accepted mutants, all distinct (drawn without replacement)."""
+        return len(self.predictions)
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether every distinct mutant the operator can make was tried."""
+        return self.possible is not None and self.tried >= self.possible
 
     @property
     def changes(self) -> torch.Tensor:
@@ -121,16 +151,21 @@ EARLY_STOP_Z = 3.0
 def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | None, y_val: torch.Tensor, *,
                        operator: str = "NAI", rate: float = 0.05, n_mutants: int = 100, seed: int = 0,
                        accept: float = 0.9, max_tries: int | None = None,
-                       val_index: torch.Tensor | None = None) -> MutationResult:
-    """Generate ``n_mutants`` accepted mutants and record their predictions on ``x``.
+                       val_index: torch.Tensor | None = None, allow_fewer: bool = False) -> MutationResult:
+    """Generate ``n_mutants`` distinct accepted mutants and record their predictions on ``x``.
 
     A mutant is accepted when its accuracy on the validation images exceeds ``accept`` times the
     original's: ``(x_val, y_val)``, or, with ``x_val=None``, the images ``x[val_index]`` with labels
-    ``y_val`` (then one forward pass over ``x`` serves both). Raises ``RuntimeError`` if fewer are
-    accepted within ``max_tries`` (default ``20 * n_mutants``), so the reader can lower
-    ``mutation_rate``; it stops as soon as (after at least :data:`EARLY_CHECK` tries) even an
-    optimistic acceptance rate, the upper Wilson bound at z = 3 of the rate so far, would leave it
-    short (a rate that failed a CIFAR-10 run took all 2,000 tries, 13 minutes, to say so).
+    ``y_val`` (then one forward pass over ``x`` serves both). Mutants are drawn without replacement
+    (an NAI draw that repeats an earlier one's filters is skipped and not counted). Raises
+    ``RuntimeError`` if fewer are accepted within ``max_tries`` distinct mutants (default
+    ``20 * n_mutants``) or once every distinct mutant has been tried (NAI at a rate that changes few
+    of few filters), so the reader can change ``mutation_rate`` or ``mutation_op``; with
+    ``allow_fewer`` either case returns the accepted ones instead (their number is
+    :attr:`MutationResult.kept`, for a table that reports it). It stops as soon as (after at least
+    :data:`EARLY_CHECK` tries) even an optimistic acceptance rate, the upper Wilson bound at z = 3 of
+    the rate so far, would leave it short (a rate that failed a CIFAR-10 run took all 2,000 tries,
+    13 minutes, to say so).
     """
     check_choice("mutation_op", operator, OPERATORS)
     check_int("n_mutants", n_mutants, 1, 100_000)
@@ -138,6 +173,8 @@ def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | 
     max_tries = max_tries or 20 * n_mutants
     if x_val is None and val_index is None:
         raise ValueError("x_val=None needs val_index (which images of x validate a mutant)")
+    possible = distinct_mutants(model, operator, rate)
+    budget = max_tries if possible is None else min(max_tries, possible)
 
     def val_accuracy(pred_x: torch.Tensor | None) -> float:
         pred = pred_x[val_index] if x_val is None else predict(model, x_val)  # type: ignore[index]
@@ -146,36 +183,42 @@ def mutate_and_predict(model: nn.Module, x: torch.Tensor, x_val: torch.Tensor | 
     original = predict(model, x)
     base_acc = val_accuracy(original)
     kept: list[torch.Tensor] = []
-    seen: dict[tuple[int, ...], tuple[bool, torch.Tensor | None]] = {}  # NAI: filters -> (accepted, predictions)
-    tried = 0
+    seen: set[tuple[int, ...]] = set()  # NAI: the filter sets drawn so far
+    tried = draws = 0
     bar = progress.bar(total=n_mutants, desc=f"{operator} mutants (rate {rate})", leave=False)
     with torch.no_grad():
-        while len(kept) < n_mutants and tried < max_tries:
-            mutation = _Mutation(model, operator, rate, derive_seed(seed, operator, rate, tried))
+        while len(kept) < n_mutants and tried < budget and draws < 50 * budget:
+            mutation = _Mutation(model, operator, rate, derive_seed(seed, operator, rate, draws))
+            draws += 1
+            if operator in DETERMINISTIC:
+                if mutation.filters in seen:
+                    continue
+                seen.add(mutation.filters)
             tried += 1
-            known = seen.get(mutation.filters) if operator == "NAI" else None
-            if known is None:
-                with mutation:
-                    pred_x = predict(model, x) if x_val is None else None
-                    ok = val_accuracy(pred_x) > accept * base_acc
-                    known = (ok, (pred_x if pred_x is not None else predict(model, x)) if ok else None)
-                if operator == "NAI":
-                    seen[mutation.filters] = known
-            if known[0]:
-                kept.append(known[1])  # type: ignore[arg-type]
-                bar.update(1)
+            with mutation:
+                pred_x = predict(model, x) if x_val is None else None
+                if val_accuracy(pred_x) > accept * base_acc:
+                    kept.append(pred_x if pred_x is not None else predict(model, x))
+                    bar.update(1)
             if tried >= EARLY_CHECK:
                 optimistic_rate = wilson_interval(len(kept), tried, EARLY_STOP_Z)[1]
-                if len(kept) + optimistic_rate * (max_tries - tried) < n_mutants:
+                if len(kept) + optimistic_rate * (budget - tried) < n_mutants:
                     break
     bar.close()
-    if len(kept) < n_mutants:
-        early = (f" (stopped after {tried} of max_tries={max_tries}: even at an optimistic acceptance rate the rest "
-                 "would not reach n_mutants)" if tried < max_tries else "")
+    result = MutationResult(operator, rate, original,
+                            torch.stack(kept) if kept else original.new_empty((0, len(original))), tried, possible)
+    if len(kept) < n_mutants and not allow_fewer:
+        changed = f"{n_mutated(model, rate)} of {len(conv_filters(model))} conv filters"
+        if possible is not None and tried >= possible:
+            raise RuntimeError(f"only {len(kept)} of the {possible} distinct {operator} mutants at mutation_rate={rate} "
+                               f"({changed}) kept {accept:.0%} of the original accuracy, fewer than "
+                               f"n_mutants={n_mutants}: use mutation_op GF or WS (each draw a distinct mutant), "
+                               "another mutation_rate, or a network with more filters")
+        early = (f" (stopped after {tried} of {budget} tries: even at an optimistic acceptance rate the rest "
+                 "would not reach n_mutants)" if tried < budget else "")
         raise RuntimeError(f"only {len(kept)} of {tried} {operator} mutants at mutation_rate={rate} "
-                           f"({n_mutated(model, rate)} of {len(conv_filters(model))} conv filters) kept {accept:.0%} "
-                           f"of the original accuracy{early}; use a smaller mutation_rate")
-    return MutationResult(operator, rate, original, torch.stack(kept), tried)
+                           f"({changed}) kept {accept:.0%} of the original accuracy{early}; use a smaller mutation_rate")
+    return result
 
 
 def sprt(changes: torch.Tensor, threshold: float, *, delta: float = 0.05, alpha: float = 0.05,

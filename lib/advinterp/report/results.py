@@ -64,8 +64,16 @@ def publish(chapter: Chapter | str, params: Mapping[str, Any], metrics: Mapping[
     word for the prose, and return the file's path."""
     path = write_results(chapter, params, metrics, results_dir)
     glue_all({k: v for k, v in metrics.items() if not isinstance(v, list | tuple)})
+    glue_all(param_words(params), prefix="param_")
     glue_words_all(words)
     return path
+
+
+def param_words(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters a chapter's prose may cite as ``{glue:text}`param_<name>```: scalars as they are,
+    lists joined by ", " (so a page states the setting that ran, never a typed one)."""
+    return {k: ", ".join(map(str, v)) if isinstance(v, list | tuple) else v for k, v in params.items()
+            if not isinstance(v, dict)}
 
 
 def read_results(path: str | Path) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ..core.params import Chapter, ChapterParams
 
 if TYPE_CHECKING:
+    from ..report.settings import Setting
     from .findings import Claim
 
 STUDIES: dict[str, str] = {
@@ -61,10 +62,13 @@ class Study(Protocol):
     ``setup`` returns the chapter's set-up (data, models to load, checked relations), ``run`` its
     result over every seed; both are the study's own types. ``summarize`` returns plain metrics (JSON
     numbers and strings; ``<name>_per_seed`` for every effect a claim reads) and ``verdicts`` the
-    words the prose glues. ``CLAIMS`` is empty for a chapter that decides none (chapter 8)."""
+    words the prose glues. ``CLAIMS`` is empty for a chapter that decides none (chapter 8), and so is
+    ``SETTINGS`` (:class:`advinterp.report.settings.Setting`) for a chapter that reproduces no paper's run."""
 
     CHAPTER: Chapter
     CLAIMS: tuple[Claim, ...]
+    #: the settings that matter to the claims, beside the paper's (the page's "what ran" table)
+    SETTINGS: tuple[Setting, ...]
 
     def validate(self, namespace: Mapping[str, Any]) -> ChapterParams: ...
 

@@ -35,6 +35,7 @@ from ..models.architectures import analysed_layers
 from ..models.layers import activations
 from ..models.predict import predict
 from ..report.results import with_spread
+from ..report.settings import Setting
 from ..report.uncertainty import SeedEffect, combine_frame, mean_interval, per_seed_metrics
 from . import findings
 from . import SideBySide, default_validate
@@ -251,4 +252,28 @@ CLAIMS = (
     findings.claim("representations_heldout", "Dong et al. 2017", "... even in a network the attack never saw "
                    "(held-out network)", CHAPTER.stem, REPRESENTATION, protocol="extension",
                    extends="representations", short="... also in a held-out network"),
+)
+
+
+#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+SETTINGS = (
+    Setting('network', ('dataset', 'model'),
+            'AlexNet, VGG-16, ResNet-18 on ILSVRC-2012'),
+    Setting('attacks (neuron consistency, version B)', ('attacks',),
+            'FGSM and ILLC'),
+    Setting('adversarial set (representation consistency, version A)', ('attack',),
+            'ensemble-optimisation set'),
+    Setting('attack budget and steps', ('eps', 'attack_steps'),
+            'eps not stated; ILLC: a = 1/255, T = min(eps*255+4, 1.25*eps*255)'),
+    Setting('layers', ('layers',),
+            'several layers (version A); which: not stated (our reading: last conv block plus one earlier)',
+            show=S.layer_words('all')),
+    Setting('neuron activation', ('statistic',),
+            'not stated (our reading: spatial max of the channel map)'),
+    Setting('top-K images per neuron', ('k',),
+            'not stated (papers.md: one of 20, 50, 100)'),
+    Setting('class affinity A', ('affinity',),
+            'from WordNet distances (our reading: path similarity 1/(1+d); A = I for MNIST)'),
+    Setting('neighbours of LC', ('k_nn',),
+            'k nearest real neighbours (k not stated)'),
 )

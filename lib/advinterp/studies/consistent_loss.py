@@ -33,13 +33,14 @@ from ..core.params import Chapter, ChapterParams, at_most
 from ..core.validation import fail
 from ..interpret import layer_stats
 from ..interpret.dissection import fooled, most_consistent, neuron_gallery_rows
+from ..models.layers import activations
 from ..models.predict import predict
 from ..report.results import method_metrics, with_spread
+from ..report.settings import Setting
 from ..report.uncertainty import SeedEffect, combine_frame, from_metrics, from_replicates, per_seed_metrics, resamples
 from ..report.verdicts import decide
 from ..training import adversarial as adv_obj
 from ..training.adversarial import relative_distance
-from ..models.layers import activations
 from . import findings
 from . import SideBySide, default_validate
 from . import setting as S
@@ -403,4 +404,27 @@ CLAIMS = (
     findings.claim("consistent_loss", "Dong et al. 2017", "Adversarial training with the consistent loss keeps "
                    "neurons more consistent on adversarial images than adversarial training alone", CHAPTER.stem,
                    CONSISTENT, short="consistent loss keeps neurons consistent (vs adversarial training)"),
+)
+
+
+#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+SETTINGS = (
+    Setting('network', ('dataset', 'model'),
+            'AlexNet, VGG-16, ResNet-18 on ILSVRC-2012'),
+    Setting('training attack', ('train_attack',),
+            'not stated (generated on the fly: FGSM / ILLC / PGD)'),
+    Setting('training budget and steps', ('train_eps', 'train_steps'),
+            'not stated'),
+    Setting('weight of CE on x_adv', ('alpha',),
+            'not stated (our reading: 1)'),
+    Setting('consistency weight lambda', ('lambdas', 'lambda_cl'),
+            'not stated (our reading: swept, e.g. 0, 0.1, 1, 10; 0 = plain adversarial training)'),
+    Setting('consistent layer phi', ('layer',),
+            'the analysed layer (which: not stated)'),
+    Setting('consistency term', ('consistency', 'anchor_clean', 'lambda_squared'),
+            'not stated (our reading: ||phi(x) - phi(x_adv)||^2 / d; cosine as option)'),
+    Setting('training schedule', ('finetune_epochs', 'finetune_lr', 'epochs'),
+            'not stated (fine-tuning vs from scratch not stated)'),
+    Setting('robustness evaluation', ('eval_steps', 'eval_restarts', 'aa_iters', 'aa_targets'),
+            'PGD accuracy (L-inf, random start); steps/restarts not stated; no AutoAttack'),
 )

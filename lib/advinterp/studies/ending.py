@@ -1,7 +1,8 @@
 """The end of every chapter notebook, one call: :func:`conclude` publishes the study's results (the
 results file, every scalar metric and verdict word glued for the prose) and shows the chapter's
 "At scale" section, its claims decided on this page's results and in every recorded tier
-(:func:`advinterp.studies.findings.at_scale`), with the tiers' key figures."""
+(:func:`advinterp.studies.findings.at_scale`), with the tiers' key figures; before it, the settings
+that ran on this page and in each tier beside the paper's (:mod:`advinterp.report.settings`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..report import recorded, results
+from ..report import recorded, results, settings
 from . import Study, findings
 
 
@@ -21,6 +22,17 @@ class Conclusion:
     metrics: dict[str, Any]                     # the study's summary (what the file holds)
     scale: findings.ScaleSection | None         # the "At scale" table and words (None: no claims)
     n_recorded_figures: int                     # recorded tiers' figures shown
+
+
+def setting_runs(stem: str, params: dict[str, Any], folder: Path | None = None) -> dict[str, dict[str, Any]]:
+    """The runs a chapter's settings table compares: this page's parameters, then each recorded tier's
+    (under the tier's name; a tier that has not run the chapter is left out)."""
+    runs = {"this page": params}
+    for tier, label in recorded.TIERS.items():
+        record, _ = recorded.scale_record(stem, tier, folder)
+        if record is not None:
+            runs[label] = record.params
+    return runs
 
 
 def conclude(study: Study, result: Any, setup: Any, results_dir: str | Path = "results", *,
@@ -41,6 +53,7 @@ def conclude(study: Study, result: Any, setup: Any, results_dir: str | Path = "r
     if show:
         from IPython.display import display
 
+        display(settings.settings_table(study.SETTINGS, setting_runs(study.CHAPTER.stem, setup.P.public())))
         display(findings.styled(scale.table))
         shown = recorded.show_figures(study.CHAPTER.stem)
     return Conclusion(path, metrics, scale, shown)

@@ -46,6 +46,7 @@ from ..core.validation import fail
 from ..interpret import attribution, sanity
 from ..models.layers import weight_norms
 from ..report.results import method_metrics, with_spread
+from ..report.settings import Setting
 from ..report.uncertainty import combine, holm, mean_interval, p_value, per_seed_metrics
 from ..training import sensitivity as nas
 from ..training.adversarial import TRAIN_ATTACK, TRAIN_EPS, TRAIN_STEPS, madry
@@ -462,3 +463,26 @@ CLAIMS = tuple(
 CL_PAIR = findings.Claim("cl_interpretable", "this book", "Consistent-loss training makes attributions more "
                          "interpretable than standard training", CHAPTER.stem, (_pair_effect("cl", "standard"),),
                          counted=False, applies=_usable(pair_name("cl", "standard")))
+
+
+#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+SETTINGS = (
+    Setting('network and data', ('dataset', 'model'),
+            'not stated'),
+    Setting('robust baseline', ('at_attack',),
+            'PGD adversarial training (Madry); fast FGSM-RS (Wong et al.)'),
+    Setting('baseline budget and steps', ('at_eps', 'at_steps'),
+            'not stated'),
+    Setting('regulariser weight lambda', ('lambdas_nas',),
+            'not stated (our reading: swept)'),
+    Setting('regularised layers', ('nas_layers',),
+            'not stated'),
+    Setting('units per step', ('units_per_layer',),
+            'not stated (our reading: random subset re-drawn each step)'),
+    Setting('regulariser form', ('estimator', 'normalization'),
+            'not stated (our reading: mean of ||grad_x a_j||^2; Rademacher projection as cheaper form)'),
+    Setting('explanation methods', ('attribution',),
+            'Saliency, Integrated Gradients, SmoothGrad, SHAP, LIME (cited)'),
+    Setting('training schedule', ('finetune_epochs', 'finetune_lr', 'epochs'),
+            'not stated'),
+)

@@ -32,6 +32,7 @@ from ..core.params import Chapter, ChapterParams, number
 from ..interpret.dissection import Dissection, most_consistent, neuron_gallery_rows, neuron_report
 from ..models.architectures import analysed_layers
 from ..report.results import layer_summary, with_spread
+from ..report.settings import Setting
 from ..report.uncertainty import SeedEffect, combine_frame, per_seed_metrics
 from . import findings
 from . import default_validate
@@ -204,4 +205,26 @@ CLAIMS = (
     findings.claim("patches_heldout", "Dong et al. 2017", "... even in a network the attack never saw (held-out "
                    "network)", CHAPTER.stem, PATCHES, protocol="extension", extends="patches",
                    short="... also in a held-out network"),
+)
+
+
+#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+SETTINGS = (
+    Setting('network', ('dataset', 'model'),
+            'AlexNet, VGG-16, ResNet-18 on ILSVRC-2012'),
+    Setting('adversarial set', ('attack', 'ensemble'),
+            'ensemble-optimisation set (version A), k models, equal weights'),
+    Setting('attack budget', ('eps',),
+            'not stated (our reading: L-inf bound eps)'),
+    Setting('layers', ('layers',),
+            'not stated (our reading: last conv block, e.g. VGG-16 conv5_3, ResNet-18 layer4; plus one earlier layer)',
+            show=S.layer_words('deepest')),
+    Setting('neuron activation', ('statistic',),
+            'not stated (our reading: spatial max of the channel map)'),
+    Setting('top-K images per neuron', ('k',),
+            'not stated (papers.md: one of 20, 50, 100)'),
+    Setting('patch threshold', ('patch_quantile',),
+            'top 0.5 % quantile of the map (Network Dissection style)'),
+    Setting('probe images', ('n_probe',),
+            'not stated'),
 )

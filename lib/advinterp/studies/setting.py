@@ -186,6 +186,17 @@ def load(P: ChapterParams) -> DatasetBundle:
     return b
 
 
+def layer_words(which: str) -> Callable[[Mapping[str, Any]], str]:
+    """How a settings table words a run's ``layers``: as given, or ``model``'s ``which`` analysed layers
+    (:func:`setup`'s choice when ``layers`` is None)."""
+    def words(params: Mapping[str, Any]) -> str:
+        given = params.get("layers")
+        if given:
+            return ", ".join(given)
+        return ", ".join(analysed_layers(params["model"], which)) + f" ({which} of {params['model']})"
+    return words
+
+
 def setup(P: ChapterParams, *, with_affinity: bool = False, layers: str | None = None,
           **changes: Any) -> Setup:
     """:func:`load`, then the class affinity (``with_affinity``, from ``P.affinity`` when declared),

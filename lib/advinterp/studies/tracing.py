@@ -38,6 +38,7 @@ from ..interpret.tracing import (Tracer, agreement_score, build_tracer, detectio
                                  top1_concept_agreement)
 from ..models.predict import predict
 from ..report.results import with_spread
+from ..report.settings import Setting
 from ..report.uncertainty import SeedEffect, delong_interval, from_metrics, per_seed_metrics
 from ..report.verdicts import above_words, decide
 from ..training.loop import TrainedModel
@@ -337,4 +338,27 @@ CLAIMS = (
     findings.claim("tracing_cl", "Dong et al. 2017", "Tracing detects adversarial inputs better on the "
                    "consistent-loss model than on the standard model", CHAPTER.stem, CL_VS_STANDARD,
                    short="tracing detects better after consistent-loss training"),
+)
+
+
+#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+SETTINGS = (
+    Setting('network', ('dataset', 'model'),
+            'AlexNet, VGG-16, ResNet-18 on ILSVRC-2012'),
+    Setting('models compared', ('lambda_cl',),
+            'standard and consistent-loss model (its settings: see chapter 4)'),
+    Setting('adversarial inputs detected', ('attacks', 'attack'),
+            'not stated'),
+    Setting('attack budget and steps', ('eps', 'attack_steps'),
+            'not stated'),
+    Setting('traced layers', ('trace_layers',),
+            'not stated'),
+    Setting('prediction difference', ('baseline', 'log_odds'),
+            'not stated (our reading: baseline 0 or neuron mean; probability or log2-odds form, Zintgraf et al.)'),
+    Setting('influential neurons per prediction', ('top_k',),
+            'top-k (k not stated)'),
+    Setting('detection score', ('weighted',),
+            'not stated (our reading: unweighted mean of A[c(n), y_hat])'),
+    Setting('top-K images defining a concept', ('k',),
+            'not stated (papers.md: one of 20, 50, 100)'),
 )

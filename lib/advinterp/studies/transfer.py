@@ -25,6 +25,7 @@ from ..core import progress
 from ..core.params import Chapter, ChapterParams, listof
 from ..core.validation import fail
 from ..models.predict import accuracy, predict
+from ..report.settings import Setting
 from ..report.uncertainty import SeedEffect, newcombe_paired, per_seed_metrics
 from . import findings
 from . import default_validate
@@ -181,4 +182,23 @@ CLAIMS = (
                    "examples crafted on an ensemble transfer to a held-out network more often than those crafted "
                    "on one network", CHAPTER.stem, TRANSFER, counted=False,
                    short="ensemble examples transfer better"),
+)
+
+
+#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+SETTINGS = (
+    Setting('data', ('dataset',),
+            'ILSVRC-2012'),
+    Setting('networks', ('model',),
+            'AlexNet, VGG-16, ResNet-18'),
+    Setting('ensemble members', ('ensemble',),
+            'k models, equal weights (which ones: not stated)'),
+    Setting('attack budget', ('eps',),
+            'not stated (our reading: L-inf bound eps)'),
+    Setting('attack steps', ('attack_steps',),
+            'ensemble: not stated (Adam or sign-gradient steps); ILLC: a = 1/255, T = min(eps*255+4, 1.25*eps*255)'),
+    Setting('held-out network (transfer)', ('heldout',),
+            'not stated'),
+    Setting('probe images', ('n_probe',),
+            'not stated'),
 )

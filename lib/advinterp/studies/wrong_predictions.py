@@ -17,7 +17,7 @@ paper's number (non-inferiority, CIFAR-10 only).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,9 +36,10 @@ from ..interpret import error_detection as ed
 from ..interpret.conductance import layer_conductance
 from ..interpret.error_detection import ErrorDetector, auroc, selective_metrics, stack, youden_threshold
 from ..interpret.mutation import MutationResult, mutate_and_predict, n_mutated
-from ..models.architectures import build_model, check_layer
+from ..models.architectures import MODELS, build_model, check_layer
 from ..models.predict import logits_of
 from ..report.results import with_spread
+from ..report.settings import Setting
 from ..report.uncertainty import SeedEffect, delong_interval, per_seed_metrics
 from ..training import recipes
 from ..training.loop import TrainedModel
@@ -50,10 +51,17 @@ TARGET_TRAIN_ACC = number("target_train_acc", 0.85, 0.0, 1.0, "stop training onc
                           lo_open=True, hi_open=True)
 CONDUCTANCE_STEPS = integer("conductance_steps", 10, 1, 1000, "m, Riemann steps of conductance")
 N_MUTANTS = integer("n_mutants", 100, 2, 10_000, "accepted mutants per operator and rate")
-MUTATION_OP = choice("mutation_op", "NAI", mutation.OPERATORS, "NAI (negate a filter) | GF (Gaussian fuzzing of a filter)")
+MUTATION_OP = choice("mutation_op", "NAI", mutation.OPERATORS,
+                     "NAI (negate a filter) | GF (Gaussian fuzzing of a filter) | WS (shuffle a filter's weights)")
 MUTATION_RATE = number("mutation_rate", 0.1, 0.0, 1.0, "gamma: fraction of conv filters mutated", lo_open=True)
-TABLE_RATES = listof(MUTATION_RATE, "table_rates", [0.05, 0.1], "rates of the LCR table (both operators)", min_len=2)
-LAYER = text("layer", "conv2", "the last conv block, whose channels are the detector's features")
+TABLE_RATES = listof(MUTATION_RATE, "table_rates", [0.05, 0.1],
+                     "rates of the LCR table (NAI and GF; each mutates a different number of filters)", min_len=2)
+#: the value of ``conductance_layer`` that stands for the model's last conv block
+LAST_CONV = "auto"
+CONDUCTANCE_LAYER = text("conductance_layer", LAST_CONV,
+                         "the layer whose channels are the detector's features; auto: the last conv block (Wu et al.)")
+#: the operators of the LCR table (beside ``mutation_op`` at ``mutation_rate``)
+TABLE_OPERATORS = ("NAI", "GF")
 #: the detector scores compared (AUROC on the test half)
 SCORES = ("lcr", "conductance", "combined")
 #: the classifier's own confidence, the baselines (AUROC on the test half)
@@ -65,13 +73,27 @@ HEADLINE = "auroc_combined"
 SIDE_BY_SIDE = SideBySide(cells={"error_auroc": {"standard": HEADLINE}})
 
 
+def conductance_layer(P: ChapterParams) -> str:
+    """The layer of the conductance features: ``conductance_layer``, or with ``auto`` the model's last
+    conv block (Wu et al. sec. 3: ResNet-20's last block; a ``ValueError`` for a model without one)."""
+    if P.conductance_layer != LAST_CONV:
+        return check_layer("conductance_layer", P.conductance_layer, P.model)
+    convs = MODELS[P.model].conv_layers
+    if not convs:
+        fail("conductance_layer", LAST_CONV, f"a named layer of {P.model}, which has no conv block: one of "
+             f"{list(MODELS[P.model].layers)}")
+    return convs[-1]
+
+
 def _relations(P: ChapterParams) -> None:
     S.check_setting(P)
-    check_layer("layer", P.layer, P.model)
+    conductance_layer(P)
+    if len(P.table_rates) != len(set(P.table_rates)):
+        fail("table_rates", list(P.table_rates), "different rates")
 
 
 CHAPTER = Chapter("06-error-detection", (
-    *S.DATA, S.EPOCHS, S.MAX_TRAIN, TARGET_TRAIN_ACC, LAYER,
+    *S.DATA, S.EPOCHS, S.MAX_TRAIN, TARGET_TRAIN_ACC, CONDUCTANCE_LAYER,
     CONDUCTANCE_STEPS, N_MUTANTS, MUTATION_OP, MUTATION_RATE, TABLE_RATES, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
@@ -84,8 +106,10 @@ def setup(P: ChapterParams) -> S.Setup:
     b = setup.bundle
     net = build_model(P.model, b.input_shape, b.num_classes, b.mean, b.std)
     n_mutated(net, P.mutation_rate)
-    for i, rate in enumerate(P.table_rates):
-        n_mutated(net, rate, f"table_rates[{i}]")
+    changed = [n_mutated(net, rate, f"table_rates[{i}]") for i, rate in enumerate(P.table_rates)]
+    if len(set(changed)) < len(changed):
+        fail("table_rates", list(P.table_rates), f"rates that mutate different numbers of {P.model}'s "
+             f"{len(mutation.conv_filters(net))} conv filters (these mutate {changed})")
     return setup
 
 
@@ -124,7 +148,7 @@ def split_halves(n: int, part: int = 0, parts: int = 1) -> tuple[torch.Tensor, t
 def run_seed(P: ChapterParams, seed: int, stackers: Sequence[str] = STACKERS) -> SeedResult:
     """The whole pipeline for one seed (see the module docstring); its test part is disjoint from the
     other seeds' of ``P.seeds`` (:func:`split_halves`)."""
-    layer, conductance_steps, n_mutants = P.layer, P.conductance_steps, P.n_mutants
+    layer, conductance_steps, n_mutants = conductance_layer(P), P.conductance_steps, P.n_mutants
     mutation_op, mutation_rate, table_rates = P.mutation_op, P.mutation_rate, P.table_rates
     tm = recipes.standard_model(P.dataset, P.model, seed, data_root=P.data_root, image_size=P.image_size,
                                 device=P.device, epochs=P.epochs, max_train=P.max_train,
@@ -152,15 +176,21 @@ def run_seed(P: ChapterParams, seed: int, stackers: Sequence[str] = STACKERS) ->
     val, test = split_halves(len(y_test), seeds.index(seed), len(seeds))
     # mutations: accepted on the validation half, evaluated on the whole test split
     mutations = {}
-    for op, rate in sorted({(mutation_op, mutation_rate), *((o, r) for o in ("NAI", "GF") for r in table_rates)}):
+    # the detector's operator and rate must give n_mutants distinct mutants; the LCR table's others report
+    # how many they give when fewer are accepted or exist (NAI at one or two of few filters)
+    for op, rate in sorted({(mutation_op, mutation_rate), *((o, r) for o in TABLE_OPERATORS for r in table_rates)}):
         def mutants(op: str = op, rate: float = rate) -> dict[str, torch.Tensor]:
             res = mutate_and_predict(net, x_test, None, y_test[val], val_index=val, operator=op, rate=rate,
-                                     n_mutants=n_mutants, seed=seed)
-            return {"original": res.original, "predictions": res.predictions, "tried": torch.tensor(res.tried)}
+                                     n_mutants=n_mutants, seed=seed,
+                                     allow_fewer=(op, rate) != (mutation_op, mutation_rate))
+            return {"original": res.original, "predictions": res.predictions, "tried": torch.tensor(res.tried),
+                    "possible": torch.tensor(-1 if res.possible is None else res.possible)}
 
         found = cache.memoized("mutants", {**base, "op": op, "rate": rate, "n": n_mutants, "seed": seed,
                                            "val": val.tolist()}, mutants)
-        mutations[(op, rate)] = MutationResult(op, rate, found["original"], found["predictions"], int(found["tried"]))
+        possible = int(found["possible"])
+        mutations[(op, rate)] = MutationResult(op, rate, found["original"], found["predictions"], int(found["tried"]),
+                                               None if possible < 0 else possible)
     lcr = mutations[(mutation_op, mutation_rate)].lcr().numpy()
     feats = np.c_[lcr, p_test]
     v, t = val.numpy(), test.numpy()
@@ -211,10 +241,12 @@ def run(setup: S.Setup) -> Result:
 
 def lcr_table(result: Result) -> pd.DataFrame:
     """Wu et al.'s Table 3 analogue: LCR mean and std over test inputs, correct vs wrong, per
-    operator and rate (pooled over seeds)."""
+    operator and rate (pooled over seeds), with the filters each mutant changes and the distinct
+    accepted mutants behind each row (per seed; "of N" where the operator can make only N)."""
     rows = []
     results = result.runs
     keys = sorted({k for r in results.values() for k in r.mutations})
+    net = result.first.classifier.model
     for op, rate in keys:
         correct, wrong = [], []
         for r in results.values():
@@ -222,10 +254,14 @@ def lcr_table(result: Result) -> pd.DataFrame:
             correct.append(lcr[~r.wrong])
             wrong.append(lcr[r.wrong])
         c, w = np.concatenate(correct), np.concatenate(wrong)
-        rows.append({"operator": op, "rate": rate, "LCR correct": f"{c.mean():.3f} ± {c.std():.3f}",
-                     "LCR wrong": f"{w.mean():.3f} ± {w.std():.3f}",
+        found = [r.mutations[(op, rate)] for r in results.values()]
+        kept = "/".join(str(m.kept) for m in found)
+        if found[0].possible is not None:
+            kept += f" of {found[0].possible}"
+        rows.append({"operator": op, "rate": rate, "filters changed": n_mutated(net, rate), "mutants (per seed)": kept,
+                     "LCR correct": f"{c.mean():.3f} ± {c.std():.3f}", "LCR wrong": f"{w.mean():.3f} ± {w.std():.3f}",
                      "AUROC": np.mean([auroc(r.wrong, r.mutations[(op, rate)].lcr()[r.test_half].numpy())
-                                       for r in results.values()])})
+                                       if r.mutations[(op, rate)].kept else np.nan for r in results.values()])})
     return pd.DataFrame(rows)
 
 
@@ -284,7 +320,10 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
         "auroc_combined_paper_protocol", "auroc_combined_val", "n_wrong_test", "best_single_is_conductance")})
     for effect, key in ((COMBINATION, "combination"), (VS_MSP, "vs_msp"), (PAPER, "paper")):
         metrics.update(per_seed_metrics(effect.name, {s: r.effects[key] for s, r in result.runs.items()}))
+    net = result.first.classifier.model
     metrics.update({"n_mutants": P.n_mutants, "mutation_rate": P.mutation_rate, "mutation_op": P.mutation_op,
+                    "filters_mutated": n_mutated(net, P.mutation_rate), "conv_filters": len(mutation.conv_filters(net)),
+                    "conductance_layer": conductance_layer(P),
                     "n_seeds": len(setup.seeds), "is_cifar10": int(tuple(setup.classes) == CIFAR10_CLASSES),
                     **{f"paper_{k}": v for k, v in ed.PAPER_AUROC["CIFAR-10 (ResNet-20)"].items()},
                     **{f"paper_{k}": v for k, v in ed.PAPER_SELECTIVE.items()}})
@@ -325,4 +364,31 @@ CLAIMS = (
     findings.claim("wu_vs_msp", "Wu et al. 2019", "Conductance flags wrong predictions better than the classifier's "
                    "own confidence (max softmax), the baseline the paper does not report", CHAPTER.stem, VS_MSP,
                    protocol="extension", extends="wu_auroc", short="... conductance beats max-softmax"),
+)
+
+
+def _conductance_layer_words(params: Mapping[str, Any]) -> str:
+    """The conductance layer of a run, ``auto`` resolved to the model's last conv block."""
+    layer = params["conductance_layer"]
+    if layer == LAST_CONV and params.get("model") in MODELS and MODELS[params["model"]].conv_layers:
+        return f"{MODELS[params['model']].conv_layers[-1]} (the last conv block)"
+    return str(layer)
+
+
+#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+SETTINGS = (
+    Setting('network', ('dataset', 'model'),
+            'ResNet-20 on CIFAR-10 (also InceptionV3 on ImageNet-50/100)'),
+    Setting('classifier training', ('target_train_acc', 'epochs'),
+            'under-trained: 86 % train, 82 % test accuracy (epochs not stated)'),
+    Setting('conductance layer', ('conductance_layer',),
+            'last block (64 channels for ResNet-20), spatial mean per channel', show=_conductance_layer_words),
+    Setting('conductance steps m', ('conductance_steps',),
+            '10 (right-end Riemann; zero baseline in normalised space)'),
+    Setting('mutants', ('n_mutants',),
+            "100, each kept if accuracy > 0.9 x the original's"),
+    Setting('mutation operator', ('mutation_op',),
+            'NAI, GF'),
+    Setting('mutation rate gamma', ('mutation_rate', 'table_rates'),
+            '0.01 of conv filters (CIFAR), 0.002 (ImageNet)'),
 )

@@ -1,0 +1,81 @@
+"""What ran beside what the paper ran: the settings table is worded from the runs' parameters, and no
+chapter's prose states a setting that one of its runs (this page's default, a recorded tier) contradicts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from advinterp.models.architectures import MODELS
+from advinterp.report import recorded
+from advinterp.report.settings import Setting, contradictions, settings_frame, stated_settings
+from advinterp.studies import STUDIES, study
+from advinterp.studies import wrong_predictions as ch6
+from advinterp.studies.ending import setting_runs
+from chapter_tools import REPO
+
+
+def test_the_table_words_each_run_from_its_parameters():
+    settings = (Setting("mutants", ("n_mutants",), "100"),
+                Setting("rates", ("mutation_rate", "table_rates"), "0.01"),
+                Setting("layer", ("conductance_layer",), "last block", show=lambda p: p["conductance_layer"].upper()))
+    frame = settings_frame(settings, {"this page": {"n_mutants": 50, "mutation_rate": 0.02, "table_rates": [0.02, 0.04],
+                                                    "conductance_layer": "conv2"},
+                                      "old tier": {"n_mutants": 100, "layer": "fc1"}})
+    assert list(frame.columns) == ["setting", "paper", "this page", "old tier"]
+    assert frame["this page"].tolist() == ["50", "0.02 / 0.02, 0.04", "CONV2"]
+    assert frame["old tier"].tolist() == ["100", "not recorded", "not recorded"]
+
+
+def test_a_typed_setting_is_found_unless_it_is_the_papers():
+    text = ("Each seed runs 100 accepted mutants; we use gamma = 0.1. Wu et al.'s gamma = 0.01 would mutate none. "
+            "The parameter `n_mutants` and {glue:text}`param_n_mutants` mutants are computed.\n\n"
+            "```{margin} Choices\nConductance with m = 10, exactly as Wu et al.\n```")
+    found = {(n, p[0]) for n, p, _ in stated_settings(text)}
+    assert found == {("100", "n_mutants"), ("0.1", "mutation_rate"), ("10", "conductance_steps")}
+    runs = [{"n_mutants": 100, "mutation_rate": 0.1, "conductance_steps": 10},
+            {"n_mutants": 50, "mutation_rate": 0.1, "conductance_steps": 10, "other": 1}]
+    (problem,) = contradictions(text, runs)
+    assert "states 100" in problem and "n_mutants = 50" in problem
+    assert not contradictions(text, [{"k": 3}]), "a parameter the run does not have contradicts nothing"
+
+
+def _markdown(stem: str) -> str:
+    nb = json.loads((REPO / "book" / f"{stem}.ipynb").read_text())
+    return "\n\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
+
+
+@pytest.mark.parametrize("stem", [s for s in STUDIES if study(s).SETTINGS])
+def test_no_sentence_contradicts_a_run_of_its_chapter(stem):
+    """This page's defaults and every recorded tier's parameters: a sentence that types a setting (a
+    number of mutants, gamma, epochs, PGD steps, K, ...) must hold in each; the page says what ran."""
+    runs = setting_runs(stem, dict(study(stem).CHAPTER.defaults))
+    assert not contradictions(_markdown(stem), runs.values())
+
+
+def test_every_study_declares_settings_its_chapter_has():
+    for stem in STUDIES:
+        mod = study(stem)
+        for s in mod.SETTINGS:
+            assert set(s.params) <= set(mod.CHAPTER.names), (stem, s.label)
+
+
+@pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
+def test_chapter_6_reads_the_last_conv_block_in_every_configuration(config):
+    """Wu et al. compute conductance on the last conv block; no tier's shared settings (chapter 4's
+    ``layer`` among them) may move it elsewhere."""
+    params = {**ch6.CHAPTER.defaults, **{k: v for k, v in (yaml.safe_load(config.read_text()) or {}).items()
+                                         if k in ch6.CHAPTER.defaults}}
+    if params["model"] not in MODELS or not MODELS[params["model"]].conv_layers:
+        pytest.skip(f"{params['model']} has no conv block")
+    words = ch6._conductance_layer_words(params)
+    assert words.startswith(MODELS[params["model"]].conv_layers[-1]), words
+
+
+def test_the_tiers_runs_are_the_recorded_ones(tmp_path):
+    """A tier without a record of the chapter is left out of the table."""
+    runs = setting_runs("06-error-detection", {"n_mutants": 1}, folder=tmp_path)
+    assert list(runs) == ["this page"]
+    assert set(recorded.TIERS.values()) >= set(setting_runs("06-error-detection", {})) - {"this page"}

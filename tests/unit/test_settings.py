@@ -55,13 +55,6 @@ def test_no_sentence_contradicts_a_run_of_its_chapter(stem):
     assert not contradictions(_markdown(stem), runs.values())
 
 
-def test_every_study_declares_settings_its_chapter_has():
-    for stem in STUDIES:
-        mod = study(stem)
-        for s in mod.SETTINGS:
-            assert set(s.params) <= set(mod.CHAPTER.names), (stem, s.label)
-
-
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)
 def test_chapter_6_reads_the_last_conv_block_in_every_configuration(config):
     """Wu et al. compute conductance on the last conv block; no tier's shared settings (chapter 4's

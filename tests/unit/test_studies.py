@@ -202,6 +202,9 @@ def test_wrong_predictions(shared_cache):
     counts, curves = wrong_predictions.mutant_curves(result, setup)
     assert curves.shape == (1, len(counts))
     assert "(n = 1)" in wrong_predictions.paper_comparison(result, setup).iloc[-1, 0]
+    table = wrong_predictions.lcr_table(result)  # NAI and GF at both table rates, the detector's operator among them
+    assert len(table) == 2 * len(setup.P.table_rates) and table["filters changed"].nunique() == len(setup.P.table_rates)
+    assert in_unit(*table["AUROC"]) and m["filters_mutated"] >= 1 and m["conductance_layer"] == "conv2"
     assert findings.assess(wrong_predictions.CLAIMS[0], {**setup.P.public(), **m}).verdict == findings.UNMEASURED
 
 

@@ -257,8 +257,7 @@ CLAIMS = (
 
 #: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
 SETTINGS = (
-    Setting('network', ('dataset', 'model'),
-            'AlexNet, VGG-16, ResNet-18 on ILSVRC-2012'),
+    S.DONG_NETWORK,
     Setting('attacks (neuron consistency, version B)', ('attacks',),
             'FGSM and ILLC'),
     Setting('adversarial set (representation consistency, version A)', ('attack',),
@@ -268,10 +267,8 @@ SETTINGS = (
     Setting('layers', ('layers',),
             'several layers (version A); which: not stated (our reading: last conv block plus one earlier)',
             show=S.layer_words('all')),
-    Setting('neuron activation', ('statistic',),
-            'not stated (our reading: spatial max of the channel map)'),
-    Setting('top-K images per neuron', ('k',),
-            'not stated (papers.md: one of 20, 50, 100)'),
+    S.DONG_ACTIVATION,
+    S.DONG_TOP_K,
     Setting('class affinity A', ('affinity',),
             'from WordNet distances (our reading: path similarity 1/(1+d); A = I for MNIST)'),
     Setting('neighbours of LC', ('k_nn',),

@@ -409,8 +409,7 @@ CLAIMS = (
 
 #: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
 SETTINGS = (
-    Setting('network', ('dataset', 'model'),
-            'AlexNet, VGG-16, ResNet-18 on ILSVRC-2012'),
+    S.DONG_NETWORK,
     Setting('training attack', ('train_attack',),
             'not stated (generated on the fly: FGSM / ILLC / PGD)'),
     Setting('training budget and steps', ('train_eps', 'train_steps'),

@@ -210,8 +210,7 @@ CLAIMS = (
 
 #: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
 SETTINGS = (
-    Setting('network', ('dataset', 'model'),
-            'AlexNet, VGG-16, ResNet-18 on ILSVRC-2012'),
+    S.DONG_NETWORK,
     Setting('adversarial set', ('attack', 'ensemble'),
             'ensemble-optimisation set (version A), k models, equal weights'),
     Setting('attack budget', ('eps',),
@@ -219,10 +218,8 @@ SETTINGS = (
     Setting('layers', ('layers',),
             'not stated (our reading: last conv block, e.g. VGG-16 conv5_3, ResNet-18 layer4; plus one earlier layer)',
             show=S.layer_words('deepest')),
-    Setting('neuron activation', ('statistic',),
-            'not stated (our reading: spatial max of the channel map)'),
-    Setting('top-K images per neuron', ('k',),
-            'not stated (papers.md: one of 20, 50, 100)'),
+    S.DONG_ACTIVATION,
+    S.DONG_TOP_K,
     Setting('patch threshold', ('patch_quantile',),
             'top 0.5 % quantile of the map (Network Dissection style)'),
     Setting('probe images', ('n_probe',),

@@ -38,6 +38,7 @@ from ..models.architectures import MODEL, MODELS, TORCHVISION_MODELS, analysed_l
 from ..interpret.affinity import AFFINITY  # noqa: F401 (chapters declare it as S.AFFINITY)
 from ..models.layers import STATISTIC  # noqa: F401 (chapters declare it as S.STATISTIC)
 from ..models.predict import predict
+from ..report.settings import Setting
 from ..training import recipes
 from ..training.loop import EPOCHS, MAX_TRAIN, SEED, TrainedModel  # noqa: F401 (SEED: chapter 1 declares it)
 from ..training.objectives import Objective
@@ -184,6 +185,13 @@ def load(P: ChapterParams) -> DatasetBundle:
         integer("n_reference", None, 10, len(b.train), "").validate(P.n_reference)  # type: ignore[arg-type]
     seed_everything(seed_list(P)[0])
     return b
+
+
+#: Dong et al.'s settings shared by chapters 2-5 (papers.md, sec. 1): their networks, the neuron's
+#: activation and the top-K images that define a neuron's concept
+DONG_NETWORK = Setting("network", ("dataset", "model"), "AlexNet, VGG-16, ResNet-18 on ILSVRC-2012")
+DONG_ACTIVATION = Setting("neuron activation", ("statistic",), "not stated (our reading: spatial max of the channel map)")
+DONG_TOP_K = Setting("top-K images per neuron", ("k",), "not stated (papers.md: one of 20, 50, 100)")
 
 
 def layer_words(which: str) -> Callable[[Mapping[str, Any]], str]:

@@ -343,8 +343,7 @@ CLAIMS = (
 
 #: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
 SETTINGS = (
-    Setting('network', ('dataset', 'model'),
-            'AlexNet, VGG-16, ResNet-18 on ILSVRC-2012'),
+    S.DONG_NETWORK,
     Setting('models compared', ('lambda_cl',),
             'standard and consistent-loss model (its settings: see chapter 4)'),
     Setting('adversarial inputs detected', ('attacks', 'attack'),

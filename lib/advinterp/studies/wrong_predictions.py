@@ -248,20 +248,17 @@ def lcr_table(result: Result) -> pd.DataFrame:
     keys = sorted({k for r in results.values() for k in r.mutations})
     net = result.first.classifier.model
     for op, rate in keys:
-        correct, wrong = [], []
-        for r in results.values():
-            lcr = r.mutations[(op, rate)].lcr()[r.test_half].numpy()
-            correct.append(lcr[~r.wrong])
-            wrong.append(lcr[r.wrong])
-        c, w = np.concatenate(correct), np.concatenate(wrong)
         found = [r.mutations[(op, rate)] for r in results.values()]
+        lcrs = [m.lcr()[r.test_half].numpy() for m, r in zip(found, results.values())]
+        c = np.concatenate([lcr[~r.wrong] for lcr, r in zip(lcrs, results.values())])
+        w = np.concatenate([lcr[r.wrong] for lcr, r in zip(lcrs, results.values())])
         kept = "/".join(str(m.kept) for m in found)
         if found[0].possible is not None:
             kept += f" of {found[0].possible}"
         rows.append({"operator": op, "rate": rate, "filters changed": n_mutated(net, rate), "mutants (per seed)": kept,
                      "LCR correct": f"{c.mean():.3f} ± {c.std():.3f}", "LCR wrong": f"{w.mean():.3f} ± {w.std():.3f}",
-                     "AUROC": np.mean([auroc(r.wrong, r.mutations[(op, rate)].lcr()[r.test_half].numpy())
-                                       if r.mutations[(op, rate)].kept else np.nan for r in results.values()])})
+                     "AUROC": np.mean([auroc(r.wrong, lcr) if m.kept else np.nan
+                                       for lcr, m, r in zip(lcrs, found, results.values())])})
     return pd.DataFrame(rows)
 
 

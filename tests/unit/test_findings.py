@@ -124,9 +124,11 @@ def test_the_cpu_tier_decides_every_claim_on_three_seeds_of_per_seed_values(stem
             assert len(values or []) == 3, (claim.key, e.name)
 
 
-#: paper rows added after the CPU tier was recorded (issue 31: chapter 3's version-B claim against the
-#: real images, as the paper compares); the tier's next record (issue 32) measures them
-CPU_TIER_GAPS = {("03-neuron-consistency", "consistency_drop")}
+#: rows added or redefined after the CPU tier was recorded (issue 31: chapter 3's version-B claim against
+#: the real images, as the paper compares; issue 32: the held-out extensions of chapters 2-3 on the images
+#: the held-out network labels as the target, against the noise control); the tier's next record measures them
+CPU_TIER_GAPS = {("03-neuron-consistency", "consistency_drop"), ("02-neurons-and-patches", "patches_heldout"),
+                 ("03-neuron-consistency", "representations_heldout")}
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
@@ -198,7 +200,7 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     for seed, effect in enumerate([0.08, 0.07, 0.075]):
         run = f"seed={seed}-x"
         metrics = {"consis_real": 0.5, "consis_real_std": None, "consis_real_per_seed": [0.5],
-                   **per_seed_metrics("effect_representation", {seed: SeedEffect.normal(effect, 0.005, 400)}),
+                   **per_seed_metrics("effect_representation_heldout", {seed: SeedEffect.normal(effect, 0.005, 400)}),
                    **per_seed_metrics("cs_gap_adversarial_ensemble_attacked_fc1",
                                       {seed: SeedEffect.normal(effect, 0.005, 400)}),
                    **{k: v for a in ("fgsm", "illc") for name in (f"effect_consistency_{a}",
@@ -221,7 +223,7 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     assert png.read_bytes().startswith(b"\x89PNG") and caption == "A caption."
     record, note = rec.scale_record(stem, "cpu", folder)
     assert record is not None and record.run == "cpu-test" and dest == folder / "cpu-test" and note == "a test"
-    assert record.seeds == [0, 1, 2] and record.metrics["effect_representation_per_seed"] == [0.08, 0.07, 0.075]
+    assert record.seeds == [0, 1, 2] and record.metrics["effect_representation_heldout_per_seed"] == [0.08, 0.07, 0.075]
     assert record.provenance["device_seconds"][stem] == 30.0 and len(record.provenance["run_seconds"][stem]) == 3
     assert all(record.provenance.get(f) for f in rec.PROVENANCE_FIELDS)
     assert rec.scale_record(stem, "gpu", folder) == (None, "not yet")

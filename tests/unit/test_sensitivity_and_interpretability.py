@@ -436,3 +436,22 @@ def test_deletion_gain_is_what_the_maps_order_adds_over_a_random_order():
     with torch.random.fork_rng():
         torch.manual_seed(0)
         assert torch.allclose(I.deletion_auc(flat, x, None, target, steps=16), I.deletion_auc(flat, x, good, target, steps=16))
+
+
+def test_deletion_and_faithfulness_delete_to_the_attributions_own_baseline():
+    """A linear model's exact attribution against a baseline b is w * (x - b): with b as what a deleted
+    pixel becomes, faithfulness correlation is 1 and the fully deleted image is b (issue 32: deleting to
+    black while integrated gradients explains against the mean image scored another question)."""
+    torch.manual_seed(0)
+    w = torch.randn(2, 16)
+    model = _Linear(w)
+    x, target = torch.rand(3, 1, 4, 4), torch.tensor([0, 1, 0])
+    b = torch.full((1, 1, 4, 4), 0.4)
+    exact = w[target].view(3, 1, 4, 4) * (x - b)
+    assert torch.allclose(I.faithfulness_correlation(model, x, exact, target, baseline=b), torch.ones(3), atol=1e-5)
+    _, probs = I.deletion_curve(model, x, exact, target, steps=4, baseline=b)
+    full = torch.softmax(model(b.expand_as(x)), 1).gather(1, target.view(-1, 1)).squeeze(1)
+    assert torch.allclose(probs[:, -1], full, atol=1e-6)
+    net = build_model("small_cnn", (3, 8, 8), 10, (0.5, 0.4, 0.3), (0.25, 0.25, 0.25))
+    fill = I.attribution_baseline(net, torch.rand(2, 3, 8, 8))
+    assert torch.allclose(fill[:, :, 0, 0], torch.tensor([[0.5, 0.4, 0.3]] * 2))

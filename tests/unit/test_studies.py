@@ -116,6 +116,13 @@ def test_neurons_and_consistency(shared_cache):
     rows = neurons.gallery_rows(result, setup)
     assert rows and all(len(r["images"]) <= setup.P.k_show for r in rows)
     assert "patches_verdict" in neurons.verdicts(result, setup, m)
+    # the held-out extension: on the images the held-out network labels as the target, minus the control
+    for (network, layer, name), e in result.runs[0].effects.items():
+        if name == "agreement_gap_did" and e.estimate == e.estimate:
+            gap, noise = (result.runs[0].effects[(network, layer, n)].estimate for n in ("agreement_gap", "agreement_gap_noise"))
+            assert e.estimate == pytest.approx(gap - noise, abs=1e-6)
+    assert all(0 <= v <= 1 for k, v in m.items() if k.startswith("member_success_") and not k.endswith(("_std", "_per_seed")))
+    assert m["member_success_min_per_seed"] == [min(result.runs[0].member_success.values())]
 
     s3 = set_up(consistency, attacks=["fgsm", "illc", "ensemble"], attack="ensemble")
     r3 = consistency.run(s3)
@@ -126,7 +133,11 @@ def test_neurons_and_consistency(shared_cache):
     assert set(r3.neurons["attack"]) == {"fgsm", "illc", "ensemble"} and set(r3.neurons["network"]) == {"attacked", "held-out"}
     assert in_unit(m3["consis_real"], m3["consis_adv_true"], m3["consis_adv_target"], m3["consis_noise_true"])
     words = consistency.verdicts(r3, s3, m3)
-    assert {"consistency_drop_verdict", "representations_verdict"} <= set(words)
+    assert {"consistency_drop_verdict", "representations_verdict"} <= set(words) and "member_success_words" in words
+    for (seed, attack, network, layer, name), e in r3.effects.items():
+        if name == "cs_gap_did" and e.estimate == e.estimate:
+            adv, noise = (r3.effects[(seed, attack, network, layer, n)].estimate for n in ("cs_gap_adversarial", "cs_gap_noise"))
+            assert e.estimate == pytest.approx(adv - noise, abs=1e-5)
     without = set_up(consistency, attacks=["pgd", "ensemble"], attack="ensemble")
     assert consistency._needs_version_b({"attacks": without.P.attacks}) is not None
 
@@ -174,7 +185,10 @@ def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache)
     check_claims(interpretability, s7, m7)
     for model in interpretability.MODELS:
         assert interpretability.metric_name("clean_acc", model) in m7
-    assert r7.x_eval.shape[0] == s7.P.n_eval
+    assert r7.x_eval.shape[0] == r7.n_scored[0] <= s7.P.n_eval and m7["n_scored_per_seed"] == [r7.n_scored[0]]
+    # the member compared is chosen on the selection seed, which is never scored
+    assert set(r7.sweep.seed) == {s7.P.selection_seed} and s7.P.selection_seed not in set(r7.per_image.seed)
+    assert set(r7.sweep.model) == {"standard", "pgd_at", interpretability.nas_name(1.0, 0.1)}
     assert r7.selected == interpretability.nas_name(1.0, 0.1) and m7["matched"] in (0, 1)
     assert in_unit(m7["aa_acc_nas"], m7["aa_acc_pgd_at"], m7["masking_standard"])
     comp = r7.comparisons

@@ -11,6 +11,10 @@
 * :func:`ensemble` - Liu et al. (2017) ensemble optimisation as used by Dong et al. (version A,
   sec. 3): minimise ``-log( mean_i softmax(f_i(x'))[y*] )`` over k models with sign-gradient
   steps, random target ``y* != y``, L-inf bound ``eps`` (our reading; see ``papers.md``).
+* :func:`ensemble_logp` - :func:`ensemble` with the sum of the members' own log-probabilities of
+  y* (each member's targeted cross-entropy), the studies' ``ensemble_loss="log_probabilities"``.
+* :func:`pgd_margin` - :func:`pgd` ascending Carlini and Wagner's margin loss instead of
+  cross-entropy (the robustness evaluation's option ``eval_loss="margin"``).
 * :func:`pgd_ensemble` - untargeted PGD against several models at once, ascending
   ``-log( mean_i softmax(f_i(x'))[y] )``: one set of images for comparing models on the same inputs
   (chapter 4 keeps the images that fool every model).
@@ -223,33 +227,94 @@ def _illc(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Sett
     return AttackOutput(x_adv, y_ll)
 
 
+def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Carlini and Wagner's margin, per image: the largest other logit minus the true class's
+    (positive once the image is misclassified). Unlike cross-entropy it does not saturate on
+    confident predictions, the weakness AutoAttack's DLR loss also addresses (Croce and Hein 2020)."""
+    true = logits.gather(1, y.view(-1, 1)).squeeze(1)
+    other = logits.masked_fill(F.one_hot(y, logits.shape[1]).bool(), -float("inf")).amax(1)
+    return other - true
+
+
+def _pgd_with(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> AttackCore:
+    """Untargeted L-inf PGD ascending the per-image ``loss(logits, y)`` (see :func:`_pgd`)."""
+
+    def core(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+             generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
+        steps, step_size = _schedule(s, 20)
+        model = models[0]
+        best = x.detach().clone()
+        best_score = torch.full((len(x),), -float("inf"), device=x.device)
+        with frozen([model]):
+            for _ in range(s.restarts):
+                x_adv = iterate(lambda z: loss(model(z), y).sum(), x, s.eps, step_size, steps,
+                                random_start=True, generator=generator)
+                with torch.no_grad():
+                    logits = model(x_adv)
+                    score = loss(logits, y) + (logits.argmax(1) != y).float() * 1e6  # success first, then loss
+                    better = score > best_score
+                    best[better] = x_adv[better]
+                    best_score = torch.where(better, score, best_score)
+        return AttackOutput(best, _untargeted(y))
+
+    return core
+
+
+_pgd_ce = _pgd_with(lambda logits, y: F.cross_entropy(logits, y, reduction="none"))
+_pgd_cw = _pgd_with(margin_loss)
+
+
 def _pgd(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
          generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
     """Projected gradient descent under L-inf (Madry et al. 2018), untargeted: ascend
     ``CE(f(x'), y)`` from a random start (``steps`` default 20). With ``restarts > 1`` each image
     keeps the restart that succeeds (or, failing all, the one of highest loss)."""
-    steps, step_size = _schedule(s, 20)
-    model = models[0]
-    best = x.detach().clone()
-    best_score = torch.full((len(x),), -float("inf"), device=x.device)
-    with frozen([model]):
-        for _ in range(s.restarts):
-            x_adv = iterate(lambda z: F.cross_entropy(model(z), y, reduction="sum"), x, s.eps, step_size, steps,
-                            random_start=True, generator=generator)
-            with torch.no_grad():
-                logits = model(x_adv)
-                loss = F.cross_entropy(logits, y, reduction="none")
-                score = loss + (logits.argmax(1) != y).float() * 1e6  # success first, then loss
-                better = score > best_score
-                best[better] = x_adv[better]
-                best_score = torch.where(better, score, best_score)
-    return AttackOutput(best, _untargeted(y))
+    return _pgd_ce(models, x, y, s, generator, target)
+
+
+def _pgd_margin(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+                generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
+    """:func:`_pgd` ascending Carlini and Wagner's margin (:func:`margin_loss`) instead of
+    cross-entropy: the robustness evaluation's PGD where cross-entropy saturates (on the CPU tier's
+    robust small_cnn, PGD-20 with cross-entropy left robust accuracy 4.8 points above AutoAttack's
+    core on the same images, with the margin 2.6)."""
+    return _pgd_cw(models, x, y, s, generator, target)
 
 
 def random_targets(y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """A uniformly random target ``y* != y`` for each label."""
     offset = torch.randint(1, num_classes, y.shape, generator=generator).to(y.device)
     return (y + offset) % num_classes
+
+
+def _ensemble_attack(models: Sequence[nn.Module], x: torch.Tensor, s: Settings, target: torch.Tensor | None,
+                     log_p: Callable[[Sequence[torch.Tensor], torch.Tensor], torch.Tensor]) -> AttackOutput:
+    """Targeted sign-gradient ascent of ``log_p(member logits, y*)`` (per image) from ``x`` within
+    the eps-ball (``steps`` default 20)."""
+    steps, step_size = _schedule(s, 20)
+    if len(models) < 1:
+        fail("models", list(models), "at least one model")
+    if target is None:
+        fail("target", None, "the target labels y* of the ensemble attack (see random_targets)")
+    assert target is not None
+
+    def objective(z: torch.Tensor) -> torch.Tensor:
+        return log_p([m(z) for m in models], target).sum()
+
+    with frozen(models):
+        x_adv = iterate(objective, x, s.eps, step_size, steps, random_start=False)
+    return AttackOutput(x_adv, target)
+
+
+def _log_mean_probability(logits: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """``log(mean_i softmax(z_i)[y*])``: Liu et al.'s ensemble loss (equal weights)."""
+    probs = sum(F.softmax(z, dim=1) for z in logits) / len(logits)
+    return torch.log(probs.gather(1, target.view(-1, 1)).squeeze(1).clamp_min(1e-12))
+
+
+def _sum_log_probability(logits: Sequence[torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+    """``sum_i log softmax(z_i)[y*]``: every member's own targeted cross-entropy."""
+    return sum(F.log_softmax(z, dim=1).gather(1, target.view(-1, 1)).squeeze(1) for z in logits)
 
 
 def _ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
@@ -261,22 +326,18 @@ def _ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: 
     from ``x``, projected onto the eps-ball. ``target`` (y*) is required: draw it with
     :func:`random_targets` (as :func:`advinterp.attacks.advdata.make_adversarial_set` does).
     """
-    steps, step_size = _schedule(s, 20)
-    if len(models) < 1:
-        fail("models", list(models), "at least one model")
-    if target is None:
-        fail("target", None, "the target labels y* of the ensemble attack (see random_targets)")
-    assert target is not None
+    return _ensemble_attack(models, x, s, target, _log_mean_probability)
 
-    w = torch.full((len(models),), 1.0 / len(models), device=x.device)
 
-    def objective(z: torch.Tensor) -> torch.Tensor:
-        probs = sum(wi * F.softmax(m(z), dim=1) for wi, m in zip(w, models))
-        return torch.log(probs.gather(1, target.view(-1, 1)).clamp_min(1e-12)).sum()  # ascend log p(y*)
-
-    with frozen(models):
-        x_adv = iterate(objective, x, s.eps, step_size, steps, random_start=False)
-    return AttackOutput(x_adv, target)
+def _ensemble_logp(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
+                   generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
+    """:func:`_ensemble` minimising ``-sum_i log softmax(f_i(x'))[y*]``, each member's own targeted
+    cross-entropy, instead of the log of the averaged probabilities. Averaging probabilities lets a
+    member that already puts y* first carry the gradient while a member far from y* (its
+    probability, and so its gradient, near 0) is left behind; with every member's own log-probability
+    none saturates. On the MNIST default (seed 2) Liu et al.'s loss reached y* on 85 % of small_cnn's
+    images, this one on 93 %."""
+    return _ensemble_attack(models, x, s, target, _sum_log_probability)
 
 
 def _pgd_ensemble(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
@@ -348,6 +409,10 @@ ATTACKS: dict[str, Attack] = {
     "pgd": Attack(_pgd, targeted=False, multi_model=False, training=True, evaluation=True),
     "ensemble": Attack(_ensemble, targeted=True, multi_model=True, training=False, evaluation=True,
                        draws_target=True),
+    "ensemble_logp": Attack(_ensemble_logp, targeted=True, multi_model=True, training=False, evaluation=False,
+                            draws_target=True, internal=True),
+    "pgd_margin": Attack(_pgd_margin, targeted=False, multi_model=False, training=False, evaluation=False,
+                         internal=True),
     "pgd_ensemble": Attack(_pgd_ensemble, targeted=False, multi_model=True, training=False, evaluation=False,
                            internal=True),
     "noise": Attack(_random_sign, targeted=False, multi_model=False, training=False, evaluation=False, control=True),
@@ -411,7 +476,9 @@ fgsm = _public("fgsm")
 fgsm_rs = _public("fgsm_rs")
 illc = _public("illc")
 pgd = _public("pgd")
+pgd_margin = _public("pgd_margin")
 ensemble = _public("ensemble")
+ensemble_logp = _public("ensemble_logp")
 pgd_ensemble = _public("pgd_ensemble")
 random_sign = _public("noise")
 

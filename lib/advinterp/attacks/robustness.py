@@ -4,7 +4,8 @@ Croce and Hein 2020).
 
 :func:`evaluate_robustness` attacks one model on fixed images under an L-inf budget ``eps`` with
 
-* FGSM (single step), PGD (``pgd_steps`` sign steps, random start, ``restarts``) and AutoAttack's
+* FGSM (single step), PGD (``pgd_steps`` sign steps, random start, ``restarts``; cross-entropy or
+  Carlini and Wagner's margin loss, ``pgd_attack``) and AutoAttack's
   core (:func:`advinterp.attacks.apgd.autoattack`: APGD-CE then APGD-T with the targeted DLR loss);
 * PGD at a grid of budgets (``eps/2, eps, 2 eps, 4 eps`` and ``0.5``, capped at 1; one random
   start at the budgets other than ``eps``): the accuracy-versus-eps curve;
@@ -34,7 +35,7 @@ from torch import nn
 
 from ..core import cache
 from ..core._helpers import chunks
-from ..core.validation import check_int
+from ..core.validation import check_choice, check_int
 from ..models.predict import predict
 from . import apgd as apgd_module
 from . import linf
@@ -47,6 +48,8 @@ TOL = 0.01
 ZERO_LEVEL = 0.05
 #: images attacked at once
 BATCH_SIZE = 250
+#: the white-box PGD of the evaluation: cross-entropy (Madry et al.) or Carlini and Wagner's margin
+PGD_ATTACKS = ("pgd", "pgd_margin")
 
 
 @dataclass(frozen=True)
@@ -123,22 +126,26 @@ def _checked(eps: float, n_iter: int, n_targets: int, pgd_steps: int, restarts: 
 def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                         transfer_x: torch.Tensor | None, pgd_x: torch.Tensor | None = None, n_iter: int = 100,
                         n_targets: int = 9, pgd_steps: int = 20, restarts: int = 1, seed: int = 0,
-                        batch_size: int = BATCH_SIZE) -> RobustnessReport:
+                        batch_size: int = BATCH_SIZE, pgd_attack: str = "pgd") -> RobustnessReport:
     """Every accuracy and check of the module docstring for ``model`` on ``(x, y)`` (CPU tensors).
 
     ``transfer_x`` are PGD examples of ``x`` crafted on an independently trained model (they do not
     depend on ``model``, so one set serves every model of a seed; None: the transfer accuracy is NaN
     and its check is skipped, i.e. passes). ``pgd_x`` are PGD examples of ``x`` already made against
     ``model`` with ``pgd_steps`` steps and ``restarts`` restarts (reused instead of attacking again;
-    None: made here). Attacks run on the model's device. The settings are checked here, once: the
-    attacks of every batch trust them."""
+    None: made here). ``pgd_attack`` is :data:`PGD_ATTACKS`' cross-entropy PGD (``"pgd"``) or the
+    margin-loss one (``"pgd_margin"``), for the white-box attack and the accuracy-versus-eps curve.
+    Attacks run on the model's device. The settings are checked here, once: the attacks of every
+    batch trust them."""
     eps, n_iter, n_targets, pgd_steps, restarts = _checked(eps, n_iter, n_targets, pgd_steps, restarts)
-    return _evaluate(model, x, y, eps, transfer_x, pgd_x, n_iter, n_targets, pgd_steps, restarts, seed, batch_size)
+    check_choice("pgd_attack", pgd_attack, PGD_ATTACKS)
+    return _evaluate(model, x, y, eps, transfer_x, pgd_x, n_iter, n_targets, pgd_steps, restarts, seed, batch_size,
+                     pgd_attack)
 
 
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, transfer_x: torch.Tensor | None,
               pgd_x: torch.Tensor | None, n_iter: int, n_targets: int, pgd_steps: int, restarts: int, seed: int,
-              batch_size: int) -> RobustnessReport:
+              batch_size: int, pgd_attack: str = "pgd") -> RobustnessReport:
     """:func:`evaluate_robustness` with its settings already checked."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
@@ -146,7 +153,7 @@ def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, tr
     fgsm = linf.Prepared("fgsm", settings)
 
     def pgd_at(e: float, n_restarts: int = 1):
-        pgd = linf.Prepared("pgd", replace(settings, eps=e, restarts=n_restarts))
+        pgd = linf.Prepared(pgd_attack, replace(settings, eps=e, restarts=n_restarts))
         return lambda xb, yb: pgd([model], xb, yb, generator=gen).x_adv
 
     def correct_on(images: torch.Tensor) -> tuple[float, torch.Tensor]:
@@ -193,17 +200,21 @@ def images_key(*tensors: torch.Tensor | None) -> str:
 
 def cached_robustness(model_key: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
                       transfer_x: torch.Tensor | None, pgd_x: torch.Tensor | None = None, n_iter: int = 100,
-                      n_targets: int = 9, pgd_steps: int = 20, restarts: int = 1, seed: int = 0) -> RobustnessReport:
+                      n_targets: int = 9, pgd_steps: int = 20, restarts: int = 1, seed: int = 0,
+                      pgd_attack: str = "pgd") -> RobustnessReport:
     """:func:`evaluate_robustness`, cached by the model's key, the images and every setting (checked
     here, once)."""
     eps, n_iter, n_targets, pgd_steps, restarts = _checked(eps, n_iter, n_targets, pgd_steps, restarts)
+    check_choice("pgd_attack", pgd_attack, PGD_ATTACKS)
     description = {"model": model_key, "eps": eps, "n_iter": n_iter, "n_targets": n_targets,
                    "pgd_steps": pgd_steps, "restarts": restarts, "seed": seed,
+                   **({} if pgd_attack == "pgd" else {"pgd_attack": pgd_attack}),
                    "images": cache.key_of([images_key(x), y.tolist()]), "given": images_key(pgd_x, transfer_x),
                    "code": cache.code_version(apgd_module, linf, sys.modules[__name__])}
 
     def compute() -> dict[str, torch.Tensor]:
-        r = _evaluate(model, x, y, eps, transfer_x, pgd_x, n_iter, n_targets, pgd_steps, restarts, seed, BATCH_SIZE)
+        r = _evaluate(model, x, y, eps, transfer_x, pgd_x, n_iter, n_targets, pgd_steps, restarts, seed, BATCH_SIZE,
+                      pgd_attack)
         return {"scalars": torch.tensor([r.clean_acc, r.fgsm_acc, r.pgd_acc, r.aa_acc, r.transfer_acc],
                                         dtype=torch.float64),
                 "grid": torch.tensor(r.eps_grid, dtype=torch.float64),

@@ -15,8 +15,9 @@ Every metric is per image and none can be won by the scale of the logits or by c
 * ``infidelity_wide`` - the same at a wider noise scale (sigma 0.3 instead of 0.1): at 0.1 infidelity
   mostly rewards a model that is locally linear, the very thing smoothness regularisers buy; the
   wider scale asks whether the map also predicts larger changes.
-* ``deletion_auc`` - pixel flipping (Samek et al. 2017): delete (set to 0) pixels from most to least
-  relevant; area under the target-probability curve *divided by the probability on the intact
+* ``deletion_auc`` - pixel flipping (Samek et al. 2017): delete pixels from most to least relevant,
+  replacing them by integrated gradients' own baseline, the mean image (:func:`attribution_baseline`;
+  deleting to black scored every model on black patches, a feature of their own); area under the target-probability curve *divided by the probability on the intact
   image* ``p(x)`` (lower is better). Without the division it rewarded low confidence.
 * ``deletion_random`` - the same curve deleting pixels in a random order: how sensitive the *model*
   is to occlusion, whatever the map (a baseline, never a verdict); ``deletion_gain =
@@ -24,8 +25,8 @@ Every metric is per image and none can be won by the scale of the logits or by c
   is merely robust (or fragile) to occlusion cannot win it.
 * ``faithfulness_corr`` - faithfulness correlation (Bhatt et al. 2020): over random pixel subsets S
   (``subset`` of the pixels each), the Pearson correlation between ``sum_{i in S} a_i`` and the
-  drop of the target logit when S is set to 0 (higher is better; affine changes of the logits do not
-  change it).
+  drop of the target logit when S is set to the mean image (higher is better; affine changes of the
+  logits do not change it).
 * ``sparseness`` - the Gini index of the absolute attribution (Chalasani et al. 2020), a
   complexity metric (higher: fewer pixels carry the explanation).
 * ``relevance_mass`` - for MNIST, the share of absolute attribution on the digit (pixels > 0): a
@@ -139,11 +140,27 @@ def sensitivity_max(explain: Callable[..., torch.Tensor], x: torch.Tensor, targe
                                   n_perturb_samples=n_perturb).detach()
 
 
+Baseline = float | torch.Tensor
+
+
+def _filled(x: torch.Tensor, baseline: Baseline) -> torch.Tensor:
+    """What a deleted pixel becomes: ``baseline`` (a number, or an image broadcastable to ``x``)."""
+    return torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
+
+
+def attribution_baseline(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The image deletion and faithfulness delete to: integrated gradients' own baseline, the
+    per-channel mean image (:func:`advinterp.interpret.conductance.zero_baseline`). Deleting to black
+    while the map is computed against the mean image scores the map on a question it did not answer
+    (and a black patch is itself a strong feature on natural images; ROAD, Rong et al. 2022)."""
+    return zero_baseline(model, x)
+
+
 @torch.no_grad()
 def deletion_curve(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor | None, target: torch.Tensor, *,
-                   steps: int = 20, baseline: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                   steps: int = 20, baseline: Baseline = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Target probability as the most relevant pixels (by absolute attribution summed over channels) are
-    deleted in ``steps`` equal chunks; returns ``(fractions (steps+1,), probs (N, steps+1))``.
+    replaced by ``baseline`` in ``steps`` equal chunks; returns ``(fractions (steps+1,), probs (N, steps+1))``.
     ``attributions=None`` deletes the pixels in a random order (torch's global stream)."""
     n, _, h, w = x.shape
     relevance = torch.rand(n, h * w) if attributions is None else attributions.abs().sum(1).reshape(n, -1)
@@ -155,23 +172,24 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor
         mask = torch.zeros(n, h * w, dtype=torch.bool, device=x.device)
         if k:
             mask.scatter_(1, order[:, :k], True)
-        xd = torch.where(mask.view(n, 1, h, w), torch.full_like(x, baseline), x)
+        xd = torch.where(mask.view(n, 1, h, w), _filled(x, baseline), x)
         p = torch.softmax(model(xd), 1).gather(1, target.view(-1, 1)).squeeze(1)
         probs.append(p.cpu())
     return fractions, torch.stack(probs, 1)
 
 
 def deletion_auc(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor | None, target: torch.Tensor,
-                 steps: int = 20) -> torch.Tensor:
-    """Area under the deletion curve divided by the intact image's target probability ``p(x)``
-    (trapezoid over the deleted fraction; lower is better); ``attributions=None``: random order."""
-    fractions, probs = deletion_curve(model, x, attributions, target, steps=steps)
+                 steps: int = 20, baseline: Baseline = 0.0) -> torch.Tensor:
+    """Area under the deletion curve (pixels replaced by ``baseline``) divided by the intact image's
+    target probability ``p(x)`` (trapezoid over the deleted fraction; lower is better);
+    ``attributions=None``: random order."""
+    fractions, probs = deletion_curve(model, x, attributions, target, steps=steps, baseline=baseline)
     return torch.trapezoid(probs, fractions, dim=1) / probs[:, 0].clamp_min(1e-12)
 
 
 @torch.no_grad()
 def faithfulness_correlation(model: nn.Module, x: torch.Tensor, attributions: torch.Tensor, target: torch.Tensor,
-                             *, n_subsets: int = 32, subset: float = 0.05, baseline: float = 0.0) -> torch.Tensor:
+                             *, n_subsets: int = 32, subset: float = 0.05, baseline: Baseline = 0.0) -> torch.Tensor:
     """Bhatt et al.'s (2020) faithfulness correlation per image (see the module docstring). Pixel
     subsets are drawn from torch's global stream (run inside :func:`~advinterp.core.devices.seeded_rng`)."""
     n, c, h, w = x.shape
@@ -182,7 +200,7 @@ def faithfulness_correlation(model: nn.Module, x: torch.Tensor, attributions: to
     for _ in range(n_subsets):
         idx = torch.rand(n, h * w).argsort(dim=1)[:, :k].to(x.device)
         mask = torch.zeros(n, h * w, dtype=torch.bool, device=x.device).scatter_(1, idx, True)
-        xd = torch.where(mask.view(n, 1, h, w), torch.full_like(x, baseline), x)
+        xd = torch.where(mask.view(n, 1, h, w), _filled(x, baseline), x)
         drops.append(logit - model(xd).gather(1, target.view(-1, 1)).squeeze(1))
         sums.append((relevance * mask).sum(1))
     return pearson(torch.stack(sums, 1), torch.stack(drops, 1)).cpu()
@@ -233,14 +251,15 @@ def evaluate_attributions(model: nn.Module, x: torch.Tensor, method: str, *, dig
         explain = explainer(model, method)
         attr = explain(x, target=target).detach()
         grad = explainer(model, "saliency")(x, target=target).detach()
-        deleted = deletion_auc(model, x, attr, target)
-        random_order = deletion_auc(model, x, None, target)
+        fill = attribution_baseline(model, x)
+        deleted = deletion_auc(model, x, attr, target, baseline=fill)
+        random_order = deletion_auc(model, x, None, target, baseline=fill)
         out = {
             "deletion_gain": random_order - deleted,
             "infidelity": infidelity(model, x, attr, target, std=INFIDELITY_STD),
             "infidelity_wide": infidelity(model, x, attr, target, std=INFIDELITY_WIDE_STD),
             "deletion_auc": deleted, "deletion_random": random_order,
-            "faithfulness_corr": faithfulness_correlation(model, x, attr, target),
+            "faithfulness_corr": faithfulness_correlation(model, x, attr, target, baseline=fill),
             "sparseness": sparseness(attr).float(),
             "alignment": alignment(x, grad),
             "sens_max": torch.cat([sensitivity_max(explain, x[:sens_max_images], target[:sens_max_images]).cpu(),

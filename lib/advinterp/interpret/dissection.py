@@ -132,6 +132,17 @@ def fooled(model: nn.Module, adv: AdversarialSet) -> torch.Tensor:
     return (predict(model, adv.x) == adv.y) & (predict(model, adv.x_adv) != adv.y)
 
 
+def reached_target(model: nn.Module, adv: AdversarialSet) -> torch.Tensor:
+    """Mask of the probes ``model`` classifies correctly whose adversarial version it labels as the
+    set's target: the images on which a targeted attack transferred to this model (for an untargeted
+    set, whose target is whatever the model predicts, the same as :func:`fooled`)."""
+    from ..models.predict import predict
+
+    if not adv.targeted:
+        return fooled(model, adv)
+    return (predict(model, adv.x) == adv.y) & (predict(model, adv.x_adv) == adv.target)
+
+
 def subset(adv: AdversarialSet, mask: torch.Tensor) -> AdversarialSet:
     """The adversarial set restricted to ``mask``."""
     return AdversarialSet(adv.attack, adv.eps, adv.x[mask], adv.x_adv[mask], adv.y[mask], adv.target[mask],

@@ -424,6 +424,6 @@ SETTINGS = (
             'not stated (our reading: ||phi(x) - phi(x_adv)||^2 / d; cosine as option)'),
     Setting('training schedule', ('finetune_epochs', 'finetune_lr', 'epochs'),
             'not stated (fine-tuning vs from scratch not stated)'),
-    Setting('robustness evaluation', ('eval_steps', 'eval_restarts', 'aa_iters', 'aa_targets'),
+    Setting('robustness evaluation', ('eval_steps', 'eval_restarts', 'eval_loss', 'aa_iters', 'aa_targets'),
             'PGD accuracy (L-inf, random start); steps/restarts not stated; no AutoAttack'),
 )

@@ -18,12 +18,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..attacks import linf
 from ..attacks.advdata import AdversarialSet
 from ..interpret import layer_stats
-from ..interpret.dissection import fooled
+from ..interpret.dissection import fooled, reached_target
 from ..models.architectures import analysed_layers
 from ..models.predict import predict
 from ..core.params import ChapterParams, at_most
+from ..core.validation import fail
+from ..report.results import with_spread
 from ..report.uncertainty import SeedEffect, from_replicates, resamples
 from . import setting as S
 
@@ -33,6 +36,65 @@ EffectFn = Callable[[Summaries, Summaries], np.ndarray]
 SETS = ("adversarial", "noise")
 #: the networks dissected: the attacked one (chapter 1's ``model``) and the held-out one
 NETWORKS = ("attacked", "held-out")
+#: which images each network is dissected on: those the attack fools the attacked network with
+#: (correct before, wrong after: a white-box attack's own success), and those the held-out network
+#: labels as the attack's target (a transfer of the targeted attack; the images it merely gets wrong
+#: are not evidence of the target's pull)
+IMAGES = {"attacked": fooled, "held-out": reached_target}
+
+
+#: the least targeted success a targeted adversarial set must reach on every network it was made
+#: against for chapters 2-3 to decide a claim on it: below it, the set is a weak tool (the claims ask
+#: what a *successful* attack does to neurons; an attack that reaches its target on a third of one
+#: member's images says little about any)
+MIN_MEMBER_SUCCESS = 0.9
+
+
+def member_success(exp: S.Experiment, attack: str, adv: AdversarialSet) -> dict[str, float]:
+    """Targeted success of ``adv`` (made by ``attack``) on each network it was made against: among
+    the probes the network classifies correctly, the share it labels as the target afterwards
+    (chapter 1's transfer table); empty for an untargeted set."""
+    if not adv.targeted:
+        return {}
+    return {name: linf.targeted_success(predict(m.model, adv.x), predict(m.model, adv.x_adv), adv.y, adv.target)
+            for name, m in exp.attacked(attack).items()}
+
+
+def success_metrics(per_seed: Mapping[int, Mapping[str, float]]) -> dict[str, Any]:
+    """Per seed, each member's targeted success and the weakest one's (``member_success_min``):
+    what :func:`weak_set` reads."""
+    seeds = sorted(per_seed)
+    if not seeds or not per_seed[seeds[0]]:
+        return {}
+    names = list(per_seed[seeds[0]])
+    return with_spread({**{f"member_success_{n}": [per_seed[s][n] for s in seeds] for n in names},
+                        "member_success_min": [min(per_seed[s].values()) for s in seeds]})
+
+
+def weak_set(m: Mapping[str, Any]) -> str | None:
+    """Why a claim on the headline adversarial set is not decided (a claim's ``applies``): some seed's
+    set reaches its target on fewer than :data:`MIN_MEMBER_SUCCESS` of a member's images. None when it
+    is strong enough, untargeted, or the results predate the measurement."""
+    per_seed = m.get("member_success_min_per_seed")
+    if not per_seed or min(per_seed) >= MIN_MEMBER_SUCCESS:
+        return None
+    return (f"the adversarial set reaches its target on only {min(per_seed):.0%} of the weakest member's correctly "
+            f"classified probes (worst seed), short of the {MIN_MEMBER_SUCCESS:.0%} a dissection needs: members that "
+            "can be driven to a target at this budget would settle it (chapter 1's table gives each member's rate)")
+
+
+def success_words(m: Mapping[str, Any]) -> str:
+    """The headline set's targeted success on each member, in words (mean over seeds), and whether
+    it is strong enough for the dissection to decide a claim (:func:`weak_set`)."""
+    names = [k[len("member_success_"):-len("_per_seed")] for k in m
+             if k.startswith("member_success_") and k.endswith("_per_seed") and k != "member_success_min_per_seed"]
+    if not names:
+        return "(an untargeted set: no target to reach)"
+    each = ", ".join(f"`{n}` {m[f'member_success_{n}']:.1%}" for n in names)
+    verdict = weak_set(m)
+    return (f"{each} (mean over seeds); " + (f"under {MIN_MEMBER_SUCCESS:.0%} on a member in at least one seed, so the "
+            "claims on it are not decided" if verdict else f"at least {MIN_MEMBER_SUCCESS:.0%} on every member in "
+            "every seed, so the dissection tests a successful attack"))
 
 
 def check_dissection(P: ChapterParams) -> None:
@@ -64,14 +126,17 @@ class LayerDissection:
 
 def perturbed_layers(net: torch.nn.Module, adv: AdversarialSet, control: AdversarialSet, layers: Sequence[str],
                      k: int, A: torch.Tensor, *, statistic: str, n_boot: int, seed: int,
-                     effects: Mapping[str, EffectFn]) -> LayerDissection:
-    """Dissect ``net`` on the probes ``adv`` fools it with (correct before, wrong after), perturbed by
-    the attack and by ``control`` (the same probes), both read against the attack's target labels
-    (its target, or ``net``'s prediction for an untargeted attack). K is fixed for both sets by
-    :func:`advinterp.interpret.layer_stats.selection_k`; too few fooled images give NaN effects."""
+                     effects: Mapping[str, EffectFn], network: str = "attacked") -> LayerDissection:
+    """Dissect ``net`` on the probes of :data:`IMAGES` for its ``network`` role (the attacked network:
+    those ``adv`` fools it with; the held-out network: those it labels as the attack's target),
+    perturbed by the attack and by ``control`` (the same probes), both read against the attack's
+    target labels (its target, or ``net``'s prediction for an untargeted attack). K is fixed for both
+    sets by :func:`advinterp.interpret.layer_stats.selection_k`; too few images give NaN effects."""
     if not torch.equal(adv.x, control.x):
         raise ValueError("the control must perturb the adversarial set's own probes")
-    mask = fooled(net, adv)
+    if network not in IMAGES:
+        fail("network", network, f"one of {', '.join(IMAGES)}")
+    mask = IMAGES[network](net, adv)
     n = int(mask.sum())
     target = adv.target if adv.targeted else predict(net, adv.x_adv)
     kk = layer_stats.selection_k(k, n)

@@ -8,11 +8,15 @@ What makes the test fair (each item is a function below):
   sensitivity is relative to the unit's scale, and the logits' input-Jacobian term of the method's
   predecessor is on. A **sweep** of paired weights ``(lambdas_nas[i], lambdas_jac[i])`` is trained
   the way PGD-AT is (:func:`advinterp.studies.variants.train`).
-* **Matched clean accuracy** (:func:`select`): the sweep runs on the first seed; the regularised
-  model compared is the sweep member whose clean accuracy there is within ``match_tol`` of PGD-AT's,
-  the most robust (AutoAttack core) among those; if none is, the closest in clean accuracy, and the
-  chapter says the comparison is unmatched. That member is then trained and compared on every seed
-  (the selection never sees the seeds it is compared on but the first).
+* **Matched clean accuracy** (:func:`select`): the sweep runs on a seed of its own
+  (``selection_seed``, never scored); the regularised model compared is the sweep member whose clean
+  accuracy there is within ``match_tol`` of PGD-AT's, the most robust (AutoAttack core) among those;
+  if none is, the closest in clean accuracy, and the chapter says the comparison is unmatched. That
+  member is then trained and compared on every seed of ``seeds`` (the selection never sees them).
+* **Explanations of correct predictions, faithful to their baseline**: the images scored are the
+  first ``n_eval`` probes every compared model classifies correctly (:func:`scored_images`), and
+  deletion replaces pixels by integrated gradients' own baseline
+  (:func:`advinterp.interpret.attribution.attribution_baseline`).
 * **Robustness the way the field measures it**: AutoAttack's core and the gradient-masking checks
   for every model (:func:`advinterp.studies.variants.evaluate`).
 * **Metrics that scale cannot win** (:mod:`advinterp.interpret.attribution`), among them deletion
@@ -45,6 +49,7 @@ from ..core.params import Chapter, ChapterParams, at_most, choice, integer, list
 from ..core.validation import fail
 from ..interpret import attribution, sanity
 from ..models.layers import weight_norms
+from ..models.predict import predict
 from ..report.results import method_metrics, with_spread
 from ..report.settings import Setting
 from ..report.uncertainty import combine, holm, mean_interval, p_value, per_seed_metrics
@@ -63,9 +68,11 @@ LAMBDAS_NAS = listof(nas.LAMBDA_NAS, "lambdas_nas", [0.1, 0.3, 1.0], "the sweep:
 LAMBDAS_JAC = listof(nas.LAMBDA_JAC, "lambdas_jac", [0.03, 0.1, 0.3],
                      "the sweep: input-Jacobian weights, paired with lambdas_nas")
 MATCH_TOL = number("match_tol", 0.03, 0.0, 1.0, "clean-accuracy tolerance of the matched comparison")
+SELECTION_SEED = integer("selection_seed", 3, 0, None, "the seed the sweep runs on to choose the member compared "
+                         "(never scored; not one of seeds)")
 ATTRIBUTION = choice("attribution", "integrated_gradients", attribution.METHODS,
                      "the method of the headline numbers: " + " | ".join(attribution.METHODS))
-N_EVAL = integer("n_eval", 128, 2, None, "images whose attributions are scored (per seed)")
+N_EVAL = integer("n_eval", 128, 2, None, "images whose attributions are scored (per seed; the first probes every model classifies correctly)")
 N_MPRT = integer("n_mprt", 32, 2, None, "images of the randomisation sanity check (per seed)")
 #: for each metric, whether larger values mean a more interpretable model
 HIGHER_IS_BETTER = attribution.HIGHER_IS_BETTER
@@ -102,11 +109,14 @@ def _relations(P: ChapterParams) -> None:
     at_most("n_mprt", P.n_mprt, "n_eval", P.n_eval)
     at_most("n_robust", P.n_robust, "n_probe", P.n_probe)
     at_most("k", P.k, "n_probe", P.n_probe)
+    if P.selection_seed in P.seeds:
+        fail("selection_seed", P.selection_seed, f"a seed not in seeds={list(P.seeds)} (the seed that chooses the "
+             "compared weight is never scored)")
 
 
 CHAPTER = Chapter("07-sensitivity-regularization", (
     *V.TRAINED, S.HELDOUT, AT_ATTACK, AT_EPS, AT_STEPS, LAMBDAS_NAS, LAMBDAS_JAC, nas.NAS_LAYERS,
-    nas.UNITS_PER_LAYER, nas.ESTIMATOR, nas.NORMALIZATION, nas.MAX_GRAD_NORM, MATCH_TOL, *V.TRAINING, ATTRIBUTION, N_EVAL, N_MPRT,
+    nas.UNITS_PER_LAYER, nas.ESTIMATOR, nas.NORMALIZATION, nas.MAX_GRAD_NORM, MATCH_TOL, SELECTION_SEED, *V.TRAINING, ATTRIBUTION, N_EVAL, N_MPRT,
     *V.ROBUSTNESS, S.K, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
@@ -129,17 +139,19 @@ def sweep(P: ChapterParams) -> list[tuple[str, nas.SensitivityObjective]]:
             for lam, jac in zip(P.lambdas_nas, P.lambdas_jac)]
 
 
-def models_to_compare(exp: S.Experiment, P: ChapterParams, members: list[str] | None = None) -> dict[str, TrainedModel]:
+def models_to_compare(exp: S.Experiment, P: ChapterParams, members: list[str] | None = None, *,
+                      consistent: bool = True) -> dict[str, TrainedModel]:
     """Standard, PGD-AT, the regularised models of the sweep (``members``: their names; default all)
-    and chapter 4's consistent-loss model of one seed, all of ``exp.model``; PGD-AT and the regularised
-    models are trained alike (:func:`advinterp.studies.variants.train`; cached)."""
+    and (``consistent``) chapter 4's consistent-loss model of one seed, all of ``exp.model``; PGD-AT
+    and the regularised models are trained alike (:func:`advinterp.studies.variants.train`; cached)."""
     training = V.Training.from_params(P)
     out = {"standard": exp.trained(exp.model),
            "pgd_at": V.train(exp, training, madry(P.at_eps, P.at_steps, layer=P.layer, attack=P.at_attack))}
     for name, objective in sweep(P):
         if members is None or name in members:
             out[name] = V.train(exp, training, objective)
-    out["cl"] = V.consistent_model(exp, training)
+    if consistent:
+        out["cl"] = V.consistent_model(exp, training)
     return out
 
 
@@ -189,6 +201,8 @@ class Result:
     maps: dict[tuple[str, str], torch.Tensor]          # first seed: (model, method) -> attributions
     x_eval: torch.Tensor                               # first seed's evaluated images
     weight_norm_ratio: list[float]                     # per seed: regularised / standard weight norm
+    n_scored: dict[int, int] = field(default_factory=dict)  # per seed: images scored (correct for every model)
+    sweep: pd.DataFrame = field(default_factory=pd.DataFrame)  # the selection seed's accuracy rows (every member)
     comparisons: pd.DataFrame = field(default_factory=pd.DataFrame)  # :func:`comparisons`, filled by run
 
     @property
@@ -210,37 +224,64 @@ def select(accuracy: pd.DataFrame, P: ChapterParams) -> tuple[str, bool]:
     return str(gap.idxmin()), False
 
 
-def run(setup: S.Setup) -> Result:
-    """Train (or load) and evaluate every model of every seed; select the matched regularised model;
-    score every attribution method on the first ``n_eval`` probes of each seed."""
-    P = setup.P
+def scored_images(models: dict[str, TrainedModel], x: torch.Tensor, y: torch.Tensor, n: int) -> torch.Tensor:
+    """The first ``n`` of the probes ``x`` that every model of ``models`` classifies correctly: an
+    explanation of a wrong prediction explains the error, and the models with lower accuracy would
+    be scored on more of them (the same images for every model, so each comparison is paired)."""
+    ok = torch.ones(len(y), dtype=torch.bool)
+    for tm in models.values():
+        ok &= predict(tm.model, x) == y
+    return x[ok][:n]
+
+
+def evaluated(exp: S.Experiment, models: dict[str, TrainedModel], P: ChapterParams, A: torch.Tensor,
+              seed: int, *, transfer_check: bool = True) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Accuracy, robustness and consistency rows of every model of one seed
+    (:func:`advinterp.studies.variants.evaluate`), and the regularised models' training curves.
+    Without ``transfer_check`` no held-out network is trained for the seed and the white-box-versus-
+    transfer masking check is skipped (it passes)."""
     ev = V.Evaluation.from_params(P)
+    reference = models["standard"].epoch_seconds
+    transfer = V.transfer_set(exp, ev, P.at_eps) if transfer_check else None
+    acc_rows, curve_rows = [], []
+    for name, tm in models.items():
+        e = V.evaluate(exp, tm, ev, eps=P.at_eps, layer=P.layer, k=P.k, A=A, reference_time=reference,
+                       transfer=transfer)
+        acc_rows.append({"seed": seed, "model": name, **{m: e.row[m] for m in ACCURACY_MEASURES},
+                         **{f: e.row[f] for f in V.ROBUST_FIELDS if f not in ACCURACY_MEASURES},
+                         "epoch_time_ratio": e.row["epoch_time_ratio"]})
+        if name.startswith("nas-"):
+            curve_rows += [{"seed": seed, "model": name, **h} for h in tm.history]
+    return acc_rows, curve_rows
+
+
+def run(setup: S.Setup) -> Result:
+    """Run the sweep on ``selection_seed`` and select the matched regularised model there; train (or
+    load) and evaluate the compared models of every seed; score every attribution method on the
+    first ``n_eval`` probes of each seed that every compared model classifies correctly."""
+    P = setup.P
+    chooser = S.Experiment.from_params(P, seed=P.selection_seed, eps=P.at_eps)
+    # the selection reads clean and AutoAttack accuracy only: no held-out network for the transfer check
+    sweep_rows, _ = evaluated(chooser, models_to_compare(chooser, P, consistent=False), P, setup.A, P.selection_seed,
+                              transfer_check=False)
+    selected, matched = select(pd.DataFrame(sweep_rows), P)  # never sees a seed it is scored on
     acc_rows, curve_rows, all_models = [], [], {}
-    selected = matched = None
     for seed, exp in S.over_seeds(setup, lambda s, e: e).items():
-        models = models_to_compare(exp, P, None if selected is None else [selected])
-        all_models[seed] = models
-        reference = models["standard"].epoch_seconds
-        transfer = V.transfer_set(exp, ev, P.at_eps)
-        for name, tm in models.items():
-            e = V.evaluate(exp, tm, ev, eps=P.at_eps, layer=P.layer, k=P.k, A=setup.A, reference_time=reference,
-                           transfer=transfer)
-            acc_rows.append({"seed": seed, "model": name, **{m: e.row[m] for m in ACCURACY_MEASURES},
-                             **{f: e.row[f] for f in V.ROBUST_FIELDS if f not in ACCURACY_MEASURES},
-                             "epoch_time_ratio": e.row["epoch_time_ratio"]})
-            if name.startswith("nas-"):
-                curve_rows += [{"seed": seed, "model": name, **h} for h in tm.history]
-        if selected is None:  # the sweep on the first seed decides which member every seed compares
-            selected, matched = select(pd.DataFrame(acc_rows), P)
+        all_models[seed] = models_to_compare(exp, P, [selected])
+        rows, curves = evaluated(exp, all_models[seed], P, setup.A, seed)
+        acc_rows += rows
+        curve_rows += curves
     accuracy = pd.DataFrame(acc_rows)
     compared = {"standard": "standard", "pgd_at": "pgd_at", "nas": selected, "cl": "cl"}
     rows, sanity_rows, maps, ratios = [], [], {}, []
     first = setup.seeds[0]
     digit_mask = P.dataset in ("mnist5k", "mnist")
     x_first = torch.empty(0)
+    n_scored = {}
     for seed, exp in setup.experiments.items():
-        x_eval = exp.probes()[0][:P.n_eval]
         models = all_models[seed]
+        x_eval = scored_images({alias: models[name] for alias, name in compared.items()}, *exp.probes(), P.n_eval)
+        n_scored[seed] = len(x_eval)
         ratios.append(float(np.mean([weight_norms(models[selected].model, layer)[0]
                                      / weight_norms(models["standard"].model, layer)[0] for layer in P.nas_layers])))
         for alias, name in compared.items():
@@ -263,7 +304,7 @@ def run(setup: S.Setup) -> Result:
     if not digit_mask:
         per_image["relevance_mass"] = float("nan")
     result = Result(per_image, accuracy, pd.DataFrame(sanity_rows), pd.DataFrame(curve_rows), selected, matched, maps,
-                    x_first, ratios)
+                    x_first, ratios, n_scored=n_scored, sweep=pd.DataFrame(sweep_rows))
     result.comparisons = comparisons(result, P)  # the intervals run once; summary, verdicts and figures read them
     return result
 
@@ -343,10 +384,11 @@ SIDE_BY_SIDE = SideBySide(cells={c: {m: metric_name(c, m) for m in MODELS} for c
 
 
 def sweep_table(result: Result, P: ChapterParams) -> pd.DataFrame:
-    """Per model (the sweep, PGD-AT and standard): mean and std over seeds of clean, PGD and
-    AutoAttack accuracy, and whether any seed shows gradient masking."""
+    """Per model (the sweep, PGD-AT and standard) on the selection seed, which chose the member
+    compared: clean, PGD and AutoAttack accuracy (std NaN: one seed), and whether it shows gradient
+    masking."""
     names = ["standard", "pgd_at", *[n for n, _ in sweep(P)]]
-    acc = result.accuracy[result.accuracy.model.isin(names)]
+    acc = result.sweep[result.sweep.model.isin(names)]
     g = acc.groupby("model", sort=False)
     out = g[["clean_acc", "pgd_acc", "aa_acc"]].agg(["mean", "std"])
     out.columns = [f"{a}{'' if b == 'mean' else '_std'}" for a, b in out.columns]
@@ -394,11 +436,13 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     for _, r in mprt_passes(result).iterrows():
         metrics[f"mprt_pass_{r.method}_{r.model}"] = int(r.passes)
         metrics[f"mprt_corr_{r.method}_{r.model}"] = float(r.correlation)
-    metrics.update(with_spread({"nas_weight_norm_ratio": result.weight_norm_ratio}))
+    metrics.update(with_spread({"nas_weight_norm_ratio": result.weight_norm_ratio,
+                                "n_scored": [result.n_scored[s] for s in setup.seeds]}))
     selected = next(o for n, o in sweep(P) if n == result.selected)
     clean = result.accuracy.groupby("model").clean_acc.mean()
     metrics.update({"attribution": P.attribution, "primary_metric": PRIMARY, "lambda_nas": selected.lam,
                     "lambda_jac": selected.lam_jac, "matched": int(result.matched), "match_tol": P.match_tol,
+                    "selection_seed": P.selection_seed,
                     "lambda_cl": P.lambda_cl, "clean_gap_nas_vs_pgd_at": float(clean[result.selected] - clean["pgd_at"]),
                     "n_seeds": len(setup.seeds), "n_eval": P.n_eval, "n_sweep": len(P.lambdas_nas),
                     "n_verdict_metrics": len([m for m in VERDICT_METRICS if m in measured]),
@@ -475,6 +519,8 @@ SETTINGS = (
             'not stated'),
     Setting('regulariser weight lambda', ('lambdas_nas',),
             'not stated (our reading: swept)'),
+    Setting('how the weight compared is chosen', ('match_tol', 'selection_seed'),
+            'not stated (our reading: clean accuracy matched to the robust baseline, on a seed never scored)'),
     Setting('regularised layers', ('nas_layers',),
             'not stated'),
     Setting('units per step', ('units_per_layer',),

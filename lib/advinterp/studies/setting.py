@@ -61,6 +61,11 @@ def _results_dir(name: str, value: Any) -> str:
 # ----------------------------------------------------------------------------- shared parameters
 
 ENSEMBLE = listof(MODEL, "ensemble", ["wide_cnn", "mlp"], "the other ensemble members", min_len=0)
+#: the ensemble attack's loss (:mod:`advinterp.attacks.linf`): Liu et al.'s log of the averaged
+#: probabilities, or the sum of the members' own log-probabilities of the target
+ENSEMBLE_ATTACK = {"probabilities": "ensemble", "log_probabilities": "ensemble_logp"}
+ENSEMBLE_LOSS = choice("ensemble_loss", "log_probabilities", tuple(ENSEMBLE_ATTACK),
+                       "ensemble attack's loss: probabilities (Liu et al.) | log_probabilities (each member's own)")
 HELDOUT = MODEL.renamed("heldout", default="small_resnet", help="never attacked: measures transfer")
 PRETRAINED = flag("pretrained", False, "torchvision ImageNet weights (" + " / ".join(TORCHVISION_MODELS) + " only)")
 EPS = linf.EPS
@@ -83,7 +88,7 @@ LAYERS = listof(text("layer", None, "a layer"), "layers", None, "None: the defau
 #: the data and training recipe of every chapter
 DATA = (DATASET, DATA_ROOT, IMAGE_SIZE, MODEL)
 #: chapter 1's setting, shared by chapters 1-3
-EXPERIMENT = (*DATA, ENSEMBLE, EPOCHS, MAX_TRAIN, PRETRAINED, EPS, ATTACK_STEPS, N_PROBE)
+EXPERIMENT = (*DATA, ENSEMBLE, ENSEMBLE_LOSS, EPOCHS, MAX_TRAIN, PRETRAINED, EPS, ATTACK_STEPS, N_PROBE)
 
 
 def check_setting(P: ChapterParams) -> None:
@@ -247,6 +252,7 @@ class Experiment:
     max_train: int | None
     pretrained: bool
     device: str
+    ensemble_loss: str
     _models: dict[Any, TrainedModel] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -322,12 +328,19 @@ class Experiment:
         """The clean probe images and their labels."""
         return take(self.bundle.test, self.probe_index)
 
+    def attacked(self, attack: str) -> dict[str, TrainedModel]:
+        """The networks ``attack`` is made against: every member for a multi-model attack (the
+        ensemble), else ``model`` alone (the ``"noise"`` control uses none, but is keyed by it)."""
+        return self.members() if linf.ATTACKS[attack].multi_model else {self.model: self.trained(self.model)}
+
     def adversarial(self, attack: str) -> AdversarialSet:
         """The adversarial version of the probe set: ``"ensemble"`` attacks all members (Dong et
         al.'s adversarial dataset); ``"fgsm"``, ``"illc"``, ``"pgd"`` attack ``model`` alone;
-        ``"noise"`` is the random-sign control of the same budget (it uses no model)."""
-        attacked = list(self.members().values()) if linf.ATTACKS[attack].multi_model else [self.trained(self.model)]
-        return cached_adversarial_set(attack, attacked, self.bundle, self.probe_index, eps=self.eps,
+        ``"noise"`` is the random-sign control of the same budget (it uses no model). The ensemble's
+        loss is ``ensemble_loss`` (:data:`ENSEMBLE_ATTACK`)."""
+        attacked = list(self.attacked(attack).values())
+        name = ENSEMBLE_ATTACK[self.ensemble_loss] if attack == "ensemble" else attack
+        return cached_adversarial_set(name, attacked, self.bundle, self.probe_index, eps=self.eps,
                                       steps=self.attack_steps, seed=self.seed, device=self.device)
 
     def reference(self, n_reference: int) -> tuple[torch.Tensor, torch.Tensor]:

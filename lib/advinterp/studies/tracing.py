@@ -76,7 +76,7 @@ def _relations(P: ChapterParams) -> None:
 
 
 CHAPTER = Chapter("05-tracing-and-detection", (
-    *S.DATA, S.ENSEMBLE, S.EPOCHS, S.MAX_TRAIN, S.N_PROBE, S.EPS, S.ATTACK_STEPS, *V.TRAINING,
+    *S.DATA, S.ENSEMBLE, S.ENSEMBLE_LOSS, S.EPOCHS, S.MAX_TRAIN, S.N_PROBE, S.EPS, S.ATTACK_STEPS, *V.TRAINING,
     S.ATTACKS.renamed("attacks", default=["fgsm", "pgd", "ensemble"], help="adversarial inputs the detector faces"),
     S.ATTACK.renamed("attack", default="pgd", help="the attack of the headline AUC (one of attacks)"),
     TRACE_LAYERS, BASELINE, LOG_ODDS, TOP_K, WEIGHTED, S.K, S.N_REFERENCE, N_PERMUTATIONS, S.AFFINITY, S.SEEDS,

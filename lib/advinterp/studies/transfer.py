@@ -30,6 +30,7 @@ from ..report.uncertainty import SeedEffect, newcombe_paired, per_seed_metrics
 from . import findings
 from . import default_validate
 from . import setting as S
+from .dissect import MIN_MEMBER_SUCCESS
 
 EPS_GRID = listof(S.EPS, "eps_grid", [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "budgets of the success-rate curve")
 SINGLE_ATTACKS = tuple(a for a in linf.EVAL_ATTACKS if not linf.ATTACKS[a].multi_model)
@@ -44,7 +45,7 @@ def _relations(P: ChapterParams) -> None:
 
 
 CHAPTER = Chapter("01-adversarial-examples", (
-    *S.DATA, S.ENSEMBLE, S.HELDOUT, S.EPOCHS, S.MAX_TRAIN, S.PRETRAINED, S.EPS, EPS_GRID, S.ATTACK_STEPS, S.N_PROBE,
+    *S.DATA, S.ENSEMBLE, S.ENSEMBLE_LOSS, S.HELDOUT, S.EPOCHS, S.MAX_TRAIN, S.PRETRAINED, S.EPS, EPS_GRID, S.ATTACK_STEPS, S.N_PROBE,
     S.SEED, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
@@ -168,7 +169,11 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     signs = [1 if e.lo > 0 else -1 if e.hi < 0 else 0 for e in result.iterative.values()]
     iterative = ("stronger than" if all(s > 0 for s in signs) else "weaker than" if all(s < 0 for s in signs)
                  else "not clearly stronger than (an interval reaches 0)")
-    return {**findings.claim_words(CLAIMS, setup.P.public(), metrics), "iterative_verdict": iterative}
+    weakest = metrics["ensemble_success_members"]
+    enough = ("enough for chapters 2-3 to dissect it (they need" if weakest >= MIN_MEMBER_SUCCESS else
+              "short of what chapters 2-3 need to dissect it, so their claims on it are not decided (they need")
+    return {**findings.claim_words(CLAIMS, setup.P.public(), metrics), "iterative_verdict": iterative,
+            "member_success_enough": f"{enough} {MIN_MEMBER_SUCCESS:.0%} on every member)"}
 
 
 #: the effect the claim is decided by
@@ -193,6 +198,8 @@ SETTINGS = (
             'AlexNet, VGG-16, ResNet-18'),
     Setting('ensemble members', ('ensemble',),
             'k models, equal weights (which ones: not stated)'),
+    Setting('ensemble loss', ('ensemble_loss',),
+            'log of the averaged probabilities of y* (Liu et al.)'),
     Setting('attack budget', ('eps',),
             'not stated (our reading: L-inf bound eps)'),
     Setting('attack steps', ('attack_steps',),

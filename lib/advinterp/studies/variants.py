@@ -26,7 +26,7 @@ import torch
 from ..attacks import apgd
 from ..attacks.advdata import AdversarialSet, cached_adversarial_set
 from ..attacks.robustness import CHECKS, RobustnessReport, cached_robustness
-from ..core.params import ChapterParams, integer, listof, number
+from ..core.params import ChapterParams, choice, integer, listof, number
 from ..core.validation import fail
 from ..interpret.dissection import Dissection, consistency_on_fooled, neuron_report
 from ..models.architectures import check_layer
@@ -51,12 +51,15 @@ TRAINING = (adv_obj.TRAIN_ATTACK, adv_obj.TRAIN_EPS, adv_obj.TRAIN_STEPS, adv_ob
             adv_obj.LAYER, adv_obj.CONSISTENCY, adv_obj.ANCHOR_CLEAN, FINETUNE_EPOCHS, FINETUNE_LR)
 EVAL_STEPS = integer("eval_steps", 20, 1, 1000, "steps of the evaluation PGD (more than the training attack's)")
 EVAL_RESTARTS = integer("eval_restarts", 2, 1, 100, "its random restarts")
+EVAL_LOSS = choice("eval_loss", "ce", ("ce", "margin"), "its loss: ce (Madry et al.) | margin (Carlini-Wagner)")
+#: the registered attack of each evaluation loss (:mod:`advinterp.attacks.linf`)
+PGD_OF_LOSS = {"ce": "pgd", "margin": "pgd_margin"}
 AA_TARGETS = apgd.APGD_TARGETS.renamed("aa_targets", default=3,
                                        help="target classes of APGD-T (AutoAttack: 9; 3 at the CPU default)")
 N_ROBUST = integer("n_robust", 200, 10, None, "probes (the first ones) on which AutoAttack's core and the "
                    "gradient-masking checks run")
 #: how every model's robustness is measured (chapters 4 and 7)
-ROBUSTNESS = (EVAL_STEPS, EVAL_RESTARTS, apgd.APGD_ITERS, AA_TARGETS, N_ROBUST)
+ROBUSTNESS = (EVAL_STEPS, EVAL_RESTARTS, EVAL_LOSS, apgd.APGD_ITERS, AA_TARGETS, N_ROBUST)
 #: the data and recipe every variant is trained on
 TRAINED = (*S.DATA, S.EPOCHS, S.MAX_TRAIN, S.N_PROBE)
 #: the robustness report's fields that become columns (masking checks as 0/1)
@@ -156,15 +159,21 @@ class Evaluation:
     aa_iters: int
     aa_targets: int
     n_robust: int
+    eval_loss: str = "ce"
 
     @classmethod
     def from_params(cls, P: ChapterParams) -> Evaluation:
-        return cls(P.eval_steps, P.eval_restarts, P.aa_iters, P.aa_targets, P.n_robust)
+        return cls(P.eval_steps, P.eval_restarts, P.aa_iters, P.aa_targets, P.n_robust, P.eval_loss)
+
+    @property
+    def pgd(self) -> str:
+        """The registered PGD attack of ``eval_loss``."""
+        return PGD_OF_LOSS[self.eval_loss]
 
 
 def whitebox_set(exp: S.Experiment, tm: TrainedModel, ev: Evaluation, eps: float) -> AdversarialSet:
-    """``tm``'s own PGD examples of every probe (``eval_steps``, ``eval_restarts``; cached)."""
-    return cached_adversarial_set("pgd", [tm], exp.bundle, exp.probe_index, eps=eps, steps=ev.eval_steps,
+    """``tm``'s own PGD examples of every probe (``eval_steps``, ``eval_restarts``, ``eval_loss``; cached)."""
+    return cached_adversarial_set(ev.pgd, [tm], exp.bundle, exp.probe_index, eps=eps, steps=ev.eval_steps,
                                   seed=exp.seed, device=exp.device, restarts=ev.eval_restarts)
 
 
@@ -172,7 +181,7 @@ def transfer_set(exp: S.Experiment, ev: Evaluation, eps: float) -> AdversarialSe
     """PGD examples crafted on the independently trained held-out network, of the first ``n_robust``
     probes (the only ones the transfer check reads): one set per seed for every model's transfer check
     (cached)."""
-    return cached_adversarial_set("pgd", [exp.held()], exp.bundle, exp.probe_index[:ev.n_robust], eps=eps,
+    return cached_adversarial_set(ev.pgd, [exp.held()], exp.bundle, exp.probe_index[:ev.n_robust], eps=eps,
                                   steps=ev.eval_steps, seed=exp.seed, device=exp.device, restarts=ev.eval_restarts)
 
 
@@ -186,7 +195,7 @@ def robustness(exp: S.Experiment, tm: TrainedModel, ev: Evaluation, *, eps: floa
     return cached_robustness(tm.key, tm.model, x[:n], y[:n], eps=eps, pgd_x=whitebox.x_adv[:n],
                              transfer_x=None if transfer is None else transfer.x_adv[:n], n_iter=ev.aa_iters,
                              n_targets=ev.aa_targets, pgd_steps=ev.eval_steps, restarts=ev.eval_restarts,
-                             seed=exp.seed)
+                             seed=exp.seed, pgd_attack=ev.pgd)
 
 
 @dataclass

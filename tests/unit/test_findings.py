@@ -295,3 +295,11 @@ def test_a_table_for_the_pdf_is_a_longtable_with_widths_from_its_text():
     assert abs(sum(widths) - 100) <= 2 and "x | y" in md
     html = Table(frame, {"a": "#000"}, ["cell"], font_size="0.85em")._repr_html_()
     assert "a long claim" in html and "font-size: 0.85em" in html
+
+
+@pytest.mark.parametrize("stem", CHAPTERS)
+def test_no_glue_role_sits_inside_a_code_span(stem):
+    """A role written inside backticks renders as the literal text `{glue:text}`name`` (seen on
+    chapter 1's page): the number never reaches the reader."""
+    for cell in _markdown(stem):
+        assert "`{glue:" not in cell, f"{stem}: a glue role inside a code span: {cell[cell.index('`{glue:') - 40:][:90]!r}"

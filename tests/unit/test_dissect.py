@@ -48,10 +48,10 @@ def test_dissecting_an_unknown_network_role_fails_naming_it():
 def test_a_weak_adversarial_set_is_not_dissected_and_the_page_says_why():
     strong = dissect.success_metrics({0: {"a": 0.97, "b": 0.93}, 1: {"a": 0.99, "b": 0.91}})
     assert strong["member_success_min_per_seed"] == [0.93, 0.91] and dissect.weak_set(strong) is None
-    weak = dissect.success_metrics({0: {"a": 0.97, "b": 0.93}, 1: {"a": 0.99, "b": 0.35}})
-    reason = dissect.weak_set(weak)
+    per_seed = {0: {"a": 0.97, "b": 0.93}, 1: {"a": 0.99, "b": 0.35}}
+    reason = dissect.weak_set(dissect.success_metrics(per_seed))
     assert reason is not None and "35%" in reason and f"{dissect.MIN_MEMBER_SUCCESS:.0%}" in reason
-    assert "not decided" in dissect.success_words(weak) and "`b` 64.0%" in dissect.success_words(weak)
+    assert "not decided" in dissect.success_words(per_seed) and "`b` 64.0%" in dissect.success_words(per_seed)
     # an untargeted set, or results made before the measurement: nothing to gate
     assert dissect.success_metrics({0: {}}) == {} and dissect.weak_set({}) is None
 

@@ -236,8 +236,10 @@ def margin_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return other - true
 
 
-def _pgd_with(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> AttackCore:
-    """Untargeted L-inf PGD ascending the per-image ``loss(logits, y)`` (see :func:`_pgd`)."""
+def _pgd_with(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], doc: str) -> AttackCore:
+    """Untargeted L-inf PGD ascending the per-image ``loss(logits, y)`` from a random start
+    (``steps`` default 20); with ``restarts > 1`` each image keeps the restart that succeeds (or,
+    failing all, the one of highest loss). ``doc`` is the attack's docstring."""
 
     def core(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
              generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
@@ -257,28 +259,18 @@ def _pgd_with(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Att
                     best_score = torch.where(better, score, best_score)
         return AttackOutput(best, _untargeted(y))
 
+    core.__doc__ = doc
     return core
 
 
-_pgd_ce = _pgd_with(lambda logits, y: F.cross_entropy(logits, y, reduction="none"))
-_pgd_cw = _pgd_with(margin_loss)
-
-
-def _pgd(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
-         generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
-    """Projected gradient descent under L-inf (Madry et al. 2018), untargeted: ascend
-    ``CE(f(x'), y)`` from a random start (``steps`` default 20). With ``restarts > 1`` each image
-    keeps the restart that succeeds (or, failing all, the one of highest loss)."""
-    return _pgd_ce(models, x, y, s, generator, target)
-
-
-def _pgd_margin(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, s: Settings,
-                generator: torch.Generator | None, target: torch.Tensor | None) -> AttackOutput:
-    """:func:`_pgd` ascending Carlini and Wagner's margin (:func:`margin_loss`) instead of
-    cross-entropy: the robustness evaluation's PGD where cross-entropy saturates (on the CPU tier's
-    robust small_cnn, PGD-20 with cross-entropy left robust accuracy 4.8 points above AutoAttack's
-    core on the same images, with the margin 2.6)."""
-    return _pgd_cw(models, x, y, s, generator, target)
+_pgd = _pgd_with(lambda logits, y: F.cross_entropy(logits, y, reduction="none"), """Projected gradient descent
+    under L-inf (Madry et al. 2018), untargeted: ascend ``CE(f(x'), y)`` from a random start (``steps``
+    default 20). With ``restarts > 1`` each image keeps the restart that succeeds (or, failing all, the
+    one of highest loss).""")
+_pgd_margin = _pgd_with(margin_loss, """PGD (see :func:`pgd`) ascending Carlini and Wagner's margin
+    (:func:`margin_loss`) instead of cross-entropy: the robustness evaluation's PGD where cross-entropy
+    saturates (on the CPU tier's robust small_cnn, PGD-20 with cross-entropy left robust accuracy 4.8
+    points above AutoAttack's core on the same images, with the margin 2.6).""")
 
 
 def random_targets(y: torch.Tensor, num_classes: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -336,7 +328,7 @@ def _ensemble_logp(models: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor
     member that already puts y* first carry the gradient while a member far from y* (its
     probability, and so its gradient, near 0) is left behind; with every member's own log-probability
     none saturates. On the MNIST default (seed 2) Liu et al.'s loss reached y* on 85 % of small_cnn's
-    images, this one on 93 %."""
+    images, this one on 94 %."""
     return _ensemble_attack(models, x, s, target, _sum_log_probability)
 
 

@@ -48,8 +48,10 @@ TOL = 0.01
 ZERO_LEVEL = 0.05
 #: images attacked at once
 BATCH_SIZE = 250
-#: the white-box PGD of the evaluation: cross-entropy (Madry et al.) or Carlini and Wagner's margin
-PGD_ATTACKS = ("pgd", "pgd_margin")
+#: the white-box PGD of the evaluation by its loss: cross-entropy (Madry et al.) or Carlini and
+#: Wagner's margin (the studies' ``eval_loss``)
+PGD_OF_LOSS = {"ce": "pgd", "margin": "pgd_margin"}
+PGD_ATTACKS = tuple(PGD_OF_LOSS.values())
 
 
 @dataclass(frozen=True)
@@ -116,11 +118,12 @@ def _accuracy_under(attack, model: nn.Module, x: torch.Tensor, y: torch.Tensor, 
     return float(mask.float().mean()), mask
 
 
-def _checked(eps: float, n_iter: int, n_targets: int, pgd_steps: int, restarts: int) -> tuple[float, int, int, int, int]:
+def _checked(eps: float, n_iter: int, n_targets: int, pgd_steps: int, restarts: int,
+             pgd_attack: str) -> tuple[float, int, int, int, int, str]:
     """The settings of :func:`evaluate_robustness`, checked once (a ``ValueError`` naming the one not allowed)."""
     return (linf.EPS.validate(eps), apgd_module.APGD_ITERS.validate(n_iter),
             apgd_module.APGD_TARGETS.validate(n_targets), check_int("pgd_steps", pgd_steps, 1),
-            check_int("restarts", restarts, 1))
+            check_int("restarts", restarts, 1), check_choice("pgd_attack", pgd_attack, PGD_ATTACKS))
 
 
 def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float,
@@ -137,15 +140,15 @@ def evaluate_robustness(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, e
     margin-loss one (``"pgd_margin"``), for the white-box attack and the accuracy-versus-eps curve.
     Attacks run on the model's device. The settings are checked here, once: the attacks of every
     batch trust them."""
-    eps, n_iter, n_targets, pgd_steps, restarts = _checked(eps, n_iter, n_targets, pgd_steps, restarts)
-    check_choice("pgd_attack", pgd_attack, PGD_ATTACKS)
+    eps, n_iter, n_targets, pgd_steps, restarts, pgd_attack = _checked(eps, n_iter, n_targets, pgd_steps, restarts,
+                                                                       pgd_attack)
     return _evaluate(model, x, y, eps, transfer_x, pgd_x, n_iter, n_targets, pgd_steps, restarts, seed, batch_size,
                      pgd_attack)
 
 
 def _evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, transfer_x: torch.Tensor | None,
               pgd_x: torch.Tensor | None, n_iter: int, n_targets: int, pgd_steps: int, restarts: int, seed: int,
-              batch_size: int, pgd_attack: str = "pgd") -> RobustnessReport:
+              batch_size: int, pgd_attack: str) -> RobustnessReport:
     """:func:`evaluate_robustness` with its settings already checked."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
@@ -204,11 +207,11 @@ def cached_robustness(model_key: str, model: nn.Module, x: torch.Tensor, y: torc
                       pgd_attack: str = "pgd") -> RobustnessReport:
     """:func:`evaluate_robustness`, cached by the model's key, the images and every setting (checked
     here, once)."""
-    eps, n_iter, n_targets, pgd_steps, restarts = _checked(eps, n_iter, n_targets, pgd_steps, restarts)
-    check_choice("pgd_attack", pgd_attack, PGD_ATTACKS)
+    eps, n_iter, n_targets, pgd_steps, restarts, pgd_attack = _checked(eps, n_iter, n_targets, pgd_steps, restarts,
+                                                                       pgd_attack)
     description = {"model": model_key, "eps": eps, "n_iter": n_iter, "n_targets": n_targets,
                    "pgd_steps": pgd_steps, "restarts": restarts, "seed": seed,
-                   **({} if pgd_attack == "pgd" else {"pgd_attack": pgd_attack}),
+                   "pgd_attack": pgd_attack,
                    "images": cache.key_of([images_key(x), y.tolist()]), "given": images_key(pgd_x, transfer_x),
                    "code": cache.code_version(apgd_module, linf, sys.modules[__name__])}
 

@@ -83,18 +83,18 @@ def weak_set(m: Mapping[str, Any]) -> str | None:
             "can be driven to a target at this budget would settle it (chapter 1's table gives each member's rate)")
 
 
-def success_words(m: Mapping[str, Any]) -> str:
-    """The headline set's targeted success on each member, in words (mean over seeds), and whether
-    it is strong enough for the dissection to decide a claim (:func:`weak_set`)."""
-    names = [k[len("member_success_"):-len("_per_seed")] for k in m
-             if k.startswith("member_success_") and k.endswith("_per_seed") and k != "member_success_min_per_seed"]
-    if not names:
+def success_words(per_seed: Mapping[int, Mapping[str, float]]) -> str:
+    """The headline set's targeted success on each member (``{seed: {member: rate}}``), in words
+    (mean over seeds), and whether it is strong enough for the dissection to decide a claim
+    (:func:`weak_set`)."""
+    metrics = success_metrics(per_seed)
+    if not metrics:
         return "(an untargeted set: no target to reach)"
-    each = ", ".join(f"`{n}` {m[f'member_success_{n}']:.1%}" for n in names)
-    verdict = weak_set(m)
+    names = list(next(iter(per_seed.values())))
+    each = ", ".join(f"`{n}` {metrics[f'member_success_{n}']:.1%}" for n in names)
     return (f"{each} (mean over seeds); " + (f"under {MIN_MEMBER_SUCCESS:.0%} on a member in at least one seed, so the "
-            "claims on it are not decided" if verdict else f"at least {MIN_MEMBER_SUCCESS:.0%} on every member in "
-            "every seed, so the dissection tests a successful attack"))
+            "claims on it are not decided" if weak_set(metrics) else f"at least {MIN_MEMBER_SUCCESS:.0%} on every "
+            "member in every seed, so the dissection tests a successful attack"))
 
 
 def check_dissection(P: ChapterParams) -> None:

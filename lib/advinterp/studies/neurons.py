@@ -182,7 +182,7 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals."""
     out = findings.claim_words(CLAIMS, setup.P.public(), metrics)
-    out["member_success_words"] = success_words(metrics)
+    out["member_success_words"] = success_words({s: r.member_success for s, r in result.runs.items()})
     for network in NETWORKS:
         sub = by_layer(result).xs(network, level="network")
         adv = sub.xs("adversarial", level="set")

@@ -25,7 +25,7 @@ import torch
 
 from ..attacks import apgd
 from ..attacks.advdata import AdversarialSet, cached_adversarial_set
-from ..attacks.robustness import CHECKS, RobustnessReport, cached_robustness
+from ..attacks.robustness import CHECKS, PGD_OF_LOSS, RobustnessReport, cached_robustness
 from ..core.params import ChapterParams, choice, integer, listof, number
 from ..core.validation import fail
 from ..interpret.dissection import Dissection, consistency_on_fooled, neuron_report
@@ -51,9 +51,7 @@ TRAINING = (adv_obj.TRAIN_ATTACK, adv_obj.TRAIN_EPS, adv_obj.TRAIN_STEPS, adv_ob
             adv_obj.LAYER, adv_obj.CONSISTENCY, adv_obj.ANCHOR_CLEAN, FINETUNE_EPOCHS, FINETUNE_LR)
 EVAL_STEPS = integer("eval_steps", 20, 1, 1000, "steps of the evaluation PGD (more than the training attack's)")
 EVAL_RESTARTS = integer("eval_restarts", 2, 1, 100, "its random restarts")
-EVAL_LOSS = choice("eval_loss", "ce", ("ce", "margin"), "its loss: ce (Madry et al.) | margin (Carlini-Wagner)")
-#: the registered attack of each evaluation loss (:mod:`advinterp.attacks.linf`)
-PGD_OF_LOSS = {"ce": "pgd", "margin": "pgd_margin"}
+EVAL_LOSS = choice("eval_loss", "ce", tuple(PGD_OF_LOSS), "its loss: ce (Madry et al.) | margin (Carlini-Wagner)")
 AA_TARGETS = apgd.APGD_TARGETS.renamed("aa_targets", default=3,
                                        help="target classes of APGD-T (AutoAttack: 9; 3 at the CPU default)")
 N_ROBUST = integer("n_robust", 200, 10, None, "probes (the first ones) on which AutoAttack's core and the "

@@ -85,3 +85,20 @@ def test_neuron_values_statistics():
     assert activations.neuron_values(dense) is dense
     with pytest.raises(ValueError, match="statistic='median'"):
         activations.neuron_values(act, "median")
+
+
+@pytest.mark.parametrize("name", sorted(models.MODELS))
+def test_every_architecture_has_a_summary_for_the_page(name):
+    """Chapter 1 words its networks from the architectures (never typed): a short phrase each."""
+    summary = models.MODELS[name].summary
+    assert summary and "\n" not in summary and not summary.endswith(".") and len(summary) < 120
+
+
+def test_chapter_1_words_the_networks_that_ran():
+    from advinterp.core.params import ChapterParams
+    from advinterp.studies.transfer import networks_words
+
+    words = networks_words(ChapterParams(model="small_cnn", ensemble=["small_resnet"], heldout="wide_cnn"))
+    ensemble, held = words.split(". ")
+    assert ensemble.startswith("2 networks form the ensemble: `small_cnn` (") and "`small_resnet` (" in ensemble
+    assert held.startswith("`wide_cnn` (") and held.endswith("is held out") and "wide_cnn" not in ensemble

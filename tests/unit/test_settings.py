@@ -13,7 +13,7 @@ from advinterp.report import recorded
 from advinterp.report.settings import Setting, contradictions, settings_frame, stated_settings
 from advinterp.studies import STUDIES, study
 from advinterp.studies import wrong_predictions as ch6
-from advinterp.studies.ending import setting_runs
+from advinterp.studies.ending import setting_runs, tier_frame
 from chapter_tools import REPO
 
 
@@ -72,3 +72,20 @@ def test_the_tiers_runs_are_the_recorded_ones(tmp_path):
     runs = setting_runs("06-error-detection", {"n_mutants": 1}, folder=tmp_path)
     assert list(runs) == ["this page"]
     assert set(recorded.TIERS.values()) >= set(setting_runs("06-error-detection", {})) - {"this page"}
+
+
+def test_a_tiers_settings_are_worded_from_its_record(tmp_path):
+    """The appendix's table of what a recorded tier ran: every chapter of the record with settings, each
+    setting read from that chapter's recorded parameters (a parameter it lacks: "not recorded")."""
+    run = tmp_path / "tier"
+    run.mkdir()
+    ch6 = study("06-error-detection").CHAPTER
+    (run / "06-error-detection.json").write_text(json.dumps(
+        {"chapter": ch6.stem, "params": {**ch6.defaults, "n_mutants": 37}, "metrics": {}}))
+    (run / "08-side-by-side.json").write_text(json.dumps({"chapter": "08-side-by-side", "params": {}, "metrics": {}}))
+    (run / "provenance.json").write_text("{}")
+    frame = tier_frame("tier", folder=tmp_path)
+    assert list(frame.columns) == ["chapter", "setting", "paper", "recorded"]
+    assert set(frame.chapter) == {6} and len(frame) == len(study("06-error-detection").SETTINGS)
+    mutants = [s.label for s in study("06-error-detection").SETTINGS if s.params == ("n_mutants",)]
+    assert frame.set_index("setting").loc[mutants[0], "recorded"] == "37"

@@ -206,6 +206,16 @@ class ModelSpec:
     def layers(self) -> tuple[str, ...]:
         return self.conv_layers + self.dense_layers
 
+    @property
+    def summary(self) -> str:
+        """The architecture in a few words: its builder's first docstring sentence, lower-cased, or
+        "torchvision's ImageNet network" for those built by torchvision."""
+        if self.builder is None or not self.builder.__doc__:
+            return "torchvision's ImageNet network"
+        first = self.builder.__doc__.strip().split("\n\n")[0].replace("\n", " ")
+        first = " ".join(first.split()).rstrip(".")
+        return first[:1].lower() + first[1:]
+
 
 MODELS: dict[str, ModelSpec] = {
     "small_cnn": ModelSpec(small_cnn, ("conv1", "conv2"), ("fc1",), "small"),

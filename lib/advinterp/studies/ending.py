@@ -10,8 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..report import recorded, results, settings
-from . import Study, findings
+from ..report.tables import Table
+from . import STUDIES, Study, findings
+from . import study as study_of
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,24 @@ def setting_runs(stem: str, params: dict[str, Any], folder: Path | None = None) 
         if record is not None:
             runs[label] = record.params
     return runs
+
+
+def tier_frame(run: str, folder: Path | None = None) -> pd.DataFrame:
+    """Every chapter of recorded run ``run``: each setting its study declares (``SETTINGS``), the paper's
+    value and the run's, worded from the parameters the run recorded (one row per chapter and setting;
+    a chapter that reproduces no paper's run has none)."""
+    frames = []
+    for stem, payload in recorded.run_results(run, folder).items():
+        if stem in STUDIES and study_of(stem).SETTINGS:
+            frame = settings.settings_frame(study_of(stem).SETTINGS, {"recorded": payload["params"]})
+            frames.append(frame.assign(chapter=recorded.chapter_number(stem)))
+    columns = ["chapter", "setting", settings.PAPER, "recorded"]
+    return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def tier_settings(run: str, folder: Path | None = None) -> Table:
+    """:func:`tier_frame` for display: what a recorded tier ran beside what the papers ran."""
+    return Table(tier_frame(run, folder), font_size="0.85em")
 
 
 def conclude(study: Study, result: Any, setup: Any, results_dir: str | Path = "results", *,

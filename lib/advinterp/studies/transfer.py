@@ -24,6 +24,7 @@ from ..attacks.advdata import AdversarialSet, make_adversarial_set
 from ..core import progress
 from ..core.params import Chapter, ChapterParams, listof
 from ..core.validation import fail
+from ..models.architectures import MODELS
 from ..models.predict import accuracy, predict
 from ..report.settings import Setting
 from ..report.uncertainty import SeedEffect, newcombe_paired, per_seed_metrics
@@ -164,6 +165,17 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     }
 
 
+def networks_words(P: ChapterParams) -> str:
+    """The networks of this run in words (the page types none): the ensemble's members, then the
+    held-out one, each with its architecture's summary."""
+    def named(name: str) -> str:
+        return f"`{name}` ({MODELS[name].summary})"
+
+    members = [named(n) for n in (P.model, *P.ensemble)]
+    return (f"{len(members)} networks form the ensemble: " + "; ".join(members)
+            + f". {named(P.heldout)[:1].upper()}{named(P.heldout)[1:]} is held out")
+
+
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals."""
     signs = [1 if e.lo > 0 else -1 if e.hi < 0 else 0 for e in result.iterative.values()]
@@ -173,7 +185,8 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     enough = ("enough for chapters 2-3 to dissect it (they need" if weakest >= MIN_MEMBER_SUCCESS else
               "short of what chapters 2-3 need to dissect it, so their claims on it are not decided (they need")
     return {**findings.claim_words(CLAIMS, setup.P.public(), metrics), "iterative_verdict": iterative,
-            "member_success_enough": f"{enough} {MIN_MEMBER_SUCCESS:.0%} on every member)"}
+            "member_success_enough": f"{enough} {MIN_MEMBER_SUCCESS:.0%} on every member)",
+            "networks_words": networks_words(setup.P)}
 
 
 #: the effect the claim is decided by

@@ -139,3 +139,21 @@ def test_resident_batches_equal_host_batches(device):
     for (xh, yh), (xd, yd) in zip(host, held):
         assert xd.device.type == dev.type and torch.equal(xh, xd.cpu()) and torch.equal(yh, yd.cpu())
     assert ds.resident(dev) is ds.resident(dev)  # copied once
+
+
+def test_a_records_data_is_told_apart_by_the_digest_of_its_listing(tmp_path):
+    """The provenance of a recorded tier names its images by the SHA-256 of their listing (paths and
+    sizes): the same tree gives the same digest wherever it lies, a changed or added file another."""
+    def tree(root, extra=b""):
+        for split, label, name in (("train", "cat", "0.jpg"), ("train", "dog", "1.jpg"), ("test", "cat", "2.jpg")):
+            (root / split / label).mkdir(parents=True, exist_ok=True)
+            (root / split / label / name).write_bytes(b"x" * 10 + (extra if name == "2.jpg" else b""))
+        return data.tree_digest(root)
+
+    a, b = tree(tmp_path / "a"), tree(tmp_path / "b")
+    assert a["files"] == 3 and a["sha256"] == b["sha256"] and len(a["sha256"]) == 64 and a["root"] != b["root"]
+    assert tree(tmp_path / "c", extra=b"y")["sha256"] != a["sha256"]
+    (tmp_path / "b" / "test" / "cat" / "3.jpg").write_bytes(b"x")
+    assert data.tree_digest(tmp_path / "b")["sha256"] != a["sha256"]
+    with pytest.raises(ValueError, match="data_root="):
+        data.tree_digest(tmp_path / "missing")

@@ -11,6 +11,7 @@ import re
 import pandas as pd
 import pytest
 
+from advinterp.data import datasets
 from advinterp.report import recorded as rec
 from advinterp.report.results import aggregate_seed_runs
 from advinterp.report.uncertainty import SeedEffect, per_seed_metrics
@@ -196,6 +197,10 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     with provenance, and the chapter's "At scale" section decides its claims from the per-seed values."""
     stem = "03-neuron-consistency"
     root = tmp_path / "runs" / "scale"
+    images = tmp_path / "images" / "train" / "cat"
+    images.mkdir(parents=True)
+    (images / "0.jpg").write_bytes(b"jpeg")
+    images = tmp_path / "images"
     rows = []
     for seed, effect in enumerate([0.08, 0.07, 0.075]):
         run = f"seed={seed}-x"
@@ -209,8 +214,8 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
         (root / stem / run / "results").mkdir(parents=True)
         (root / stem / run / "results" / f"{stem}.json").write_text(json.dumps(
             {"chapter": stem, "params": {"seeds": [seed], "dataset": "imagefolder", "attacks": ["fgsm", "illc"],
-                                         "model": "small_cnn", "attack": "ensemble"},
-             "metrics": metrics}))
+                                         "model": "small_cnn", "attack": "ensemble", "data_root": str(images)},
+             "metrics": metrics, "seconds": {str(seed): 9.0 + seed}}))
         rows.append({"chapter": stem, "run": run, "status": "ok", "seconds": 10.0})
     pd.DataFrame(rows).to_csv(root / "runs.csv", index=False)
     _executed_notebook_with_a_figure(root / stem / rows[0]["run"] / "notebook.ipynb")
@@ -226,6 +231,11 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     assert record.seeds == [0, 1, 2] and record.metrics["effect_representation_heldout_per_seed"] == [0.08, 0.07, 0.075]
     assert record.provenance["device_seconds"][stem] == 30.0 and len(record.provenance["run_seconds"][stem]) == 3
     assert all(record.provenance.get(f) for f in rec.PROVENANCE_FIELDS)
+    # each seed's seconds (the studies' clocks) and the data it ran on, by the digest of its listing
+    assert record.provenance["seed_seconds"][stem] == {"0": 9.0, "1": 10.0, "2": 11.0}
+    assert rec.seed_seconds(record.provenance).loc[stem].tolist() == [9.0, 10.0, 11.0]
+    (data,) = record.provenance["data"]
+    assert data["files"] == 1 and data == datasets.tree_digest(images)
     assert rec.scale_record(stem, "gpu", folder) == (None, "not yet")
     assert (folder / "scale.yaml").read_text().startswith("# what the fields mean\n# (kept)\n")
     section = findings.at_scale(study(stem).CLAIMS, {"dataset": "mnist5k"}, folder)

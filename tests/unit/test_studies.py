@@ -229,9 +229,20 @@ def test_mutation_rate_that_mutates_nothing_fails_in_setup():
         set_up(wrong_predictions, table_rates=[0.1, 0.0001])
 
 
-def test_over_seeds_takes_every_seed_once():
+def test_over_seeds_takes_every_seed_once_and_clocks_each():
+    import time
+
     s = set_up(neurons, seeds=[4, 1])
     assert setting.over_seeds(s, lambda seed, exp: (seed, exp.seed)) == {4: (4, 4), 1: (1, 1)}
+    assert set(s.seconds) == {"4", "1"} and all(v >= 0 for v in s.seconds.values())
+    before = dict(s.seconds)
+    for seed, _ in setting.each_seed(s):  # the loop body is the seed's work: its time adds to the seed's
+        if seed == 1:
+            time.sleep(0.05)
+    assert s.seconds["1"] - before["1"] >= 0.05 > s.seconds["4"] - before["4"]
+    with setting.timed(s, "selection seed 3"):
+        pass
+    assert s.seconds["selection seed 3"] >= 0
 
 
 def test_every_study_gives_identical_metrics_from_an_empty_cache(tmp_path, monkeypatch):

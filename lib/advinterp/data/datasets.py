@@ -15,6 +15,7 @@ inside each model (:mod:`advinterp.models`), so an ``eps`` is always in pixel un
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -286,6 +287,19 @@ def _imagefolder(root: Path, image_size: int | None) -> DatasetBundle:
         class_ids=tuple(classes), input_shape=tuple(x0.shape), mean=mean, std=std,  # type: ignore[arg-type]
         source=f"ImageFolder at {root.resolve()} (image_size={image_size})",
     )
+
+
+def tree_digest(root: str | os.PathLike[str]) -> dict[str, object]:
+    """What a record says about the data it ran on: the folder, its number of files and the SHA-256 of
+    its listing (every file's path relative to ``root`` and its size in bytes, one ``path<TAB>size`` line
+    each, sorted), so that two records can be told apart when their images differ. ``ValueError``
+    (naming ``data_root``) when ``root`` is not a folder."""
+    base = Path(root)
+    if not base.is_dir():
+        fail("data_root", str(root), "an existing folder (the images the record ran on)")
+    lines = sorted(f"{p.relative_to(base).as_posix()}\t{p.stat().st_size}" for p in base.rglob("*") if p.is_file())
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()
+    return {"root": str(base.resolve()), "files": len(lines), "sha256": digest}
 
 
 def stratified_split(labels: Sequence[int], test_fraction: float, seed: int) -> tuple[list[int], list[int]]:

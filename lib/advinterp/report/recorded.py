@@ -32,6 +32,7 @@ from ..core import paths
 from ..core.cache import atomic_write_text
 from ..core.devices import describe_machine
 from ..core.validation import check_choice, fail
+from ..data.datasets import tree_digest
 from .results import aggregate_seed_runs
 
 if TYPE_CHECKING:
@@ -173,8 +174,9 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
                  tier: str | None = None) -> Path:
     """Write recorded run ``run`` from a finished sweep folder (``runs/<name>``): one results file
     per chapter (a ``split: seeds`` group aggregated over its seed runs, per-seed values
-    concatenated) and the provenance (with each chapter's summed run seconds, and the seconds of each
-    of its runs). Recording into an existing record keeps the provenance it replaces under
+    concatenated) and the provenance (with each chapter's summed run seconds, the seconds of each
+    of its runs and of each seed within them, and the data each ran on: :func:`advinterp.data.datasets.tree_digest`
+    of every ``data_root``). Recording into an existing record keeps the provenance it replaces under
     ``earlier`` (newest first: what a rerun reused from the model cache, the first run paid for). With
     ``tier``, ``scale.yaml`` then names this run in that tier for every chapter it holds. Returns the
     run's folder."""
@@ -182,7 +184,7 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
 
     singles = pd.read_csv(sweep_root / "runs.csv")
     dest = (folder or recorded_dir()) / run
-    commands, seconds, run_seconds = {}, {}, {}
+    commands, seconds, run_seconds, seed_seconds, data = {}, {}, {}, {}, {}
     for chapter, rows in singles.groupby("chapter", sort=False):
         ok = rows[rows.status == "ok"]
         files = [sweep_root / chapter / r / "results" / f"{chapter}.json" for r in ok.run]
@@ -202,9 +204,13 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
         commands[chapter] = command
         seconds[chapter] = float(ok.seconds.sum())
         run_seconds[chapter] = {str(r.run): float(r.seconds) for r in ok.itertuples()}
+        seed_seconds[chapter] = {k: v for p in payloads for k, v in (p.get("seconds") or {}).items()}
+        root = params.get("data_root")
+        if root and root not in data:
+            data[root] = tree_digest(root)
     provenance = {"what": what, "commit": _git_commit(), "date": pd.Timestamp.now().date().isoformat(),
                   "machine": describe_machine(), "commands": commands, "device_seconds": seconds,
-                  "run_seconds": run_seconds}
+                  "run_seconds": run_seconds, "seed_seconds": seed_seconds, "data": list(data.values())}
     provenance_path = dest / "provenance.json"
     if provenance_path.is_file():  # a record made again: the earlier one's provenance is kept, newest first
         old = json.loads(provenance_path.read_text())
@@ -341,6 +347,18 @@ def run_seconds(provenance: Mapping[str, Any]) -> pd.DataFrame:
     rows = [(chapter, run, s) for chapter, runs in (provenance.get("run_seconds") or {}).items()
             for run, s in runs.items()]
     return pd.DataFrame(rows, columns=["chapter", "run", "seconds"])
+
+
+def seed_seconds(provenance: Mapping[str, Any]) -> pd.DataFrame:
+    """The seconds each chapter of a recorded sweep spent on each seed (``seed_seconds``: the studies'
+    own clocks, models trained on first use included) and on work of its own (chapter 7's selection
+    seed): one row per chapter, one column per seed or piece of work; empty for a record made before
+    the studies kept them."""
+    import pandas as pd
+
+    frame = pd.DataFrame.from_dict(provenance.get("seed_seconds") or {}, orient="index")
+    frame.index.name = "chapter"
+    return frame
 
 
 def record_minutes(provenance: Mapping[str, Any]) -> pd.DataFrame:

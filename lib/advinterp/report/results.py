@@ -40,12 +40,13 @@ def plain(value: Any) -> Any:
 
 
 def write_results(chapter: Chapter | str, params: Mapping[str, Any], metrics: Mapping[str, Any],
-                  results_dir: str | Path = "results") -> Path:
+                  results_dir: str | Path = "results", seconds: Mapping[str, float] | None = None) -> Path:
     """Write ``<results_dir>/<stem>.json`` atomically and return its path. Besides the parameters and
     metrics it records which parameters differ from the chapter's declared defaults (``overrides``;
     None for a chapter given by its stem only, without a declaration) and the versions of the
     notebook and the library that made it (``provenance``), so a sweep can reuse a default run made by
-    the current code instead of repeating it."""
+    the current code instead of repeating it. ``seconds``: what the study spent on each seed (and on
+    work of its own), kept beside the provenance for a recorded tier's cost."""
     stem = chapter if isinstance(chapter, str) else chapter.stem
     folder = paths.resolve_results_dir(results_dir)
     path = folder / f"{stem}.json"
@@ -53,16 +54,17 @@ def write_results(chapter: Chapter | str, params: Mapping[str, Any], metrics: Ma
     payload = {"chapter": stem, "params": plain(dict(params)), "metrics": plain(dict(metrics)),
                "overrides": None if isinstance(chapter, str) else plain(chapter.overrides(params)),
                "provenance": {"notebook": notebook_digest(stem) if notebook.is_file() else None,
-                              "library": library_version()}}
+                              "library": library_version()},
+               "seconds": {str(k): round(float(v), 1) for k, v in (seconds or {}).items()}}
     atomic_write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n", path)
     return path
 
 
 def publish(chapter: Chapter | str, params: Mapping[str, Any], metrics: Mapping[str, Any], words: Mapping[str, str],
-            results_dir: str | Path = "results") -> Path:
-    """The end of every chapter: write its results file, glue every scalar metric and every verdict
-    word for the prose, and return the file's path."""
-    path = write_results(chapter, params, metrics, results_dir)
+            results_dir: str | Path = "results", seconds: Mapping[str, float] | None = None) -> Path:
+    """The end of every chapter: write its results file (with each seed's ``seconds``), glue every
+    scalar metric and every verdict word for the prose, and return the file's path."""
+    path = write_results(chapter, params, metrics, results_dir, seconds)
     glue_all({k: v for k, v in metrics.items() if not isinstance(v, list | tuple)})
     glue_all(param_words(params), prefix="param_")
     glue_words_all(words)

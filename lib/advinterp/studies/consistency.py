@@ -134,24 +134,26 @@ def run(setup: S.Setup) -> Result:
     jobs = [(s, a) for s in setup.seeds for a in P.attacks]
     features: dict[tuple[int, str], dict[str, Any]] = {}  # the reference images' activations, once per network
     for seed, attack in progress.bar(jobs, desc="seeds x attacks"):
-        exp = setup.experiments[seed]
-        adv, noise = exp.adversarial(attack), exp.adversarial("noise")
-        if attack == P.attack:
-            success[seed] = member_success(exp, attack, adv)
-        reference = exp.reference(P.n_reference)
-        for network, net in (("attacked", exp.net), ("held-out", exp.held().model)):
-            if (seed, network) not in features:
-                features[(seed, network)] = activations(net, reference[0], nets[network])
-            d = perturbed_layers(net, adv, noise, nets[network], P.k, setup.A, statistic=P.statistic,
-                                 n_boot=P.n_boot, seed=seed, effects=EFFECTS if network == "attacked" else {},
-                                 network=network)
-            neuron_rows.append(pd.DataFrame(d.rows).assign(seed=seed, attack=attack, network=network))
-            # LC (nearest real neighbours) only where the chapter reports it: the dissected network
-            k_nn = P.k_nn if network == "attacked" else None
-            rows, rep = representation_effects(net, adv, noise, nets[network], reference, setup.A, k_nn,
-                                               features[(seed, network)], network)
-            repr_rows.append(pd.DataFrame(rows).assign(seed=seed, attack=attack, network=network))
-            effects.update({(seed, attack, network, layer, name): e for (layer, name), e in {**d.effects, **rep}.items()})
+        with S.timed(setup, seed):
+            exp = setup.experiments[seed]
+            adv, noise = exp.adversarial(attack), exp.adversarial("noise")
+            if attack == P.attack:
+                success[seed] = member_success(exp, attack, adv)
+            reference = exp.reference(P.n_reference)
+            for network, net in (("attacked", exp.net), ("held-out", exp.held().model)):
+                if (seed, network) not in features:
+                    features[(seed, network)] = activations(net, reference[0], nets[network])
+                d = perturbed_layers(net, adv, noise, nets[network], P.k, setup.A, statistic=P.statistic,
+                                     n_boot=P.n_boot, seed=seed, effects=EFFECTS if network == "attacked" else {},
+                                     network=network)
+                neuron_rows.append(pd.DataFrame(d.rows).assign(seed=seed, attack=attack, network=network))
+                # LC (nearest real neighbours) only where the chapter reports it: the dissected network
+                k_nn = P.k_nn if network == "attacked" else None
+                rows, rep = representation_effects(net, adv, noise, nets[network], reference, setup.A, k_nn,
+                                                   features[(seed, network)], network)
+                repr_rows.append(pd.DataFrame(rows).assign(seed=seed, attack=attack, network=network))
+                effects.update({(seed, attack, network, layer, name): e
+                                for (layer, name), e in {**d.effects, **rep}.items()})
     return Result(pd.concat(neuron_rows, ignore_index=True), pd.concat(repr_rows, ignore_index=True), effects,
                   success)
 

@@ -190,7 +190,7 @@ def run(setup: S.Setup) -> Result:
     training, ev = V.Training.from_params(P), V.Evaluation.from_params(P)
     rows, evals, models, common = [], {}, {}, {}
     cl = V.method_name(training.lambda_cl)
-    for seed, exp in S.over_seeds(setup, lambda s, e: e).items():
+    for seed, exp in S.each_seed(setup):
         main = V.variants(exp, training)
         extra = controls(exp, training, P) if seed == setup.seeds[0] else {}
         reference = main["standard"].model.epoch_seconds

@@ -66,7 +66,7 @@ def conclude(study: Study, result: Any, setup: Any, results_dir: str | Path = "r
     only publishes."""
     metrics = study.summarize(result, setup)
     path = results.publish(study.CHAPTER, setup.P.public(), metrics, study.verdicts(result, setup, metrics),
-                           results_dir)
+                           results_dir, getattr(setup, "seconds", None))
     if not study.CLAIMS:
         return Conclusion(path, metrics, None, 0)
     scale = findings.at_scale(study.CLAIMS, findings.observations(results.read_results(path)))

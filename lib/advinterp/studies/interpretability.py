@@ -262,11 +262,12 @@ def run(setup: S.Setup) -> Result:
     P = setup.P
     chooser = S.Experiment.from_params(P, seed=P.selection_seed, eps=P.at_eps)
     # the selection reads clean and AutoAttack accuracy only: no held-out network for the transfer check
-    sweep_rows, _ = evaluated(chooser, models_to_compare(chooser, P, consistent=False), P, setup.A, P.selection_seed,
-                              transfer_check=False)
+    with S.timed(setup, f"selection seed {P.selection_seed}"):
+        sweep_rows, _ = evaluated(chooser, models_to_compare(chooser, P, consistent=False), P, setup.A,
+                                  P.selection_seed, transfer_check=False)
     selected, matched = select(pd.DataFrame(sweep_rows), P)  # never sees a seed it is scored on
     acc_rows, curve_rows, all_models = [], [], {}
-    for seed, exp in S.over_seeds(setup, lambda s, e: e).items():
+    for seed, exp in S.each_seed(setup):
         all_models[seed] = models_to_compare(exp, P, [selected])
         rows, curves = evaluated(exp, all_models[seed], P, setup.A, seed)
         acc_rows += rows

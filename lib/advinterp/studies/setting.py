@@ -17,7 +17,9 @@ the layers, one ``Experiment`` per seed); the parameters are never written to.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -157,6 +159,9 @@ class Setup:
     experiments: dict[int, Experiment]
     A: torch.Tensor | None = None
     layers: tuple[str, ...] = ()
+    #: the seconds the study spent on each seed (``"0"``, ``"1"``, ...) and on work of its own (e.g.
+    #: ``"selection seed 3"``), as :func:`timed`, :func:`each_seed` and :func:`over_seeds` measure them
+    seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def seeds(self) -> list[int]:
@@ -227,10 +232,30 @@ def seed_list(P: ChapterParams) -> list[int]:
     return list(P["seeds"]) if "seeds" in P else [P["seed"]]
 
 
+@contextmanager
+def timed(setup: Setup, label: str | int) -> Iterator[None]:
+    """Add the seconds the block takes to ``setup.seconds[str(label)]`` (a seed, or a named piece of
+    work): the per-seed cost a recorded tier reports (including the models a seed trains on first use)."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        key = str(label)
+        setup.seconds[key] = setup.seconds.get(key, 0.0) + time.perf_counter() - start
+
+
+def each_seed(setup: Setup, desc: str = "seeds") -> Iterator[tuple[int, Experiment]]:
+    """``(seed, experiment)`` for every seed of the chapter, with a progress bar; the loop body's
+    seconds are added to the seed's (:func:`timed`)."""
+    for s in progress.bar(setup.seeds, desc=desc, min_total=2):
+        with timed(setup, s):
+            yield s, setup.experiments[s]
+
+
 def over_seeds(setup: Setup, fn: Callable[[int, Experiment], T], desc: str = "seeds") -> dict[int, T]:
-    """``{seed: fn(seed, experiment)}`` for every seed of the chapter, with a progress bar: the one way
-    studies run over seeds."""
-    return {s: fn(s, setup.experiments[s]) for s in progress.bar(setup.seeds, desc=desc, min_total=2)}
+    """``{seed: fn(seed, experiment)}`` for every seed of the chapter (:func:`each_seed`: a progress
+    bar, each seed's seconds)."""
+    return {s: fn(s, exp) for s, exp in each_seed(setup, desc)}
 
 
 @dataclass

@@ -150,7 +150,7 @@ def run(setup: S.Setup) -> Result:
     inputs; the headline scores (every probe, with masks) behind the claims."""
     P, A = setup.P, setup.A
     rows, scores, models = [], {}, {}
-    for seed, exp in S.over_seeds(setup, lambda s, e: e).items():
+    for seed, exp in S.each_seed(setup):
         x, y = exp.probes()
         reference = exp.reference(P.n_reference)
         models[seed] = models_for(exp, P)

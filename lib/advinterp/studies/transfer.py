@@ -119,7 +119,12 @@ class Result:
 
 
 def run(setup: S.Setup) -> Result:
-    """The whole study for the chapter's seed."""
+    """The whole study for the chapter's seed (its seconds in ``setup.seconds``)."""
+    with S.timed(setup, setup.seeds[0]):
+        return _run(setup)
+
+
+def _run(setup: S.Setup) -> Result:
     P, exp = setup.P, setup.first
     members = exp.members()
     held = exp.held()

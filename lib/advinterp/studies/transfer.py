@@ -177,8 +177,7 @@ def networks_words(P: ChapterParams) -> str:
         return f"`{name}` ({MODELS[name].summary})"
 
     members = [named(n) for n in (P.model, *P.ensemble)]
-    return (f"{len(members)} networks form the ensemble: " + "; ".join(members)
-            + f". {named(P.heldout)[:1].upper()}{named(P.heldout)[1:]} is held out")
+    return f"{len(members)} networks form the ensemble: " + "; ".join(members) + f". {named(P.heldout)} is held out"
 
 
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:

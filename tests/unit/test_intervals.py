@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from advinterp.report import auroc as R
 from advinterp.report import uncertainty as U
 from advinterp.report import verdicts as V
 
@@ -48,11 +49,36 @@ def test_a_one_seed_interval_is_never_degenerate():
     assert iv.n_seeds == 1 and iv.hi - iv.lo > 0.1 and iv.lo < iv.estimate < iv.hi
 
 
-def test_between_seed_variance_is_floored_at_the_image_noise():
-    """Three seeds that happen to agree exactly cannot give an interval narrower than their images do."""
+def test_seeds_that_agree_exactly_keep_the_images_noise():
+    """Hartung-Knapp's interval is 0 wide when the seeds agree exactly; the images' interval keeps it
+    from claiming more precision than the images give."""
     e = U.SeedEffect.normal(0.3, 0.05)
     iv = U.combine([e, e, e])
-    assert iv.seed_sd == pytest.approx(0.05, rel=1e-6) and iv.hi - iv.lo > 0.05
+    assert iv.floor_binds and iv.half_width == pytest.approx(U.z_quantile() * 0.05 / math.sqrt(3))
+
+
+def test_the_combination_matches_statsmodels_random_effects():
+    """DerSimonian-Laird's mean, Hartung-Knapp's t interval and the normal random-effects interval, each
+    as statsmodels computes them (verified by its authors against R's metafor); ours is the wider.
+    statsmodels leaves a negative moment estimate of tau^2 untruncated; DerSimonian and Laird truncate
+    it at 0, where the random-effects rows are its fixed-effect rows."""
+    meta = pytest.importorskip("statsmodels.stats.meta_analysis")
+    rng = np.random.default_rng(12)
+    for _ in range(40):
+        s = int(rng.integers(2, 7))
+        est = rng.normal(0.1, rng.choice([0.001, 0.02, 0.1]), s)
+        se = rng.uniform(0.01, 0.05, s)
+        with np.errstate(invalid="ignore"):   # statsmodels' sqrt of a negative tau^2's variance
+            res = meta.combine_effects(est, se ** 2, method_re="dl")
+        fixed = res.tau2 < 0
+        # rows: fixed effect, random effect, fixed effect WLS (Hartung-Knapp), random effect WLS
+        ci_hk = np.asarray(res.conf_int(alpha=0.05, use_t=True))[2 if fixed else 3]
+        ci_re = np.asarray(res.conf_int(alpha=0.05, use_t=False))[0 if fixed else 1]
+        iv = U.combine([U.SeedEffect.normal(e, v) for e, v in zip(est, se)])
+        mean = res.mean_effect_fe if fixed else res.mean_effect_re
+        assert iv.estimate == pytest.approx(mean, rel=1e-9, abs=1e-12)
+        wider = max((ci_hk[1] - ci_hk[0]) / 2, (ci_re[1] - ci_re[0]) / 2)
+        assert iv.half_width == pytest.approx(wider, rel=1e-7)
 
 
 def test_the_outcomes_and_the_small_holds():
@@ -121,7 +147,7 @@ def test_settle_asks_for_more_seeds_or_images():
 
 
 def test_settle_plans_for_80_percent_power():
-    """Planned at the observed spread, the interval excludes a bound about 80 % of the time, not 50 %."""
+    """Planned at the observed spread, the interval excludes a bound at least about 80 % of the time."""
     rng = np.random.default_rng(11)
     pilot = U.combine([U.SeedEffect.normal(x, 0.01) for x in (0.02, 0.05, 0.08)])
     s = int(U.settle(pilot, 0.0, 0.05).split()[1])
@@ -130,7 +156,7 @@ def test_settle_plans_for_80_percent_power():
         est = rng.normal(pilot.estimate, pilot.seed_sd, s)
         iv = U.combine([U.SeedEffect.normal(x, 0.01) for x in est])
         settled += iv.lo > 0 or iv.hi < 0.05
-    assert 0.75 <= settled / 2000 <= 0.92, settled / 2000
+    assert 0.75 <= settled / 2000 <= 0.95, settled / 2000
 
 
 def test_holm_on_a_constructed_family():
@@ -141,14 +167,14 @@ def test_holm_on_a_constructed_family():
     assert all(a >= b for a, b in zip(adjusted, p))
 
 
-def test_delong_matches_sklearn_and_a_bootstrap():
+def test_auroc_components_match_sklearn_and_the_paired_interval_a_bootstrap():
     rng = np.random.default_rng(4)
     y = rng.random(600) < 0.3
     a = y * 0.8 + rng.normal(0, 1, 600)
     b = y * 0.5 + rng.normal(0, 1, 600) + 0.3 * a
-    aucs, cov = U.auroc_components(y, [a, b])
+    aucs, cov = R.auroc_components(y, [a, b])
     assert aucs[0] == pytest.approx(roc_auc_score(y, a)) and aucs[1] == pytest.approx(roc_auc_score(y, b))
-    diff = U.delong_interval(y, a, b)
+    diff = R.auroc_interval(y, a, b)
     boots = []
     for _ in range(400):
         i = rng.integers(0, 600, 600)
@@ -157,28 +183,67 @@ def test_delong_matches_sklearn_and_a_bootstrap():
         boots.append(roc_auc_score(y[i], a[i]) - roc_auc_score(y[i], b[i]))
     assert diff.se == pytest.approx(np.std(boots), rel=0.2)
     assert diff.estimate == pytest.approx(aucs[0] - aucs[1])
-    fixed = U.delong_interval(y, a, reference=0.5)
-    assert fixed.estimate == pytest.approx(aucs[0] - 0.5) and fixed.se == pytest.approx(math.sqrt(cov[0, 0]))
+    # away from the edges the score interval is about DeLong's
+    assert diff.se == pytest.approx(math.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1]), rel=0.1)
+    fixed = R.auroc_interval(y, a, reference=0.5)
+    assert fixed.estimate == pytest.approx(aucs[0] - 0.5) and fixed.se == pytest.approx(math.sqrt(cov[0, 0]), rel=0.1)
 
 
-def test_delong_never_gives_a_zero_width_interval():
-    """Perfect separation makes DeLong's variance 0; the interval is floored (rule of three)."""
+def test_a_mean_of_aurocs_is_paired_per_case():
+    """A 2-d second score is the mean AUROC of its rows; its components are the rows' mean components."""
+    rng = np.random.default_rng(13)
+    y = rng.random(300) < 0.5
+    rows = rng.normal(0, 1, (20, 300)) + 0.2 * y
+    (_, mean_auc), _ = R.auroc_components(y, [rows[0], rows])
+    assert mean_auc == pytest.approx(np.mean([roc_auc_score(y, r) for r in rows]))
+    a = y * 1.0 + rng.normal(0, 1, 300)
+    e = R.auroc_interval(y, a, rows, b_extra_var=1e-4)
+    assert e.estimate == pytest.approx(roc_auc_score(y, a) - mean_auc) and e.lo < e.estimate < e.hi
+
+
+def _separated(discordant: int) -> tuple[np.ndarray, np.ndarray]:
+    """50 positives above 50 negatives, with the lowest ``discordant`` positives moved below one negative."""
+    y = np.r_[np.ones(50), np.zeros(50)].astype(bool)
+    score = np.r_[np.linspace(2, 3, 50), np.linspace(0, 1, 50)]
+    score[:discordant] = 0.99 - 0.001 * np.arange(discordant)
+    return y, score
+
+
+def test_auroc_intervals_stay_in_range_and_move_smoothly_at_the_edge():
+    """Perfect separation and one discordant pair get nearly the same interval, inside [0, 1] (DeLong's
+    gave SE 0 floored to 0.015 and reaching 1.03, against 0.00014 for one discordant pair)."""
+    perfect = R.auroc_interval(*_separated(0), reference=0.0)
+    one = R.auroc_interval(*_separated(1), reference=0.0)
+    assert perfect.estimate == 1.0 and one.estimate == pytest.approx(1 - 1 / 2500)
+    for e in (perfect, one):
+        assert 0.0 < e.lo < e.estimate <= e.hi <= 1.0 and e.hi - e.lo > 0.01
+    assert one.hi - one.lo == pytest.approx(perfect.hi - perfect.lo, rel=0.1)
+    lows = [R.auroc_interval(*_separated(k), reference=0.0).lo for k in range(8)]
+    assert all(b < a for a, b in zip(lows, lows[1:])) and max(np.diff(lows) / -1) < 0.03
+    same = R.auroc_interval(*_separated(0), _separated(0)[1] * 2)
+    assert same.estimate == 0 and same.lo < 0 < same.hi and -1 <= same.lo and same.hi <= 1
+
+
+def test_auroc_score_interval_covers():
+    rng = np.random.default_rng(5)
     y = np.r_[np.ones(40), np.zeros(60)].astype(bool)
-    score = np.r_[np.linspace(2, 3, 40), np.linspace(0, 1, 60)]
-    alone = U.delong_interval(y, score, reference=0.9)
-    assert alone.estimate == pytest.approx(0.1) and alone.hi - alone.lo == pytest.approx(2 * 3 / 40)
-    same = U.delong_interval(y, score, score * 2)
-    assert same.estimate == 0 and same.lo < 0 < same.hi
+    for shift, truth in ((1.19, 0.8), (2.33, 0.95)):    # binormal AUROC = Phi(shift / sqrt(2))
+        hits = 0
+        for _ in range(300):
+            s = np.where(y, shift, 0.0) + rng.normal(0, 1, 100)
+            e = R.auroc_interval(y, s, reference=0.0)
+            hits += e.lo <= truth <= e.hi
+        assert hits / 300 >= 0.92, (truth, hits / 300)
 
 
-def test_delong_covers_a_zero_difference_between_equal_scores():
+def test_auroc_difference_covers_a_zero_difference_between_equal_scores():
     rng = np.random.default_rng(5)
     misses = 0
     for _ in range(200):
         y = rng.random(300) < 0.4
         a = y * 0.7 + rng.normal(0, 1, 300)
         b = y * 0.7 + rng.normal(0, 1, 300)
-        e = U.delong_interval(y, a, b)
+        e = R.auroc_interval(y, a, b)
         misses += not (e.lo <= 0 <= e.hi)
     assert misses / 200 <= 0.10
 
@@ -219,44 +284,47 @@ def test_undefined_bootstrap_replicates_are_not_dropped_silently():
     assert math.isnan(refused.lo)
 
 
-def _simulated_coverage(n_seeds: int, tau: float, draws: int, rng) -> float:
-    """Share of ``draws`` combined intervals that cover a true effect of 0: seeds shifted by
-    N(0, tau) (the training run), each seen through image noise of known se 1 (the arithmetic of
-    :func:`combine`, vectorised; checked equal to it on the first draws)."""
+def _simulated(n_seeds: int, tau: float, draws: int, rng) -> tuple[float, np.ndarray]:
+    """Coverage of a true effect of 0 over ``draws`` combined intervals, and their half-widths: seeds
+    shifted by N(0, tau) (the training run), each seen through image noise of known se 1 (the
+    arithmetic of :func:`combine`, vectorised; checked equal to it on the first draws)."""
     est = rng.normal(0, tau, (draws, n_seeds)) + rng.normal(0, 1, (draws, n_seeds))
     m, _, _, h = U.combine_arrays(est, np.ones_like(est))
     for i in range(50):
         iv = U.combine([U.SeedEffect.normal(e, 1.0) for e in est[i]])
         assert (iv.estimate, iv.half_width) == pytest.approx((m[i], h[i]))
-    return float(np.mean(np.abs(m) <= h))
+    return float(np.mean(np.abs(m) <= h)), h
 
 
-@pytest.mark.parametrize("n_seeds,tau,lowest", [
-    (2, 0.0, 0.93), (3, 0.0, 0.93), (5, 0.0, 0.93),      # seeds differ only by their images: the floor binds
-    (3, 10.0, 0.93), (5, 10.0, 0.93),                    # the seeds' own spread dominates
-    (3, 1.0, 0.92), (3, 2.0, 0.92), (5, 2.0, 0.93),      # in between: the documented dip with three seeds
-])
-def test_seed_combination_covers_near_nominal(n_seeds, tau, lowest):
-    """95 % intervals cover 93-97 % of the time whether the seeds differ only by their images (the
-    old t(S-1) quantile on the floor gave 99.5-100 %) or by far more; in between, three seeds dip to
-    about 92.5 % (the module docstring gives the whole grid; two seeds with a large spread are worse)."""
-    cover = _simulated_coverage(n_seeds, tau, 40_000, np.random.default_rng(0))
-    assert lowest <= cover <= 0.97, cover
+@pytest.mark.parametrize("n_seeds", [2, 3, 5])
+@pytest.mark.parametrize("tau", [0.0, 1.0, 1.5, 3.0])
+def test_seed_combination_covers_95_percent(n_seeds, tau):
+    """95 % intervals cover at least 94 % whatever the seed-to-seed spread (0 to 3 image SEs), for 2, 3
+    and 5 seeds (the earlier rule: 86.8 % at two seeds, 92.6 % at three); the module docstring gives the
+    whole grid at 100,000 draws."""
+    cover, _ = _simulated(n_seeds, tau, 40_000, np.random.default_rng(int(10 * tau) + n_seeds))
+    assert cover >= 0.94, cover
 
 
-def test_adding_an_agreeing_seed_never_widens_the_interval():
-    e = U.SeedEffect.normal(0.025, 0.01)
-    widths = [U.combine([e] * k).half_width for k in range(1, 8)]
-    assert all(b < a for a, b in zip(widths, widths[1:]))
-    # the issue's case: one seed holds, so two identical seeds must hold too
-    effect = V.Effect("e", "an effect", 0.05, "a reason")
-    assert V.decide(effect, [e]).verdict == V.decide(effect, [e, e]).verdict == V.HOLDS
-    rng = np.random.default_rng(9)
-    for _ in range(300):
-        seeds = [U.SeedEffect.normal(x, abs(s) + 1e-3) for x, s in zip(rng.normal(0, 0.05, 3), rng.normal(0, 0.02, 3))]
-        iv = U.combine(seeds)
-        agreeing = U.SeedEffect.normal(iv.estimate, float(np.mean([x.se for x in seeds])))
-        assert U.combine([*seeds, agreeing]).half_width <= iv.half_width + 1e-12
+def test_the_width_does_not_jump_between_nearly_equal_data():
+    """Two seeds 1.40 and 1.42 image SEs apart got +-1.39 and +-9.0 under the earlier rule; now every
+    small step of the data moves the width a little."""
+    def width(gap: float, n: int = 2) -> float:
+        return U.combine([U.SeedEffect.normal(x, 1.0) for x in np.linspace(0, gap, n)]).half_width
+    assert width(1.42) / width(1.40) < 1.1
+    for n in (2, 3, 5):
+        widths = np.array([width(g, n) for g in np.linspace(0, 6, 601)])
+        assert (widths[1:] / widths[:-1]).max() < 2, n
+
+
+def test_no_seed_is_dropped_without_a_word():
+    iv = U.combine([U.SeedEffect.normal(0.1, 0.01), U.SeedEffect(0.2, float("nan"), float("nan")),
+                    U.SeedEffect.normal(0.12, 0.01)], seeds=[0, 1, 2])
+    assert iv.n_seeds == 2 and len(iv.dropped) == 1 and "seed 1" in iv.dropped[0]
+    assert "2 seeds of 3" in iv.seeds_words() and "seed 1" in iv.seeds_words()
+    lone = U.combine([U.SeedEffect(float("nan"), float("nan"), float("nan")), U.SeedEffect.normal(0.1, 0.01)],
+                     seeds=[4, 5])
+    assert lone.one_run and "one training run of 2" in lone.seeds_words() and "seed 4" in lone.seeds_words()
 
 
 @pytest.mark.parametrize("n_seeds", [2, 3, 5])
@@ -266,15 +334,19 @@ def test_p_value_is_the_one_sample_t_test_of_the_seeds(n_seeds):
     est = np.random.default_rng(n_seeds).normal(0.05, 0.04, n_seeds)
     iv = U.combine([U.SeedEffect.normal(x, 1e-4) for x in est])  # seed spread dominates the image noise
     assert iv.df == n_seeds - 1
-    assert U.p_value(iv) == pytest.approx(ttest_1samp(est, 0.0).pvalue, rel=1e-9)
+    assert U.p_value(iv) == pytest.approx(ttest_1samp(est, 0.0).pvalue, rel=1e-6)
     # the interval and the p-value agree: p < 0.05 exactly when the interval excludes 0
     assert (U.p_value(iv) < 0.05) == (iv.lo > 0 or iv.hi < 0)
 
 
-def test_p_value_of_a_floored_combination_is_normal():
+def test_p_value_where_the_images_bind_is_normal_and_nan_stays_nan():
     e = U.SeedEffect.normal(0.03, 0.01)
     iv = U.combine([e, e, e])
     assert iv.floor_binds and U.p_value(iv) == pytest.approx(2 * __import__("scipy").stats.norm.sf(0.03 / (0.01 / math.sqrt(3))))
+    assert math.isnan(U.p_value(U.SeedEffect(float("nan"), float("nan"), float("nan"))))
+    assert math.isnan(U.p_value(U.SeedEffect(0.1, float("nan"), float("nan"))))
+    adjusted = U.holm([0.01, float("nan"), 0.04])
+    assert math.isnan(adjusted[1]) and np.allclose(adjusted[[0, 2]], [0.02, 0.04])
 
 
 def test_per_seed_metrics_round_trip():

@@ -59,13 +59,13 @@ def rank_auc(negatives: np.ndarray, positives: np.ndarray) -> np.ndarray:
     return (ranks.sum(1) - n1 * (n1 + 1) / 2) / (n0 * n1)
 
 
-def permutation_null(diff_clean: torch.Tensor, pred_clean: torch.Tensor, diff_adv: torch.Tensor,
-                     pred_adv: torch.Tensor, concept: torch.Tensor, live: torch.Tensor, A: torch.Tensor, k: int, *,
-                     weighted: bool, n_permutations: int, generator: torch.Generator) -> np.ndarray:
-    """The detector's AUC with the concepts shuffled among the live neurons (:func:`permuted_concepts`),
-    ``n_permutations`` times on the same inputs: its null distribution, whose quantiles are the
-    chance level a real AUC must exceed (a permutation test). The influential neurons do not depend
-    on the concepts, so they are found once; each permutation only relabels them."""
+def permuted_scores(diff_clean: torch.Tensor, pred_clean: torch.Tensor, diff_adv: torch.Tensor,
+                    pred_adv: torch.Tensor, concept: torch.Tensor, live: torch.Tensor, A: torch.Tensor, k: int, *,
+                    weighted: bool, n_permutations: int, generator: torch.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """The detector's scores (``-s(x)``: high flags an input) with the concepts shuffled among the live
+    neurons (:func:`permuted_concepts`), ``n_permutations`` times on the same inputs: arrays
+    ``(n_permutations, clean)`` and ``(n_permutations, adversarial)``. The influential neurons do not
+    depend on the concepts, so they are found once; each permutation only relabels them."""
     shuffled = torch.stack([permuted_concepts(concept, live, generator) for _ in range(n_permutations)])  # (P, N)
 
     def scores(diff: torch.Tensor, pred: torch.Tensor) -> np.ndarray:
@@ -78,7 +78,16 @@ def permutation_null(diff_clean: torch.Tensor, pred_clean: torch.Tensor, diff_ad
         w = torch.where(total > 0, w / total.clamp_min(1e-12), torch.full_like(w, 1.0 / w.shape[1]))
         return (-(w * agree).sum(2)).numpy()
 
-    return rank_auc(scores(diff_clean, pred_clean), scores(diff_adv, pred_adv))
+    return scores(diff_clean, pred_clean), scores(diff_adv, pred_adv)
+
+
+def permutation_null(diff_clean: torch.Tensor, pred_clean: torch.Tensor, diff_adv: torch.Tensor,
+                     pred_adv: torch.Tensor, concept: torch.Tensor, live: torch.Tensor, A: torch.Tensor, k: int, *,
+                     weighted: bool, n_permutations: int, generator: torch.Generator) -> np.ndarray:
+    """The detector's AUC under each of :func:`permuted_scores`' permutations: its null distribution,
+    whose quantiles are the chance level a real AUC must exceed (a permutation test)."""
+    return rank_auc(*permuted_scores(diff_clean, pred_clean, diff_adv, pred_adv, concept, live, A, k,
+                                     weighted=weighted, n_permutations=n_permutations, generator=generator))
 
 
 def detection_auc(score_clean: torch.Tensor, score_adv: torch.Tensor) -> float:

@@ -9,40 +9,47 @@ images, with an image-level interval for that seed (:class:`SeedEffect`):
   ``sd / sqrt(n)``);
 * :func:`bootstrap_interval` - any statistic of a set of images, by resampling the images
   (Efron and Tibshirani 1993, ch. 6: the bootstrap standard error, normal interval);
-* :func:`delong_interval` - a difference of two AUROCs on the same cases, or one AUROC against a
-  fixed number (DeLong, DeLong and Clarke-Pearson 1988, in Sun and Xu's 2014 fast form);
+* :func:`advinterp.report.auroc.auroc_interval` - an AUROC against a fixed number, or the difference
+  of two AUROCs on the same cases (score intervals that stay inside [0, 1], paired by DeLong's
+  correlation: :mod:`advinterp.report.auroc`);
 * :func:`newcombe_paired` - a difference of two rates on the same cases (Newcombe 1998, method 10:
   Wilson score limits with the correlation of the paired outcomes).
 
-:func:`combine` turns the per-seed estimates into one interval (:class:`Interval`): with one seed,
-that seed's image-level interval (never "no noise"); with S >= 2 seeds, the mean of the seed
-estimates with the variance of one seed's estimate taken as the larger of the between-seed variance
-(S - 1 degrees of freedom) and the mean image-level variance (the *floor*). The between-seed variance
-already contains the image noise (each seed scores its own probe images); with three seeds it is a
-poor estimate and can come out below the image noise that must be there, so it is floored at it.
-The interval's quantile is Student's t with the degrees of freedom of the variance that is used
-(Satterthwaite 1946): S - 1 when the seeds' spread is the larger, and the images' (the sum of the
-seeds' n - 1: effectively the normal quantile) when the floor binds, since an image-level variance
-rests on hundreds of images. So seeds that agree up to their images' noise narrow the interval as
-1/sqrt(S), like more images would, and adding a seed identical to the others never widens it (a
-t(S - 1) quantile on the floor made two identical seeds wider than one, and covered 99.5-100 %).
+:func:`combine` turns the per-seed estimates into one interval (:class:`Interval`). With one seed, it
+is that seed's image-level interval: it ignores how much another training run would move the effect,
+so a one-seed verdict is labelled "one training run" and counted apart from the others. With S >= 2
+seeds it is a random-effects meta-analysis of the seeds (each seed a study with its image-level
+variance; Cochrane Handbook 10.10.4): DerSimonian and Laird's (1986) between-seed variance tau^2, the
+inverse-variance weighted mean, and the wider of two intervals about it:
 
-Coverage of the 95 % interval, simulated (100,000 draws; seed effects with a seed-to-seed standard
-deviation tau on top of image noise of known standard error sigma; ``tests/unit/test_intervals.py``
-checks the rows it names):
+* Hartung and Knapp's (2001; Sidik and Jonkman 2002) - the weighted variance of the seed estimates
+  about their mean, with Student's t at S - 1 degrees of freedom. With equal image-level variances it
+  is exactly the one-sample t interval of the seed estimates, whose coverage is exact whatever the
+  seed-to-seed spread;
+* DerSimonian and Laird's normal interval - the images' noise (plus tau^2), which Hartung-Knapp's
+  can fall below when the seeds happen to agree (it is 0 when they agree exactly).
+
+Taking the wider (the ad hoc rule of IQWiG's General Methods 6.0, ``adhoc.hakn.ci = "IQWiG6"`` in
+R's meta) keeps Hartung-Knapp's coverage, never claims more precision than the images give, and is
+continuous in the data: nearly equal data sets get nearly equal intervals (the earlier rule switched
+its quantile between t(S - 1) and normal where the seeds' spread crossed the image noise, and its
+width jumped there sixfold). ``tests/unit/test_intervals.py`` checks both intervals against
+statsmodels' ``combine_effects`` (verified by its authors against R's metafor).
+
+Coverage of the 95 % interval, simulated (100,000 draws a cell; seed effects with a seed-to-seed
+standard deviation tau on top of image noise of known standard error sigma; ``tests/unit/
+test_intervals.py`` checks the 2-, 3- and 5-seed rows at 0, 1, 1.5 and 3 sigma):
 
 ======  ======  ======  ======  ======  ======  ======  ======  ======
 seeds   tau=0   0.5     1       1.5     2       3       5       10 sigma
 ======  ======  ======  ======  ======  ======  ======  ======  ======
-2       96.6    95.1    91.5    88.4    87.0    86.7    89.1    92.7
-3       96.8    95.6    93.5    92.6    92.8    93.7    94.7    95.0
-5       97.0    96.1    94.8    94.7    94.8    94.9    95.0    95.0
+2       99.3    98.9    98.1    97.2    96.6    95.8    95.3    95.0
+3       98.7    98.2    97.1    96.3    95.8    95.2    95.0    95.0
+5       97.9    97.3    96.1    95.5    95.2    95.0    95.0    95.0
 ======  ======  ======  ======  ======  ======  ======  ======  ======
 
-It is near nominal when the seeds differ only by their images and when their own spread dominates;
-in between, the floor binds on draws where the seeds happen to agree, and three seeds dip to about
-92.5 %. Two seeds are poor whatever is done (one degree of freedom); the book's tiers use three and
-label a one-seed verdict "one training run".
+It never falls below 95 %; it is conservative where the seeds differ only by their images (there the
+images' interval binds). The price of few seeds is width: two seeds use t(1) = 12.7.
 
 All intervals are two-sided at :data:`LEVEL` = 95 %: the convention readers know, and a one-sided
 error of 2.5 % for a false "holds" (the interval lies above 0 when the true effect is 0).
@@ -88,6 +95,11 @@ class SeedEffect:
         """The standard error the interval implies (its half-width over the normal quantile)."""
         return (self.hi - self.lo) / (2 * z_quantile())
 
+    @property
+    def finite(self) -> bool:
+        """Whether the estimate and both bounds are finite (a seed that can enter a combination)."""
+        return all(math.isfinite(v) for v in (self.estimate, self.lo, self.hi))
+
     @classmethod
     def normal(cls, estimate: float, se: float, n: int = 0) -> SeedEffect:
         h = z_quantile() * se
@@ -102,11 +114,14 @@ class Interval:
     lo: float
     hi: float
     n_seeds: int
-    #: standard deviation of one seed's estimate (between seeds, floored at the image noise)
+    #: standard deviation of one seed's estimate that the interval implies (``se * sqrt(n_seeds)``)
     seed_sd: float
     level: float = LEVEL
-    #: degrees of freedom of the quantile (``inf``: normal; ``n_seeds - 1`` when the seeds' spread is used)
+    #: degrees of freedom of the quantile: ``n_seeds - 1`` when Hartung-Knapp's interval is the wider,
+    #: ``inf`` (normal) for one seed's image-level interval or when the images' interval is the wider
     df: float = math.inf
+    #: the seeds left out of the combination, each with why (e.g. ``seed 2: no finite interval``)
+    dropped: tuple[str, ...] = ()
 
     @property
     def se(self) -> float:
@@ -117,6 +132,11 @@ class Interval:
     def floor_binds(self) -> bool:
         """Whether the interval rests on the images' noise (one seed, or seeds that agree up to it)."""
         return math.isinf(self.df)
+
+    @property
+    def one_run(self) -> bool:
+        """Whether the interval rests on one training run (it then ignores the seed-to-seed spread)."""
+        return self.n_seeds == 1
 
     @property
     def half_width(self) -> float:
@@ -130,32 +150,56 @@ class Interval:
         """``+0.145 [+0.101, +0.189]``."""
         return f"{self.estimate:+.{digits}f} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}]"
 
+    def seeds_words(self) -> str:
+        """What the interval rests on: "one training run" or "n = 3 seeds", and any seed left out
+        ("2 of 3 seeds; seed 2 left out: ...")."""
+        if not self.dropped:
+            return "one training run" if self.one_run else f"n = {self.n_seeds} seeds"
+        total = self.n_seeds + len(self.dropped)
+        used = "one training run" if self.one_run else f"{self.n_seeds} seeds"
+        return f"{used} of {total} ({'; '.join(self.dropped)})"
 
-def combine(per_seed: Sequence[SeedEffect], level: float = LEVEL) -> Interval:
-    """One interval from every seed's estimate and image-level interval (see the module docstring)."""
-    effects = [e for e in per_seed if all(math.isfinite(v) for v in (e.estimate, e.lo, e.hi))]
+
+def combine(per_seed: Sequence[SeedEffect], level: float = LEVEL, seeds: Sequence[Any] | None = None) -> Interval:
+    """One interval from every seed's estimate and image-level interval (see the module docstring).
+    A seed without a finite estimate and interval cannot enter it: it is left out, and the interval
+    names it in :attr:`Interval.dropped` (by ``seeds[i]`` when given, else by its position)."""
+    names = list(seeds) if seeds is not None and len(seeds) == len(per_seed) else list(range(len(per_seed)))
+    effects = [e for e in per_seed if e.finite]
+    dropped = tuple(f"seed {s} left out: no finite estimate and interval" for s, e in zip(names, per_seed)
+                    if not e.finite)
     if not effects:
         fail("per_seed", list(per_seed), "at least one seed with a finite estimate and interval")
     if len(effects) == 1:
         (e,) = effects
-        return Interval(e.estimate, e.lo, e.hi, 1, e.se, level)
+        return Interval(e.estimate, e.lo, e.hi, 1, e.se, level, dropped=dropped)
     m, sd, df, h = combine_arrays(np.array([e.estimate for e in effects]), np.array([e.se for e in effects]), level)
-    return Interval(float(m), float(m - h), float(m + h), len(effects), float(sd), level, float(df))
+    return Interval(float(m), float(m - h), float(m + h), len(effects), float(sd), level, float(df), dropped)
 
 
 def combine_arrays(estimates: np.ndarray, ses: np.ndarray, level: float = LEVEL
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`combine`'s arithmetic on arrays of shape ``(..., S)`` (S >= 2 seeds on the last axis):
-    the mean, the floored seed standard deviation, the degrees of freedom and the half-width, each of
-    shape ``(...)`` (vectorised, so that its coverage can be simulated on many draws)."""
+    """:func:`combine`'s arithmetic on arrays of shape ``(..., S)`` (S >= 2 seeds on the last axis): the
+    random-effects mean (DerSimonian-Laird weights), the standard deviation of one seed's estimate
+    that the chosen interval implies, its degrees of freedom (S - 1 for Hartung-Knapp's, ``inf`` for
+    the images' normal interval) and the half-width of the wider of the two, each of shape ``(...)``
+    (vectorised, so that its coverage can be simulated on many draws)."""
     est, se = np.asarray(estimates, dtype=float), np.asarray(ses, dtype=float)
     s = est.shape[-1]
-    within = np.mean(se ** 2, axis=-1)
-    between = est.var(axis=-1, ddof=1)
-    df = np.where(between > within, float(s - 1), np.inf)
-    sd = np.sqrt(np.maximum(between, within))
-    q = np.where(np.isinf(df), quantile(math.inf, level), quantile(float(s - 1), level))
-    return est.mean(axis=-1), sd, df, q * sd / math.sqrt(s)
+    within = np.maximum(se, 1e-12) ** 2
+    w0 = 1.0 / within
+    fixed = (w0 * est).sum(-1, keepdims=True) / w0.sum(-1, keepdims=True)
+    q = (w0 * (est - fixed) ** 2).sum(-1)
+    c = w0.sum(-1) - (w0 ** 2).sum(-1) / w0.sum(-1)
+    tau2 = np.maximum(0.0, (q - (s - 1)) / c)                      # DerSimonian-Laird (1986)
+    w = 1.0 / (within + tau2[..., None])
+    mean = (w * est).sum(-1) / w.sum(-1)
+    se_images = np.sqrt(1.0 / w.sum(-1))
+    se_hk = np.sqrt((w * (est - mean[..., None]) ** 2).sum(-1) / ((s - 1) * w.sum(-1)))  # Hartung-Knapp
+    h_hk, h_images = quantile(float(s - 1), level) * se_hk, quantile(math.inf, level) * se_images
+    hk = h_hk >= h_images
+    return (mean, np.where(hk, se_hk, se_images) * math.sqrt(s), np.where(hk, float(s - 1), math.inf),
+            np.maximum(h_hk, h_images))
 
 
 def quantile(df: float, level: float = LEVEL) -> float:
@@ -221,65 +265,6 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], float], n: int, *, n_bo
     return from_replicates(estimate, np.array([statistic(i) for i in resamples(n, n_boot, seed)], dtype=float), n)
 
 
-def _placements(positives: np.ndarray, negatives: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """AUROC and DeLong's structural components (Sun and Xu 2014: midranks), ties counted as 1/2."""
-    m, n = len(positives), len(negatives)
-    both = np.concatenate([positives, negatives])
-    r_all = stats.rankdata(both)
-    r_pos, r_neg = stats.rankdata(positives), stats.rankdata(negatives)
-    v10 = (r_all[:m] - r_pos) / n          # per positive: share of negatives below it
-    v01 = 1.0 - (r_all[m:] - r_neg) / m    # per negative: share of positives above it
-    return float(v10.mean()), v10, v01
-
-
-def auroc_components(labels: np.ndarray, scores: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """AUROCs of each score for ``labels`` (1 = positive) and DeLong's covariance matrix of them."""
-    y = np.asarray(labels).astype(bool)
-    if y.all() or not y.any():
-        fail("labels", f"{int(y.sum())} positives of {len(y)}", "both positive and negative cases")
-    aucs, v10s, v01s = [], [], []
-    for s in scores:
-        s = np.asarray(s, dtype=float)
-        auc, v10, v01 = _placements(s[y], s[~y])
-        aucs.append(auc)
-        v10s.append(v10)
-        v01s.append(v01)
-    k = len(aucs)
-    s10 = np.cov(np.array(v10s)).reshape(k, k)
-    s01 = np.cov(np.array(v01s)).reshape(k, k)
-    return np.array(aucs), s10 / int(y.sum()) + s01 / int((~y).sum())
-
-
-def delong_interval(labels: np.ndarray, a: np.ndarray, b: np.ndarray | None = None, *,
-                    reference: float | None = None) -> SeedEffect:
-    """``AUROC(a) - AUROC(b)`` on the same cases (paired), or ``AUROC(a) - reference`` for a fixed
-    number, with DeLong's normal interval."""
-    if (b is None) == (reference is None):
-        fail("b", b, "either a second score b or a fixed reference AUROC (exactly one)")
-    k = min(int(np.sum(labels)), len(labels) - int(np.sum(labels)))
-    if b is None:
-        aucs, cov = auroc_components(labels, [a])
-        return SeedEffect.normal(float(aucs[0] - reference), _delong_se(float(cov[0, 0]), k), len(labels))
-    aucs, cov = auroc_components(labels, [a, b])
-    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    return SeedEffect.normal(float(aucs[0] - aucs[1]), _delong_se(var, k), len(labels))
-
-
-def _delong_se(var: float, k: int) -> float:
-    """DeLong's standard error, or :func:`delong_se_floor` where the variance is degenerate (0)."""
-    return math.sqrt(var) if var > 1e-12 else delong_se_floor(k)
-
-
-def delong_se_floor(k: int) -> float:
-    """The smallest standard error an AUROC (or a difference of two) is given, with ``k`` cases in
-    the smaller class. DeLong's variance is 0 when the classes are perfectly separated (or both scores
-    order every pair alike), which would claim certainty from a finite sample; the rule of three
-    (Hanley and Lippman-Hand 1983) bounds an unobserved discordance rate by about 3/k at 95 %, so a
-    degenerate interval becomes +-3/k: se = 3 / (1.96 k). A variance that is merely small (two
-    nearly identical scores) is kept: it is what the data say."""
-    return 3.0 / (z_quantile() * max(k, 1))
-
-
 def newcombe_paired(a: np.ndarray, b: np.ndarray) -> SeedEffect:
     """``mean(a) - mean(b)`` of two 0/1 outcomes on the same cases, with Newcombe's (1998) interval
     for paired proportions (method 10: Wilson score limits combined with the phi correlation)."""
@@ -303,27 +288,32 @@ def newcombe_paired(a: np.ndarray, b: np.ndarray) -> SeedEffect:
 
 # ---- families and power ----------------------------------------------------------------------
 
-def p_value(effect: SeedEffect | Interval) -> float:
-    """Two-sided p-value of "the effect is 0" from the same distribution as the effect's interval (for
-    :func:`holm`): Student's t with the interval's degrees of freedom (:func:`combine`: S - 1 when
-    the seeds' spread is used, which is the one-sample t-test of the seed estimates), normal for
-    one seed's image-level interval or when the image-level floor binds."""
+def p_value(effect: SeedEffect | Interval, null: float = 0.0) -> float:
+    """Two-sided p-value of "the effect is ``null``" from the same distribution as the effect's
+    interval (for :func:`holm`): Student's t with the interval's degrees of freedom (:func:`combine`:
+    S - 1 when Hartung-Knapp's interval is the wider, which with equal image-level variances is the
+    one-sample t-test of the seed estimates), normal for one seed's image-level interval or when the
+    images' interval is the wider. So p < 1 - LEVEL exactly when the interval excludes ``null``. An
+    undefined effect (NaN) has an undefined p-value (NaN), never 0."""
     se, df = effect.se, (math.inf if isinstance(effect, SeedEffect) else effect.df)
+    if not (math.isfinite(effect.estimate) and math.isfinite(se)):
+        return float("nan")
     if not se > 0:
-        return 0.0 if effect.estimate != 0 else 1.0
-    t = abs(effect.estimate) / se
+        return 0.0 if effect.estimate != null else 1.0
+    t = abs(effect.estimate - null) / se
     return float(2 * (stats.norm.sf(t) if math.isinf(df) else stats.t.sf(t, df)))
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
     """Holm's (1979) step-down adjusted p-values: rejecting where the adjusted value is below alpha
-    controls the family-wise error at alpha."""
+    controls the family-wise error at alpha. An undefined p-value (NaN) stays NaN and does not count
+    in the family's size."""
     p = np.asarray(p_values, dtype=float)
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    adjusted = np.empty(m)
+    adjusted = np.full(len(p), np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    m = len(finite)
     running = 0.0
-    for rank, i in enumerate(order):
+    for rank, i in enumerate(finite[np.argsort(p[finite], kind="stable")]):
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted
@@ -339,10 +329,11 @@ def settle(interval: Interval, lower: float, upper: float, n_images: int | None 
     and delta for a claimed effect). If the true effect is the estimate, the interval excludes the
     nearer-to-miss bound with probability POWER once ``(q_level + q_power) * se`` falls below
     ``target = max(estimate - lower, upper - estimate)`` (the usual sample-size rule; ``q`` are t
-    quantiles at the planned seeds' degrees of freedom, normal for images). With several seeds: about
-    how many seeds at this seed-to-seed spread; with one: what two and three seeds would give if they
-    agreed up to their images' noise, and about how many images per seed (the image noise falls as
-    1/sqrt(n)). A rough estimate, as any power calculation from a pilot."""
+    quantiles at the planned seeds' degrees of freedom, S - 1 as in Hartung-Knapp's interval, normal for
+    images). With several seeds: about how many seeds at this seed-to-seed spread; with one: about
+    what two and three seeds would give if they differed only by their images' noise (Hartung-Knapp's
+    half-width at a seed spread equal to that noise), and about how many images per seed (the image
+    noise falls as 1/sqrt(n)). A rough estimate, as any power calculation from a pilot."""
     target = max(interval.estimate - lower, upper - interval.estimate)
     if target <= 1e-12:
         return "the estimate sits on the decision boundary: more data narrows the interval around it"
@@ -353,12 +344,11 @@ def settle(interval: Interval, lower: float, upper: float, n_images: int | None 
                                       float(stats.t.ppf(POWER, df)))
     if interval.n_seeds >= 2:
         for s in range(interval.n_seeds + 1, 10_001):
-            df = math.inf if interval.floor_binds else s - 1
-            if needed(df) * interval.seed_sd / math.sqrt(s) < target:
+            if needed(s - 1) * interval.seed_sd / math.sqrt(s) < target:
                 return f"about {s} seeds at this spread would settle it (80 % power)"
         return "more than 10,000 seeds at this spread: the effect is too noisy to settle this way"
     se = interval.se
-    more = "; ".join(f"{k} seeds agreeing up to their images' noise: ±{quantile(math.inf, level) * se / math.sqrt(k):.3g}"
+    more = "; ".join(f"{k} seeds differing only by their images' noise: about ±{quantile(k - 1, level) * se / math.sqrt(k):.3g}"
                      for k in (2, 3))
     if n_images is None:
         return f"one training run: the interval must shrink to ±{target / needed(math.inf) * quantile(math.inf, level):.3g} ({more})"
@@ -375,7 +365,7 @@ def combine_frame(table: Any, by: Sequence[str]) -> Any:
     rows = []
     for key, g in table.groupby(list(by), sort=False):
         effects = [SeedEffect(r.estimate, r.lo, r.hi) for r in g.itertuples()]
-        finite = [e for e in effects if all(math.isfinite(v) for v in (e.estimate, e.lo, e.hi))]
+        finite = [e for e in effects if e.finite]
         iv = combine(finite) if finite else None
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
                      "estimate": iv.estimate if iv else float("nan"), "lo": iv.lo if iv else float("nan"),
@@ -392,7 +382,7 @@ def per_seed_metrics(name: str, per_seed: Mapping[int, SeedEffect]) -> dict[str,
     ``<name>_hi_per_seed`` and ``<name>_n_per_seed`` (images) in seed order (the chapter's ``seeds``
     say which), and the combined interval as ``<name>``, ``<name>_lo``, ``<name>_hi`` for the prose."""
     effects = list(per_seed.values())
-    iv = combine(effects) if any(math.isfinite(e.estimate) for e in effects) else None
+    iv = combine(effects) if any(e.finite for e in effects) else None
     return {f"{name}_per_seed": [e.estimate for e in effects], f"{name}_lo_per_seed": [e.lo for e in effects],
             f"{name}_hi_per_seed": [e.hi for e in effects], f"{name}_n_per_seed": [e.n for e in effects],
             name: iv.estimate if iv else float("nan"), f"{name}_lo": iv.lo if iv else float("nan"),

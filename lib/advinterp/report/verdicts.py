@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.validation import check_number
-from .uncertainty import Interval, SeedEffect, combine, settle
+from .uncertainty import Interval, SeedEffect, combine, p_value, settle
 
 HOLDS, OPPOSITE, NEGLIGIBLE, INCONCLUSIVE, UNMEASURED = (
     "holds", "opposite", "negligible", "inconclusive", "not measured")
@@ -54,11 +54,9 @@ class Effect:
     delta: float
     reason: str
     margin: bool = False
-    #: the commit that first declared ``delta`` with ``reason`` (``tests/unit/test_findings.py`` keeps a
-    #: ledger: a delta that changes without its reason changing fails there)
+    #: the commit that declared ``delta`` with ``reason`` (its last entry in the append-only ledger
+    #: :mod:`advinterp.report.ledger`, which keeps every earlier delta; ``tests/unit/test_ledger.py``)
     declared: str = ""
-    #: how delta came to be what it is, when it was changed after results existed
-    history: str = ""
     #: where the effect's per-seed values live in a results file, when that depends on its parameters
     #: (e.g. the dissected network's deepest layer): observations -> results name; default ``name``
     source: Callable[[Mapping[str, Any]], str] | None = field(default=None, compare=False, repr=False)
@@ -96,6 +94,13 @@ class Outcome:
         return self.verdict
 
 
+def outcome_p(o: Outcome) -> float:
+    """Two-sided p-value of "no effect" for an outcome, on the interval's own rule
+    (:func:`advinterp.report.uncertainty.p_value`), against its threshold's zero (``-delta`` for a
+    non-inferiority margin)."""
+    return p_value(o.interval, o.effect.threshold[0])
+
+
 def above_words(o: Outcome) -> str:
     """An outcome as a comparison in prose ("the detector ... its null"): is above it / is above it,
     by less than delta / is below it (opposite) / is not above it by delta or more (negligible) /
@@ -109,10 +114,11 @@ def above_words(o: Outcome) -> str:
     return "cannot yet be told apart from it (inconclusive)"
 
 
-def decide(effect: Effect, per_seed: Sequence[SeedEffect]) -> Outcome:
-    """The verdict of ``effect`` from its per-seed estimates and image-level intervals."""
-    iv = combine(per_seed)
-    counts = [e.n for e in per_seed if e.n > 0]
+def decide(effect: Effect, per_seed: Sequence[SeedEffect], seeds: Sequence[Any] | None = None) -> Outcome:
+    """The verdict of ``effect`` from its per-seed estimates and image-level intervals (``seeds``: their
+    names, so that a seed left out of the combination is named)."""
+    iv = combine(per_seed, seeds=seeds)
+    counts = [e.n for e in per_seed if e.n > 0 and e.finite]
     n_images = round(sum(counts) / len(counts)) if counts else None
     zero, delta = effect.threshold
     if iv.lo > zero:

@@ -17,34 +17,37 @@ so no verdict is typed by hand:
 Each claim has a **protocol**: ``paper`` - the paper's own setting and comparison, as close as the
 tier allows (the row the scorecard counts and headlines) - or ``extension`` - a control or setting
 the book adds (a held-out network, a max-softmax bar), shown under the paper row it ``extends``,
-marked, never counted. Every claim of the four papers has a ``paper`` row. A claim with
-``counted=False`` is a tool the book relies on (chapter 1's ensemble transfer, Liu et al.'s) rather
-than one of the four papers' claims: shown, never counted.
+marked, never counted - or ``premise`` - what a paper builds on rather than what it finds (Moshe et
+al. start from robust models being more interpretable): shown, never counted. Every claim of the four
+papers has a ``paper`` row. A claim with ``counted=False`` is a tool the book relies on (chapter 1's
+ensemble transfer, Liu et al.'s) rather than one of the four papers' claims: shown, never counted.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ..core.validation import check_choice, fail
+from ..report import ledger
 from ..report import recorded as rec
 from ..report.tables import Table
-from ..report.uncertainty import from_metrics
+from ..report.uncertainty import LEVEL, from_metrics, holm
 from ..report.verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE, UNMEASURED, VERDICTS, Effect, Outcome
-from ..report.verdicts import combine_outcomes, decide
+from ..report.verdicts import combine_outcomes, decide, outcome_p
 
 __all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "VERDICTS", "PROTOCOLS", "Effect",
            "Claim", "Finding", "claim", "assess", "at_scale", "scorecard", "forest", "counts", "observations",
            "styled"]
 
-#: a claim's protocol: the paper's own setting and comparison, or one the book adds
-PAPER, EXTENSION = "paper", "extension"
-PROTOCOLS = (PAPER, EXTENSION)
+#: a claim's protocol: the paper's own setting and comparison, one the book adds, or a premise the paper
+#: builds on (not its finding: shown, never counted)
+PAPER, EXTENSION, PREMISE = "paper", "extension", "premise"
+PROTOCOLS = (PAPER, EXTENSION, PREMISE)
 
 Metrics = Mapping[str, Any]
 
@@ -84,33 +87,58 @@ class Claim:
 @dataclass(frozen=True)
 class Finding:
     """A claim decided on one results file: the verdict, the outcome that decides it (None when not
-    measured, with ``note`` saying why) and every effect's outcome."""
+    measured, with ``note`` saying why), every effect's outcome, and how an earlier delta of an effect
+    (:func:`advinterp.report.ledger.earlier`) would have decided the claim, when differently."""
 
     claim: Claim
     verdict: str
     outcome: Outcome | None = None
     outcomes: tuple[Outcome, ...] = field(default=())
     note: str = ""
+    #: e.g. ``negligible at the earlier δ = 0.01 (declared in 6838ddf, 2026-11-25)``
+    earlier: tuple[str, ...] = ()
 
     @property
     def words(self) -> str:
         return self.outcome.words if self.outcome is not None else self.verdict
 
+    @property
+    def one_run(self) -> bool:
+        """Whether the verdict rests on one training run (its interval ignores the seed-to-seed spread)."""
+        return self.outcome is not None and self.outcome.interval.one_run
+
+    @property
+    def p_value(self) -> float:
+        """The p-value of the verdict's test (for Holm across claims): for "holds", the largest of its
+        effects' p-values (an intersection-union test rejects only when every effect does); otherwise
+        the deciding effect's. NaN when not measured."""
+        if self.outcome is None:
+            return float("nan")
+        if self.verdict == HOLDS:
+            return max(outcome_p(o) for o in self.outcomes)
+        return outcome_p(self.outcome)
+
     def cell(self) -> str:
-        """The finding as one table cell: verdict, effect with its interval, and what settles it."""
+        """The finding as one table cell: verdict, effect with its interval, what it rests on (seeds,
+        and any seed left out), what settles it, and a verdict an earlier delta would have given."""
         if self.outcome is None:
             return "not run yet" if self.note == "not run" else f"not measured ({self.note})"
         o = self.outcome
         which = f" ({o.effect.label})" if len(self.claim.effects) > 1 else ""
-        text = f"{o.words}{which}: {o.interval.text()}, {seeds_words(o.interval.n_seeds)}"
-        return text + (f"; {o.settle}" if o.settle else "")
+        text = f"{o.words}{which}: {o.interval.text()}, {o.interval.seeds_words()}"
+        text += f"; {o.settle}" if o.settle else ""
+        return text + "".join(f"; {e}" for e in self.earlier)
 
     def short_cell(self) -> str:
-        """The finding in a compact cell: verdict, effect and interval (and "one training run")."""
+        """The finding in a compact cell: verdict, effect and interval, "one training run", the seeds
+        used when one was left out, and "δ changed" when an earlier delta decided otherwise."""
         if self.outcome is None:
             return "not run yet" if self.note == "not run" else "not measured"
         iv = self.outcome.interval
-        return f"{self.outcome.words} {iv.text()}" + (" (one training run)" if iv.n_seeds == 1 else "")
+        marks = (["one training run"] if iv.one_run else []) + (
+            [f"{iv.n_seeds} of {iv.n_seeds + len(iv.dropped)} seeds"] if iv.dropped else []) + (
+            [f"δ changed: {'; '.join(self.earlier)}"] if self.earlier else [])
+        return f"{self.outcome.words} {iv.text()}" + (f" ({'; '.join(marks)})" if marks else "")
 
 
 def seeds_words(n: int) -> str:
@@ -128,13 +156,15 @@ def claim(key: str, paper: str, text: str, chapter: str, effects: Effect | tuple
 
 def assess(c: Claim, metrics: Metrics | None) -> Finding:
     """``c`` decided on ``metrics`` (``not measured`` when they are absent, when the claim does not
-    apply to them, or when they lack an effect's per-seed values)."""
+    apply to them, or when they lack an effect's per-seed values). A seed without a finite interval
+    is left out by name (``metrics["seeds"]``), with the results' ``<effect>_why`` when they give one."""
     if metrics is None:
         return Finding(c, UNMEASURED, note="not run")
     reason = c.applies(metrics) if c.applies is not None else None
     if reason:
         return Finding(c, UNMEASURED, note=reason)
-    outcomes = []
+    seeds = metrics.get("seeds") if isinstance(metrics.get("seeds"), list) else None
+    outcomes, earlier = [], []
     for e in c.effects:
         try:
             name = e.results_name(metrics)
@@ -145,12 +175,19 @@ def assess(c: Claim, metrics: Metrics | None) -> Finding:
             # (a record made before this effect was measured: its page says so at length)
             return Finding(c, UNMEASURED, note="no per-seed values of this effect in these results: they were "
                                                "made before it was measured")
-        if not any(s.estimate == s.estimate and s.lo == s.lo for s in per_seed):  # every seed NaN
-            why = metrics.get(f"{name}_why") or "no seed gave a finite estimate"
-            return Finding(c, UNMEASURED, note=str(why))
-        outcomes.append(decide(e, per_seed))
+        why = metrics.get(f"{name}_why")
+        if not any(s.finite for s in per_seed):
+            return Finding(c, UNMEASURED, note=str(why or "no seed gave a finite estimate and interval"))
+        o = decide(e, per_seed, seeds)
+        if o.interval.dropped and why:
+            o = replace(o, interval=replace(o.interval, dropped=tuple(f"{d} ({why})" for d in o.interval.dropped)))
+        outcomes.append(o)
+        for d in ledger.earlier(e.name):
+            then = decide(replace(e, delta=d.delta), per_seed, seeds)
+            if then.words != o.words:
+                earlier.append(f"{then.words} at the earlier {d.words()}")
     verdict, deciding = combine_outcomes(outcomes)
-    return Finding(c, verdict, deciding, tuple(outcomes))
+    return Finding(c, verdict, deciding, tuple(outcomes), earlier=tuple(earlier))
 
 
 def claim_words(claims: tuple[Claim, ...] | list[Claim], params: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, str]:
@@ -196,19 +233,27 @@ class ScaleSection:
 
 
 def effect_column(c: Claim) -> str:
-    """The effect(s) a claim is decided by, with delta, its reason and where it was declared."""
+    """The effect(s) a claim is decided by, with delta, its reason and where it was declared, and every
+    earlier delta from the ledger (:mod:`advinterp.report.ledger`) with why it changed."""
+    def was(e: Effect) -> str:
+        now = ledger.current(e.name)
+        why = f", {now.why_changed}" if now is not None and now.why_changed else ""
+        return "".join(f"; earlier {d.words()}: {d.reason}{why}" for d in ledger.earlier(e.name))
     return "; ".join(f"{e.label} (δ = {'-' if e.margin else ''}{e.delta:g}: {e.reason}; declared in {e.declared}"
-                     + (f"; {e.history}" if e.history else "") + ")" for e in c.effects)
+                     + was(e) + ")" for e in c.effects)
 
 
 def protocol_words(c: Claim) -> str:
-    """``paper``, or ``extension (not counted)`` for a row the book adds under its paper row (tables)."""
-    return c.protocol if c.protocol == PAPER else "extension (not counted)"
+    """``paper``, or ``extension (not counted)`` / ``premise (not counted)`` / ``paper (tool, not
+    counted)`` for a row the scorecard does not count (tables)."""
+    if c.protocol == PAPER:
+        return c.protocol if c.counted else "paper (tool, not counted)"
+    return f"{c.protocol} (not counted)"
 
 
 def ordered(claims: Sequence[Claim]) -> list[Claim]:
-    """Paper rows in declaration order, each followed by the extensions that extend it."""
-    papers = [c for c in claims if c.protocol == PAPER]
+    """Paper rows and premises in declaration order, each followed by the extensions that extend it."""
+    papers = [c for c in claims if c.protocol != EXTENSION]
     out = []
     for p in papers:
         out += [p] + [c for c in claims if c.extends == p.key]
@@ -241,13 +286,14 @@ def at_scale(declared: Sequence[Claim], live: Metrics, folder: Path | None = Non
             sentences.append(f"{title}: not run yet" + (f" ({'; '.join(notes)})" if notes else "") + ".")
             continue
         r, note = records[0], next((n for _, _, n in found if n), "")
-        verdicts = [f.verdict for (f, _, _), c in zip(found, claims) if c.protocol == PAPER]
+        verdicts = [f.verdict for (f, _, _), c in zip(found, claims) if c.scored]
         agree = sum(a.verdict == b.verdict for a, (b, _, _) in zip(here, found))
         stale = rec.scale_index(folder).get(chapter, {}).get(tier, {}).get("stale")
         sentences.append(
-            f"{title} (`{r.run}`, {len(r.seeds)} seed(s){'; ' + note if note else ''}): " + ", ".join(
-                f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v)) +
-            " (paper rows)" + f"; {agree} of {len(claims)} verdict(s), extensions included, as on this page."
+            f"{title} (`{r.run}`, {len(r.seeds)} seed(s){'; ' + note if note else ''}): " + (", ".join(
+                f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v)) + " (counted paper rows)"
+                if verdicts else "no row of this chapter is a counted paper row")
+            + f"; {agree} of {len(claims)} verdict(s), extensions and uncounted rows included, as on this page."
             + (f" **This record is out of date:** {stale.rstrip('.')}." if stale else ""))
     summary = " ".join(sentences) + " The appendix gives each record's command and provenance."
     return ScaleSection(pd.DataFrame(columns), {"scale_summary": summary})
@@ -278,22 +324,54 @@ def scorecard(claims: Mapping[str, Sequence[Claim]], live: Mapping[str, Metrics 
     return rows
 
 
-def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int]:
+def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int | float | str]:
     """How many of the papers' claims (paper rows: :attr:`Claim.scored`) hold, are opposite, negligible,
-    inconclusive or not measured in each tier: ``n_claims``, ``n_<verdict>_<tier>`` (tiers:
-    ``default``, ``cpu``, ``gpu``), ``n_extensions``; ``n_holds_small_<tier>`` counts the holds that are
-    smaller than delta, ``n_one_run_<tier>`` the verdicts resting on one training run."""
+    inconclusive or not measured in each tier (``default``, ``cpu``, ``gpu``), with the verdicts that
+    rest on one training run counted apart: ``n_<verdict>_<tier>`` counts the verdicts on several
+    seeds, ``n_one_run_<verdict>_<tier>`` those on one (their intervals ignore how much another
+    training run would move the effect) and ``n_one_run_<tier>`` all of those; ``n_holds_small_<tier>``
+    counts the multi-seed holds smaller than delta; ``n_claims``, ``n_extensions`` and ``n_not_counted``
+    (tools and premises) the rows. The
+    error rate (:func:`error_rate`) is added per tier."""
     counted = [found for c, found in rows if c.scored]
-    out = {"n_claims": len(counted), "n_extensions": sum(c.protocol == EXTENSION for c, _ in rows)}
+    out: dict[str, int | float | str] = {
+        "n_claims": len(counted), "n_extensions": sum(c.protocol == EXTENSION for c, _ in rows),
+        "n_not_counted": sum(c.protocol != EXTENSION and not c.scored for c, _ in rows)}
     names = {DEFAULT_TIER: "default", **{title: tier for tier, title in rec.TIERS.items()}}
     for title, short in names.items():
-        verdicts = [found[title].verdict for found in counted]
+        findings = [found[title] for found in counted]
         for v in VERDICTS:
-            out[f"n_{v.replace(' ', '_')}_{short}"] = verdicts.count(v)
-        decided = [found[title].outcome for found in counted if found[title].outcome is not None]
-        out[f"n_holds_small_{short}"] = sum(o.verdict == HOLDS and o.small for o in decided)
-        out[f"n_one_run_{short}"] = sum(o.interval.n_seeds == 1 for o in decided)
+            key = v.replace(" ", "_")
+            out[f"n_{key}_{short}"] = sum(f.verdict == v and not f.one_run for f in findings)
+            if v != UNMEASURED:
+                out[f"n_one_run_{key}_{short}"] = sum(f.verdict == v and f.one_run for f in findings)
+        out[f"n_one_run_{short}"] = sum(f.one_run for f in findings)
+        out[f"n_holds_small_{short}"] = sum(f.verdict == HOLDS and not f.one_run and f.outcome is not None
+                                            and f.outcome.small for f in findings)
+        out.update({f"{k}_{short}": v for k, v in error_rate(findings).items()})
     return out
+
+
+def error_rate(findings: Sequence[Finding]) -> dict[str, int | float | str]:
+    """What chance alone would give among the counted rows of one tier, and Holm's adjustment across
+    them (Holm 1979, on :attr:`Finding.p_value`): ``n_decided`` (rows measured), ``n_chance`` (the
+    number of them expected to come out "holds" or "opposite" if no claim had any effect: each 95 %
+    interval excludes 0 with probability 5 %, so 0.05 per row), ``n_holds_holm`` and
+    ``n_opposite_holm`` (the holds and opposites whose Holm-adjusted p-value stays below 5 %: they
+    survive a family-wise error of 5 % across the counted rows) and ``error_words`` (one sentence)."""
+    decided = [f for f in findings if f.outcome is not None]
+    alpha = 1 - LEVEL
+    adjusted = holm([f.p_value for f in decided]) if decided else []
+    survive = {v: sum(bool(f.verdict == v and p < alpha) for f, p in zip(decided, adjusted)) for v in (HOLDS, OPPOSITE)}
+    found = {v: sum(f.verdict == v for f in decided) for v in (HOLDS, OPPOSITE)}
+    chance = alpha * len(decided)
+    words = (f"if none of the {len(decided)} measured paper rows had any effect, about {chance:.1f} of them would "
+             f"still come out 'holds' or 'opposite' at the intervals' {LEVEL:.0%} level; adjusted across them "
+             f"(Holm), {survive[HOLDS]} of the {found[HOLDS]} 'holds' and {survive[OPPOSITE]} of the "
+             f"{found[OPPOSITE]} 'opposite' keep a family-wise error below {alpha:.0%}") if decided else \
+        "no paper row is measured here"
+    return {"n_decided": len(decided), "n_chance": round(chance, 2), "n_holds_holm": survive[HOLDS],
+            "n_opposite_holm": survive[OPPOSITE], "error_words": words}
 
 
 def forest(rows: list[tuple[Claim, dict[str, Finding]]]) -> pd.DataFrame:
@@ -307,7 +385,7 @@ def forest(rows: list[tuple[Claim, dict[str, Finding]]]) -> pd.DataFrame:
             if f.outcome is None:
                 continue
             o, d = f.outcome, f.outcome.effect.delta
-            out.append({"claim": f"{c.chapter[:2]} {c.key}" + ("" if c.protocol == PAPER else " (ext.)"),
+            out.append({"claim": f"{c.chapter[:2]} {c.key}" + {PAPER: "", EXTENSION: " (ext.)", PREMISE: " (premise)"}[c.protocol],
                         "text": c.text, "tier": tier, "verdict": f.verdict,
                         "estimate": o.interval.estimate / d, "lo": o.interval.lo / d, "hi": o.interval.hi / d,
                         "margin": o.effect.margin, "counted": c.scored})

@@ -495,14 +495,15 @@ def _usable(pair: str) -> Any:
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = tuple(
     findings.claim(key, "Moshe et al. 2024", text, CHAPTER.stem, _pair_effect(a, b), applies=_usable(pair_name(a, b)),
-                   short=short)
-    for key, text, (a, b), short in (
+                   short=short, protocol=protocol)
+    for key, text, (a, b), short, protocol in (
         ("robust_premise", "Adversarially trained (robust) models have more interpretable attributions than "
-         "standard ones (the premise)", ("pgd_at", "standard"), "robust models more interpretable (premise)"),
+         "standard ones (the premise the paper builds on, not its finding)", ("pgd_at", "standard"),
+         "robust models more interpretable", findings.PREMISE),
         ("nas_vs_standard", "Regularising neural activation sensitivity makes attributions more interpretable than "
-         "standard training", ("nas", "standard"), "regulariser more interpretable than standard"),
+         "standard training", ("nas", "standard"), "regulariser more interpretable than standard", findings.PAPER),
         ("nas_vs_robust", "... and more interpretable than adversarial training", ("nas", "pgd_at"),
-         "regulariser more interpretable than adversarial training"),
+         "regulariser more interpretable than adversarial training", findings.PAPER),
     ))
 #: the consistent-loss model on the same scale (shown in the chapter, not a paper's claim)
 CL_PAIR = findings.Claim("cl_interpretable", "this book", "Consistent-loss training makes attributions more "

@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from ..core import paths
+from ..report import ledger, results
 from ..report.forest import VERDICT_COLORS
 from ..report.tables import Table
 from . import claims, findings
@@ -46,6 +47,8 @@ def _paper(c: findings.Claim) -> str:
     if c.paper.startswith("Dong"):
         return "Dong et al. (B)" if "workshop" in c.paper else "Dong et al. (A)"
     name = c.paper.split(" (")[0]
+    if c.protocol == findings.PREMISE:
+        return f"{name} (premise, not counted)"
     return name if c.counted else f"{name} (tool, not counted)"
 
 
@@ -55,10 +58,37 @@ def table(card: list[tuple[findings.Claim, dict[str, findings.Finding]]]) -> pd.
     definition, delta and reason are in the chapter's "At scale" table). Show it with :func:`styled`."""
     columns = list(card[0][1]) if card else []
     return pd.DataFrame({
-        "paper": [_paper(c) if c.protocol == findings.PAPER else "" for c, _ in card],
-        "claim": [(c.short if c.protocol == findings.PAPER else f"ext.: {c.short}") for c, _ in card],
+        "paper": [_paper(c) if c.protocol != findings.EXTENSION else "" for c, _ in card],
+        "claim": [{findings.EXTENSION: f"ext.: {c.short}", findings.PREMISE: f"premise: {c.short}"}.get(c.protocol, c.short)
+                  for c, _ in card],
         "ch.": [c.chapter[:2] for c, _ in card],
         **{SHORT_TIERS.get(col, col): [found[col].short_cell() for _, found in card] for col in columns}})
+
+
+def delta_history_words(card: list[tuple[findings.Claim, dict[str, findings.Finding]]]) -> str:
+    """Which deltas changed after they were first declared, from the ledger (:mod:`advinterp.report.ledger`):
+    a sentence for the intro (each chapter's table gives the whole history)."""
+    changed = []
+    for c, _ in card:
+        for e in c.effects:
+            found = ledger.history(e.name)
+            if len(found) > 1 and e.name not in {x[0] for x in changed}:
+                steps = " to ".join(f"{d.delta:g}" for d in found)
+                changed.append((e.name, f"chapter {int(c.chapter[:2])}'s δ for {e.label.split(',')[0]} went from {steps} "
+                                        f"({found[-1].commit}, {found[-1].date}: {found[-1].why_changed})"))
+    if not changed:
+        return "Every δ is the one first declared for its effect."
+    return (f"{len(changed)} δ changed after it was first declared (each chapter's table gives its whole history, and "
+            "a verdict that an earlier δ would have decided otherwise says so): " + "; ".join(w for _, w in changed) + ".")
+
+
+def publish(card: list[tuple[findings.Claim, dict[str, findings.Finding]]]) -> None:
+    """Glue what the intro's prose cites: the counts (:func:`findings.counts`) as numbers, its sentences
+    (the error rates, :func:`delta_history_words`) as Markdown."""
+    counts = findings.counts(card)
+    results.glue_all({k: v for k, v in counts.items() if not isinstance(v, str)})
+    results.glue_words_all({**{k: v for k, v in counts.items() if isinstance(v, str)},
+                            "delta_history_words": delta_history_words(card)})
 
 
 def styled(frame: pd.DataFrame) -> Table:

@@ -9,19 +9,18 @@ attacks made against it; the ensemble set is chapter 1's) with ``s(x)``
 beside two references on the same inputs:
 
 * the **permutation null**: the same detector with the concepts shuffled among the live neurons,
-  ``n_permutations`` times (:func:`advinterp.interpret.tracing.permutation_null`); its mean and 95 %
+  ``n_permutations`` times (:func:`advinterp.interpret.tracing.permuted_scores`); its mean and 95 %
   quantile are the detector's chance level;
 * the **maximum softmax probability** (MSP), the classifier's own confidence.
 
-The claims (intervals: DeLong for AUROC differences on the same cases, :mod:`advinterp.report.uncertainty`):
-the detector on the consistent-loss model works (above its null **and** above MSP: both must hold),
-and it works better on the consistent-loss model than on the standard one, compared on the same
-source images (correct for both; their own attack fools both).
+The claims (intervals on AUROC differences on the same cases, paired per case:
+:mod:`advinterp.report.auroc`): the detector on the consistent-loss model works (above its null's mean;
+above MSP is an extension the book adds), and it works better on the consistent-loss model than on the
+standard one, compared on the same source images (correct for both; their own attack fools both).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +33,13 @@ from ..attacks.advdata import AdversarialSet, cached_adversarial_set
 from ..core.devices import derive_seed, generator
 from ..core.params import Chapter, ChapterParams, at_most, flag, integer, one_of
 from ..interpret.influence import BASELINE
-from ..interpret.tracing import (Tracer, agreement_score, build_tracer, detection_auc, max_softmax, permutation_null,
-                                 top1_concept_agreement)
+from ..interpret.tracing import (Tracer, agreement_score, build_tracer, detection_auc, max_softmax, permuted_scores,
+                                 rank_auc, top1_concept_agreement)
 from ..models.predict import predict
 from ..report.results import with_spread
+from ..report.auroc import auroc_interval
 from ..report.settings import Setting
-from ..report.uncertainty import SeedEffect, delong_interval, from_metrics, per_seed_metrics
+from ..report.uncertainty import SeedEffect, from_metrics, per_seed_metrics
 from ..report.verdicts import above_words, decide
 from ..training.loop import TrainedModel
 from . import findings
@@ -118,6 +118,8 @@ class Scores:
     adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
     msp_adversarial: dict[str, torch.Tensor] = field(default_factory=dict)
     fooled: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: per attack, the permutation null's detector scores ``(n_permutations, scored cases)``: the clean
+    #: probes it gets right, then the adversarial probes that fool it (as ``-s(x)``)
     null: dict[str, np.ndarray] = field(default_factory=dict)
 
     def scored(self) -> Scores:
@@ -175,12 +177,13 @@ def run(setup: S.Setup) -> Result:
                         f = fooled[attack]
                         diff, pred = adv_pd[attack]
                         s_adv = agreement_score(diff, pred, tracer.concept, A, P.top_k, weighted=weighted)
-                        null = np.full(1, np.nan)
+                        null, null_scores = np.full(1, np.nan), np.full((1, 0), np.nan)
                         if headline and ok.any() and f.any():
                             g = generator(derive_seed(seed, name, layer, attack))
-                            null = permutation_null(pd_clean[ok], pred_clean[ok], diff[f], pred[f], tracer.concept,
-                                                    tracer.live, A, P.top_k, weighted=weighted,
-                                                    n_permutations=P.n_permutations, generator=g)
+                            permuted = permuted_scores(pd_clean[ok], pred_clean[ok], diff[f], pred[f], tracer.concept,
+                                                       tracer.live, A, P.top_k, weighted=weighted,
+                                                       n_permutations=P.n_permutations, generator=g)
+                            null, null_scores = rank_auc(*permuted), np.concatenate(permuted, axis=1)
                         adv_is_pred, adv_is_true = (top1_concept_agreement(diff[f], pred[f], adv.y[f], tracer.concept)
                                                     if f.any() else (float("nan"), float("nan")))
                         rows.append({
@@ -196,7 +199,7 @@ def run(setup: S.Setup) -> Result:
                             "auc_msp": _auc_or_nan(msp_clean[ok], msp_adv[attack][f])})
                         if headline:
                             entry.adversarial[attack], entry.msp_adversarial[attack] = s_adv, msp_adv[attack]
-                            entry.fooled[attack], entry.null[attack] = f, null
+                            entry.fooled[attack], entry.null[attack] = f, null_scores
                     if headline:
                         scores[(seed, name)] = entry
     return Result(pd.DataFrame(rows), scores, models)
@@ -204,35 +207,36 @@ def run(setup: S.Setup) -> Result:
 
 def detector_effects(s: Scores, attack: str) -> dict[str, SeedEffect]:
     """One (seed, model)'s detector against its references on the same cases (clean probes it gets
-    right, adversarial probes that fool it; DeLong): ``vs_null`` (AUC minus the null's mean, the
-    uncertainty of that mean, ``sd / sqrt(n_permutations)``, added to the AUC's sampling variance) and ``vs_msp`` (AUC minus MSP's AUC)."""
+    right, adversarial probes that fool it; :func:`advinterp.report.auroc.auroc_interval`): ``vs_null``
+    (AUC minus the null's mean AUC, paired per case: the null's mean is a mean of AUROCs on the same
+    images, so its sampling variance and its correlation with the detector's AUC enter the interval,
+    and so does its Monte Carlo variance over the permutations, ``var / n_permutations``) and ``vs_msp``
+    (AUC minus MSP's AUC)."""
     ok, f = s.ok, s.fooled[attack]
     if not ok.any() or not f.any():
         nan = SeedEffect(float("nan"), float("nan"), float("nan"))
         return {"vs_null": nan, "vs_msp": nan}
-    labels = np.r_[np.zeros(int(ok.sum())), np.ones(int(f.sum()))]
+    n_clean = int(ok.sum())
+    labels = np.r_[np.zeros(n_clean), np.ones(int(f.sum()))]
     detector = -np.r_[s.clean[ok].numpy(), s.adversarial[attack][f].numpy()]
     msp = -np.r_[s.msp_clean[ok].numpy(), s.msp_adversarial[attack][f].numpy()]
     null = s.null[attack]
-    alone = delong_interval(labels, detector, reference=float(null.mean()))
-    # the reference is the null's mean, estimated from n_permutations draws: its own uncertainty is
-    # sd / sqrt(n_permutations), not the null's whole spread (that is the spread of one permuted AUC)
-    se = math.sqrt(alone.se ** 2 + float(null.var(ddof=1)) / len(null))
-    return {"vs_null": SeedEffect.normal(alone.estimate, se, len(labels)),
-            "vs_msp": delong_interval(labels, detector, msp)}
+    null_aucs = rank_auc(null[:, :n_clean], null[:, n_clean:])
+    return {"vs_null": auroc_interval(labels, detector, null, b_extra_var=float(null_aucs.var(ddof=1)) / len(null_aucs)),
+            "vs_msp": auroc_interval(labels, detector, msp)}
 
 
 def model_comparison(a: Scores, b: Scores, attack: str) -> SeedEffect:
     """The detector's AUC on model ``a`` minus on model ``b``, on the same source probes: clean probes
     both get right, and probes whose own ``attack`` fools both (each model scored on its own
-    adversarial version); DeLong's paired interval."""
+    adversarial version); the paired interval of :func:`advinterp.report.auroc.auroc_interval`."""
     ok = a.ok & b.ok
     f = a.fooled[attack] & b.fooled[attack]
     if not ok.any() or not f.any():
         return SeedEffect(float("nan"), float("nan"), float("nan"))
     labels = np.r_[np.zeros(int(ok.sum())), np.ones(int(f.sum()))]
     score = {m: -np.r_[s.clean[ok].numpy(), s.adversarial[attack][f].numpy()] for m, s in (("a", a), ("b", b))}
-    return delong_interval(labels, score["a"], score["b"])
+    return auroc_interval(labels, score["a"], score["b"])
 
 
 def headline(result: Result, P: ChapterParams) -> pd.DataFrame:
@@ -307,21 +311,31 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     """Words the prose glues, decided by intervals."""
     observed = {**setup.P.public(), **metrics}
     out = findings.claim_words(CLAIMS, setup.P.public(), metrics)
+    seeds = observed.get("seeds")
     for m in MODELS:
-        for kind in ("vs_null", "vs_msp"):
-            e = findings.Effect(f"effect_tracing_{kind}_{m}", "", 0.02, "")
-            per_seed = [x for x in from_metrics(e.name, observed) or [] if x.estimate == x.estimate]
-            out[f"{kind}_{m}"] = above_words(decide(e, per_seed)) if per_seed else "could not be measured"
+        for kind, e in zip(("vs_null", "vs_msp"), detects(m)):
+            per_seed = from_metrics(e.name, observed) or []
+            out[f"{kind}_{m}"] = (above_words(decide(e, per_seed, seeds)) if any(x.finite for x in per_seed)
+                                  else "could not be measured")
     return out
 
 
-def _effect(kind: str, what: str) -> findings.Effect:
-    return findings.Effect(f"effect_tracing_{kind}_cl", f"consistent-loss model: detector AUC minus {what}", 0.02,
+def _effect(kind: str, what: str, model: str) -> findings.Effect:
+    return findings.Effect(f"effect_tracing_{kind}_{model}", f"{MODEL_WORDS[model]}: detector AUC minus {what}", 0.02,
                            "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
 
 
+#: how the effects name the models
+MODEL_WORDS = {"cl": "consistent-loss model", "standard": "standard model"}
+
+
+def detects(model: str) -> tuple[findings.Effect, findings.Effect]:
+    """The detector's effects on ``model``: against its permutation null's mean, and against MSP."""
+    return _effect("vs_null", "its permutation null's mean", model), _effect("vs_msp", "the max-softmax AUC", model)
+
+
 #: the effects the claims are decided by
-DETECTS = (_effect("vs_null", "its permutation null's mean"), _effect("vs_msp", "the max-softmax AUC"))
+DETECTS = detects("cl")
 CL_VS_STANDARD = findings.Effect(
     "effect_tracing_cl_vs_standard", "detector AUC on the consistent-loss model minus on the standard one, same "
     "source images", 0.02, "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")

@@ -263,7 +263,7 @@ def test_an_out_of_date_record_says_so_in_a_sentence_of_its_own(stem):
     for tier in rec.TIERS:
         stale = rec.scale_index().get(stem, {}).get(tier, {}).get("stale")
         if stale and rec.scale_record(stem, tier)[0] is not None:
-            assert f"**This record is out of date:** {stale.rstrip('.')}. " in summary
+            assert f"**stale, not evidence:** {stale.rstrip('.')}. " in summary
 
 
 def test_a_table_for_the_pdf_is_a_longtable_with_widths_from_its_text():
@@ -340,6 +340,50 @@ def test_tools_and_premises_are_never_counted():
     (premise,) = [c for c in study("07-sensitivity-regularization").CLAIMS if c.key == "robust_premise"]
     assert premise.protocol == findings.PREMISE
     (tool,) = study("01-adversarial-examples").CLAIMS
-    live = {"seeds": [0], **per_seed_metrics(tool.effects[0].name, {0: SeedEffect.normal(0.2, 0.01)})}
-    words = findings.at_scale([tool], live).words["scale_summary"]
+
+
+def test_a_chapter_of_tools_has_no_counted_rows_on_its_page(tmp_path):
+    (tool,) = study("01-adversarial-examples").CLAIMS
+    folder = tmp_path / "recorded"
+    _one_record(folder, None, "01-adversarial-examples", (tool.effects[0].name,))
+    words = findings.at_scale([tool], {}, folder).words["scale_summary"]
     assert "counted paper rows)" not in words and "no row of this chapter is a counted paper row" in words
+
+
+def _one_record(folder, stale: str | None, stem: str = "06-error-detection",
+                effects: tuple[str, ...] = ("effect_wu_combination", "effect_wu_vs_msp")) -> None:
+    """A CPU-tier record of one chapter whose ``effects`` clearly hold on three seeds."""
+    (folder / "run").mkdir(parents=True)
+    metrics = {k: v for e in effects for k, v in per_seed_metrics(e, {s: SeedEffect.normal(0.1, 0.005)
+                                                                         for s in range(3)}).items()}
+    (folder / "run" / f"{stem}.json").write_text(json.dumps({"chapter": stem, "params": {"seeds": [0, 1, 2]},
+                                                             "metrics": metrics}))
+    (folder / "run" / "provenance.json").write_text(json.dumps({"what": "t", "commit": "c", "date": "d",
+                                                                "machine": {}, "commands": {stem: "x"}}))
+    entry = {"run": "run", "note": "a test record"} | ({"stale": stale} if stale else {})
+    (folder / "scale.yaml").write_text(json.dumps({stem: {"cpu": entry}}))
+
+
+@pytest.mark.parametrize("stale", [None, "its mutants were drawn with replacement"])
+def test_a_stale_record_counts_nowhere(tmp_path, stale):
+    """Issue 44, item 1: the scorecard, the forest plot and the chapter's section show a stale record as
+    stale, never as a verdict, and count nothing from it."""
+    folder = tmp_path / "recorded"
+    _one_record(folder, stale)
+    card = scorecard.rows(tmp_path / "no-results", folder)
+    counts = findings.counts(card)
+    cpu = [found["CIFAR-10, CPU tier"] for c, found in card if c.chapter == "06-error-detection"]
+    forest = findings.forest(card)
+    summary = findings.at_scale(study("06-error-detection").CLAIMS, {}, folder).words["scale_summary"]
+    if stale is None:
+        assert counts["n_holds_cpu"] >= 1 and counts["n_stale_cpu"] == 0 and len(forest)
+        assert "stale" not in summary
+        return
+    assert counts["n_stale_cpu"] == sum(c.scored and c.chapter == "06-error-detection" for c, _ in card)
+    assert all(counts[f"n_{v.replace(' ', '_')}_cpu"] == 0 for v in findings.VERDICTS if v != findings.UNMEASURED)
+    assert counts["n_decided_cpu"] == 0 and forest.empty
+    assert all(f.verdict == findings.STALE and f.short_cell() == "stale (not counted)" and stale in f.cell()
+               for f in cpu)
+    table = scorecard.table(card)
+    assert not table["CIFAR-10, CPU"].str.contains("holds").any()
+    assert "stale, not evidence" in summary and stale in summary and "counted paper rows" not in summary

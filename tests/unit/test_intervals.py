@@ -70,10 +70,10 @@ def test_the_combination_matches_statsmodels_random_effects():
         se = rng.uniform(0.01, 0.05, s)
         with np.errstate(invalid="ignore"):   # statsmodels' sqrt of a negative tau^2's variance
             res = meta.combine_effects(est, se ** 2, method_re="dl")
-        fixed = res.tau2 < 0
-        # rows: fixed effect, random effect, fixed effect WLS (Hartung-Knapp), random effect WLS
-        ci_hk = np.asarray(res.conf_int(alpha=0.05, use_t=True))[2 if fixed else 3]
-        ci_re = np.asarray(res.conf_int(alpha=0.05, use_t=False))[0 if fixed else 1]
+            fixed = res.tau2 < 0
+            # rows: fixed effect, random effect, fixed effect WLS (Hartung-Knapp), random effect WLS
+            ci_hk = np.asarray(res.conf_int(alpha=0.05, use_t=True))[2 if fixed else 3]
+            ci_re = np.asarray(res.conf_int(alpha=0.05, use_t=False))[0 if fixed else 1]
         iv = U.combine([U.SeedEffect.normal(e, v) for e, v in zip(est, se)])
         mean = res.mean_effect_fe if fixed else res.mean_effect_re
         assert iv.estimate == pytest.approx(mean, rel=1e-9, abs=1e-12)

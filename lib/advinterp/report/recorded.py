@@ -104,13 +104,18 @@ def figures(chapter: str, tier: str, folder: Path | None = None) -> list[tuple[P
 
 
 def show_figures(chapter: str, folder: Path | None = None) -> int:
-    """Display, in a notebook, every figure the recorded tiers keep for ``chapter``, each under a line
-    naming the tier and its caption; returns how many were shown."""
+    """Display, in a notebook, every figure the current recorded tiers keep for ``chapter``, each under a
+    line naming the tier and its caption; a stale record's figures are not drawn (a line says so);
+    returns how many were shown."""
     from IPython.display import Image, Markdown, display
 
     shown = 0
     for tier, title in TIERS.items():
-        for path, caption in figures(chapter, tier, folder):
+        kept = figures(chapter, tier, folder)
+        if kept and stale_reason(chapter, tier, folder):
+            display(Markdown(f"**{title}**: the record is stale, so its {len(kept)} figure(s) are not shown."))
+            continue
+        for path, caption in kept:
             display(Markdown(f"**{title}** ({scale_index(folder)[chapter][tier]['run']}): {caption}"))
             display(Image(filename=str(path), width=720))
             shown += 1
@@ -139,6 +144,12 @@ def load(run: str, chapter: str, folder: Path | None = None) -> Record:
     if len(record.seeds) == 1:  # one seed has no spread (older records wrote 0 for it)
         record.metrics.update({k: None for k in record.metrics if k.endswith("_std")})
     return record
+
+
+def stale_reason(chapter: str, tier: str, folder: Path | None = None) -> str | None:
+    """Why the record of ``tier`` for ``chapter`` is stale (``scale.yaml``'s ``stale``), or None when it
+    is current. A stale record is shown as such and is evidence nowhere."""
+    return scale_index(folder).get(chapter, {}).get(tier, {}).get("stale") or None
 
 
 def scale_record(chapter: str, tier: str, folder: Path | None = None) -> tuple[Record | None, str]:

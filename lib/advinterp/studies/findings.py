@@ -40,9 +40,13 @@ from ..report.uncertainty import LEVEL, from_metrics, holm
 from ..report.verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE, UNMEASURED, VERDICTS, Effect, Outcome
 from ..report.verdicts import combine_outcomes, decide, outcome_p
 
-__all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "VERDICTS", "PROTOCOLS", "Effect",
+__all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "STALE", "VERDICTS", "PROTOCOLS", "Effect",
            "Claim", "Finding", "claim", "assess", "at_scale", "scorecard", "forest", "counts", "observations",
            "styled"]
+
+#: what a claim reads in a tier whose record is stale (made by code that no longer measures what the
+#: chapter measures): shown with its reason, never a verdict, counted nowhere
+STALE = "stale"
 
 #: a claim's protocol: the paper's own setting and comparison, one the book adds, or a premise the paper
 #: builds on (not its finding: shown, never counted)
@@ -121,6 +125,8 @@ class Finding:
     def cell(self) -> str:
         """The finding as one table cell: verdict, effect with its interval, what it rests on (seeds,
         and any seed left out), what settles it, and a verdict an earlier delta would have given."""
+        if self.verdict == STALE:
+            return f"stale, counted nowhere: {self.note}"
         if self.outcome is None:
             return "not run yet" if self.note == "not run" else f"not measured ({self.note})"
         o = self.outcome
@@ -132,6 +138,8 @@ class Finding:
     def short_cell(self) -> str:
         """The finding in a compact cell: verdict, effect and interval, "one training run", the seeds
         used when one was left out, and "δ changed" when an earlier delta decided otherwise."""
+        if self.verdict == STALE:
+            return "stale (not counted)"
         if self.outcome is None:
             return "not run yet" if self.note == "not run" else "not measured"
         iv = self.outcome.interval
@@ -211,13 +219,19 @@ def _recorded(record: rec.Record | None) -> dict[str, Any] | None:
 
 
 def tier_findings(c: Claim, folder: Path | None = None) -> dict[str, tuple[Finding, rec.Record | None, str]]:
-    """``c`` decided in each recorded tier: ``{tier: (finding, record, index note)}``."""
+    """``c`` decided in each recorded tier: ``{tier: (finding, record, index note)}``. A stale record
+    (:func:`advinterp.report.recorded.stale_reason`) is not evidence: its finding is :data:`STALE`, with
+    the reason as its note and no outcome, so nothing counts or draws it."""
     out = {}
     for tier in rec.TIERS:
         record, note = rec.scale_record(c.chapter, tier, folder)
-        finding = assess(c, _recorded(record))
+        stale = rec.stale_reason(c.chapter, tier, folder) if record is not None else None
         if record is None:
             finding = Finding(c, UNMEASURED, note="not run")
+        elif stale:
+            finding = Finding(c, STALE, note=stale)
+        else:
+            finding = assess(c, _recorded(record))
         out[tier] = (finding, record, note)
     return out
 
@@ -286,15 +300,18 @@ def at_scale(declared: Sequence[Claim], live: Metrics, folder: Path | None = Non
             sentences.append(f"{title}: not run yet" + (f" ({'; '.join(notes)})" if notes else "") + ".")
             continue
         r, note = records[0], next((n for _, _, n in found if n), "")
+        stale = rec.stale_reason(chapter, tier, folder)
+        if stale:
+            sentences.append(f"{title} (`{r.run}`): **stale, not evidence:** {stale.rstrip('.')}. Its numbers "
+                             "decide nothing here, in the scorecard or in the forest plot, until it is recorded again.")
+            continue
         verdicts = [f.verdict for (f, _, _), c in zip(found, claims) if c.scored]
         agree = sum(a.verdict == b.verdict for a, (b, _, _) in zip(here, found))
-        stale = rec.scale_index(folder).get(chapter, {}).get(tier, {}).get("stale")
         sentences.append(
             f"{title} (`{r.run}`, {len(r.seeds)} seed(s){'; ' + note if note else ''}): " + (", ".join(
                 f"{verdicts.count(v)} {v}" for v in VERDICTS if verdicts.count(v)) + " (counted paper rows)"
                 if verdicts else "no row of this chapter is a counted paper row")
-            + f"; {agree} of {len(claims)} verdict(s), extensions and uncounted rows included, as on this page."
-            + (f" **This record is out of date:** {stale.rstrip('.')}." if stale else ""))
+            + f"; {agree} of {len(claims)} verdict(s), extensions and uncounted rows included, as on this page.")
     summary = " ".join(sentences) + " The appendix gives each record's command and provenance."
     return ScaleSection(pd.DataFrame(columns), {"scale_summary": summary})
 
@@ -330,7 +347,8 @@ def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int | floa
     rest on one training run counted apart: ``n_<verdict>_<tier>`` counts the verdicts on several
     seeds, ``n_one_run_<verdict>_<tier>`` those on one (their intervals ignore how much another
     training run would move the effect) and ``n_one_run_<tier>`` all of those; ``n_holds_small_<tier>``
-    counts the multi-seed holds smaller than delta; ``n_claims``, ``n_extensions`` and ``n_not_counted``
+    counts the multi-seed holds smaller than delta, ``n_stale_<tier>`` the rows whose record is stale
+    (counted in no verdict); ``n_claims``, ``n_extensions`` and ``n_not_counted``
     (tools and premises) the rows. The
     error rate (:func:`error_rate`) is added per tier."""
     counted = [found for c, found in rows if c.scored]
@@ -346,6 +364,7 @@ def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int | floa
             if v != UNMEASURED:
                 out[f"n_one_run_{key}_{short}"] = sum(f.verdict == v and f.one_run for f in findings)
         out[f"n_one_run_{short}"] = sum(f.one_run for f in findings)
+        out[f"n_stale_{short}"] = sum(f.verdict == STALE for f in findings)
         out[f"n_holds_small_{short}"] = sum(f.verdict == HOLDS and not f.one_run and f.outcome is not None
                                             and f.outcome.small for f in findings)
         out.update({f"{k}_{short}": v for k, v in error_rate(findings).items()})

@@ -102,3 +102,20 @@ def test_papermill_dry_run_on_cpu(config, chapter, extra, fake_cifar, fake_image
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "r" / f"{chapter}.json").read_text())["metrics"]
     assert metrics
+
+
+#: what a tier's sweep may set beside its configuration: where the data is (and, for the GPU tier, that
+#: its CIFAR-10 comes as an image folder), and which seed a run of a one-seed chapter takes
+SWEEP_MAY_SET = {"data_root", "dataset"}
+
+
+@pytest.mark.parametrize("sweep", ["cpu-cifar10.yaml", "scale-cifar10.yaml"])
+def test_a_tier_config_alone_runs_a_chapter_as_its_record_did(sweep):
+    """Issue 44, item 5 (one source of settings): a tier's sweep passes its configuration file and sets no
+    chapter parameter of its own (the CPU tier's sweep once set chapter 6's operator, rate, mutants and
+    table rates, so the config alone ran NAI at five filters and failed)."""
+    spec = yaml.safe_load((REPO / "configs" / "sweeps" / sweep).read_text())
+    assert set(spec.get("params") or {}) <= SWEEP_MAY_SET, spec["params"]
+    for run in spec["runs"]:
+        assert not run.get("params"), (run["chapter"], run["params"])
+        assert set(run.get("grid") or {}) <= {"seed"}, (run["chapter"], run["grid"])

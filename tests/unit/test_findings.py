@@ -76,7 +76,7 @@ def test_recorded_results_exist_and_carry_provenance(stem, tier):
     assert record.command, f"{record.run}/provenance.json has no command for {stem}"
     for claim in study(stem).CLAIMS:
         f = findings.assess(claim, {**record.params, **record.metrics})
-        assert f.verdict in findings.VERDICTS and (f.outcome is not None or f.note)
+        assert f.verdict in (*findings.VERDICTS, findings.NOT_COMPARABLE) and (f.outcome is not None or f.note)
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
@@ -387,3 +387,20 @@ def test_a_stale_record_counts_nowhere(tmp_path, stale):
     table = scorecard.table(card)
     assert not table["CIFAR-10, CPU"].str.contains("holds").any()
     assert "stale, not evidence" in summary and stale in summary and "counted paper rows" not in summary
+
+
+def test_a_paper_number_from_another_network_is_not_comparable(tmp_path):
+    """Issue 44, item 7: chapter 6's paper row holds a run against ResNet-20's 0.933; a small CNN's run is
+    shown as not comparable and counted nowhere, while ResNet-20's is decided."""
+    (c,) = [c for c in study("06-error-detection").CLAIMS if c.key == "wu_auroc"]
+    metrics = {"is_cifar10": 1, "seeds": [0, 1, 2],
+               **per_seed_metrics(c.effects[0].name, {s: SeedEffect.normal(0.01, 0.005) for s in range(3)})}
+    small = findings.assess(c, {**metrics, "model": "small_cnn"})
+    paper = findings.assess(c, {**metrics, "model": "resnet20"})
+    assert small.verdict == findings.NOT_COMPARABLE and not small.decided and "ResNet-20" in small.cell()
+    assert "not comparable" in small.short_cell() and paper.verdict == findings.HOLDS and paper.decided
+    rows = [(c, {findings.DEFAULT_TIER: small, **{t: findings.Finding(c, findings.UNMEASURED, note="not run")
+                                                  for t in rec.TIERS.values()}})]
+    counts = findings.counts(rows)
+    assert counts["n_not_comparable_default"] == 1 and counts["n_holds_default"] == 0
+    assert counts["n_decided_default"] == 0 and findings.forest(rows).empty

@@ -10,10 +10,11 @@ import yaml
 
 from advinterp.models.architectures import MODELS
 from advinterp.report import recorded
-from advinterp.report.settings import Setting, contradictions, settings_frame, stated_settings
+from advinterp.report.settings import Setting, contradictions, settings_frame, stated_settings, unheld
 from advinterp.studies import STUDIES, study
 from advinterp.studies import wrong_predictions as ch6
 from advinterp.studies.ending import setting_runs, tier_frame
+from advinterp.training.recipes import RECIPES
 from chapter_tools import REPO
 
 
@@ -47,12 +48,52 @@ def _markdown(stem: str) -> str:
     return "\n\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
 
 
+#: the tiers' configurations: a chapter run with one of them alone runs as its tier's record did
+TIER_CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
+
+
+def _runs(stem: str) -> list[dict]:
+    """Every run a chapter's prose must hold in: this page's defaults, each recorded tier's parameters,
+    and each configuration file over the defaults (the parameters the chapter declares)."""
+    defaults = dict(study(stem).CHAPTER.defaults)
+    configs = [{**defaults, **{k: v for k, v in (yaml.safe_load(c.read_text()) or {}).items() if k in defaults}}
+               for c in TIER_CONFIGS]
+    return [_resolved(r) for r in (*setting_runs(stem, defaults).values(), *configs)]
+
+
+def _resolved(run: dict) -> dict:
+    """``epochs: null`` is the dataset's recipe (advinterp.training.recipes.RECIPES): what it runs."""
+    if "epochs" in run and run["epochs"] is None and run.get("dataset") in RECIPES:
+        return {**run, "epochs": RECIPES[run["dataset"]]["epochs"]}
+    return run
+
+
 @pytest.mark.parametrize("stem", [s for s in STUDIES if study(s).SETTINGS])
 def test_no_sentence_contradicts_a_run_of_its_chapter(stem):
-    """This page's defaults and every recorded tier's parameters: a sentence that types a setting (a
-    number of mutants, gamma, epochs, PGD steps, K, ...) must hold in each; the page says what ran."""
-    runs = setting_runs(stem, dict(study(stem).CHAPTER.defaults))
-    assert not contradictions(_markdown(stem), runs.values())
+    """This page's defaults, every recorded tier's parameters and every configuration: a sentence that
+    types a setting (mutants, rates, epochs, steps, K, top-N, reference images, eps, lambda, a layer or
+    network name, ...) must hold in each; the page says what ran."""
+    assert not contradictions(_markdown(stem), _runs(stem))
+
+
+def test_no_sentence_of_the_readme_or_the_appendix_contradicts_a_run():
+    """The README and the appendix describe many chapters at once, so a sentence names no one run: a
+    setting they type must be the value of some run (a chapter's default, a tier's configuration or
+    record)."""
+    texts = {"README.md": (REPO / "README.md").read_text(), "appendix": _markdown("appendix-scale")}
+    runs = [r for stem in STUDIES if study(stem).SETTINGS for r in _runs(stem)]
+    for name, text in texts.items():
+        assert not unheld(text, runs), name
+
+
+def test_the_new_patterns_find_what_was_typed():
+    text = ("Concepts come from 2,000 real training images and the top-5 influential neurons. "
+            "It attacks with 80 steps at eps = 0.3 on fc1, with small_resnet held out and lambda = 10.")
+    found = {(n, p[0]) for n, p, _ in stated_settings(text)}
+    assert {("2000", "n_reference"), ("5", "top_k"), ("80", "attack_steps"), ("0.3", "eps"), ("fc1", "layer"),
+            ("small_resnet", "model"), ("10", "lambda_cl")} <= found
+    assert not contradictions("Budget eps = 8/255.", [{"eps": 0.03137}])
+    assert contradictions("Budget eps = 0.3.", [{"eps": 0.03137}])
 
 
 @pytest.mark.parametrize("config", sorted((REPO / "configs").glob("*.yaml")), ids=lambda p: p.name)

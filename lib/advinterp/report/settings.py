@@ -7,6 +7,7 @@ can fail when one contradicts what a run recorded.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -68,20 +69,33 @@ def settings_table(settings: Sequence[Setting], runs: Mapping[str, Mapping[str, 
 
 # ---- settings typed in prose ---------------------------------------------------------------------
 
-#: sentence patterns that state a setting, each with the parameters the number may be the value of
+#: the layer names the library's networks use (a layer typed in prose is a setting too)
+LAYER_NAME = r"(?:conv\d+|fc\d+|layer\d+|features\[\d+\]|block\d+)"
+#: the networks' registered names (``advinterp.models.architectures.MODELS``), matched as whole words
+NETWORK_NAME = r"(?:small_cnn|small_resnet|wide_cnn|mlp|vgg_cifar|resnet20|resnet18|alexnet|vgg16|resnet50)"
+
+#: sentence patterns that state a setting, each with the parameters the value may be the value of
 STATED: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
     (re.compile(r"\b(\d[\d,]*) (?:accepted |distinct )?mutants\b"), ("n_mutants",)),
-    (re.compile(r"\bgamma\s*=\s*(\d*\.?\d+)"), ("mutation_rate",)),
+    (re.compile(r"\bgamma\s*=\s*(\d*\.?\d+)"), ("mutation_rate", "table_rates")),
+    (re.compile(r"\brates? (?:of )?(\d*\.\d+)"), ("mutation_rate", "table_rates")),
     (re.compile(r"\b(\d+) (?:training |fine-tuning )?epochs\b"), ("epochs", "finetune_epochs")),
     (re.compile(r"\bPGD-(\d+)\b"), ("eval_steps", "train_steps", "at_steps", "attack_steps")),
+    (re.compile(r"(?<!every )\b(\d+) (?:sign |attack |PGD )?steps\b"), ("attack_steps", "eval_steps", "train_steps", "at_steps")),
     (re.compile(r"\bm\s*=\s*(\d+)\b"), ("conductance_steps",)),
     (re.compile(r"\b(\d[\d,]*) (?:test |probe )?(?:probes|probe images)\b"), ("n_probe", "n_robust")),
+    (re.compile(r"\b(\d[\d,]*) real (?:training |reference )?images\b"), ("n_reference",)),
     (re.compile(r"\b(\d[\d,]*) permutations\b"), ("n_permutations",)),
     (re.compile(r"\bK\s*=\s*(\d+)\b"), ("k",)),
+    (re.compile(r"\btop-(\d+)\b(?! influential)"), ("k", "k_show")),
+    (re.compile(r"\btop-(\d+) influential"), ("top_k",)),
     (re.compile(r"\b(\d+) restarts\b"), ("eval_restarts",)),
+    (re.compile(r"\b(?:eps|ε|epsilon)\s*=\s*(\d*\.?\d+(?:/255)?)"), ("eps", "train_eps", "at_eps", "eps_grid")),
+    (re.compile(r"\b(?:λ|lambda)\s*=\s*(\d*\.?\d+)"), ("lambda_cl", "lambdas", "lambda_nas", "lambdas_nas")),
+    (re.compile(r"\b(?:layer|at|on|of) (" + LAYER_NAME + r")\b"), ("layer", "layers", "conductance_layer",
+                                                                    "trace_layers", "nas_layers")),
+    (re.compile(r"\b(" + NETWORK_NAME + r")\b(?! (?:has|would|reaches|is held))"), ("model", "ensemble", "heldout")),
 )
-
-
 def sentences(markdown: str) -> list[str]:
     """The sentences of a markdown text (fence lines, code spans and roles removed: a parameter's name
     or a glued value is not a typed setting; a fenced block's text, e.g. a margin note, is kept)."""
@@ -123,8 +137,25 @@ def contradictions(markdown: str, runs: Iterable[Mapping[str, Any]]) -> list[str
     return found
 
 
-def _same(number: str, value: Any) -> bool:
+def unheld(markdown: str, runs: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Stated settings that no run holds (for text that describes many chapters at once, the README or
+    the appendix, whose sentences name no one run): ``"'PGD-40 ...' states 40, which no run has"``."""
+    runs = list(runs)
+    found = []
+    for number, params, sentence in stated_settings(markdown):
+        having = [run[p] for run in runs for p in params if p in run]
+        if having and not any(_same(number, v) for v in having):
+            found.append(f"{sentence!r} states {number}, which no run has as {' / '.join(params)}")
+    return found
+
+
+def _same(stated: str, value: Any) -> bool:
+    """Whether a stated value is the run's value (or one of its values, for a list parameter): numbers
+    compared as numbers (``8/255`` as a fraction), names as names."""
+    if isinstance(value, list | tuple):
+        return any(_same(stated, v) for v in value)
     try:
-        return float(number) == float(value)
+        number = (float(stated[:-4]) / 255) if stated.endswith("/255") else float(stated)
+        return math.isclose(number, float(value), rel_tol=1e-3)
     except (TypeError, ValueError):
-        return False
+        return stated == str(value)

@@ -40,13 +40,17 @@ from ..report.uncertainty import LEVEL, from_metrics, holm
 from ..report.verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE, UNMEASURED, VERDICTS, Effect, Outcome
 from ..report.verdicts import combine_outcomes, decide, outcome_p
 
-__all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "STALE", "VERDICTS", "PROTOCOLS", "Effect",
+__all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "STALE", "NOT_COMPARABLE", "VERDICTS", "PROTOCOLS", "Effect",
            "Claim", "Finding", "claim", "assess", "at_scale", "scorecard", "forest", "counts", "observations",
            "styled"]
 
 #: what a claim reads in a tier whose record is stale (made by code that no longer measures what the
 #: chapter measures): shown with its reason, never a verdict, counted nowhere
 STALE = "stale"
+
+#: what a paper row reads when it compares this run with a number the paper measured in a setting this run
+#: does not share (chapter 6: the paper's ResNet-20 AUROC against a small CNN): the effect is shown, not counted
+NOT_COMPARABLE = "not comparable"
 
 #: a claim's protocol: the paper's own setting and comparison, one the book adds, or a premise the paper
 #: builds on (not its finding: shown, never counted)
@@ -75,6 +79,9 @@ class Claim:
     extends: str | None = None
     #: the claim in a short phrase (the scorecard's row)
     short: str = ""
+    #: for a paper row read against a number the paper measured: why a results file's run is not
+    #: comparable with the paper's (another network, say), or None; such a run is shown, not counted
+    comparable: Callable[[Metrics], str | None] | None = None
 
     def __post_init__(self) -> None:
         check_choice(f"protocol of claim {self.key}", self.protocol, PROTOCOLS)
@@ -104,12 +111,20 @@ class Finding:
 
     @property
     def words(self) -> str:
-        return self.outcome.words if self.outcome is not None else self.verdict
+        """The verdict in words; a run that is not comparable says so before what it measured."""
+        if self.verdict == NOT_COMPARABLE:
+            return f"not comparable with the paper's number (as measured: {self.outcome.words})"
+        return self.outcome.words if self.outcome is not None and self.verdict != STALE else self.verdict
 
     @property
     def one_run(self) -> bool:
         """Whether the verdict rests on one training run (its interval ignores the seed-to-seed spread)."""
         return self.outcome is not None and self.outcome.interval.one_run
+
+    @property
+    def decided(self) -> bool:
+        """Whether it is a verdict that counts (not stale, not "not comparable", measured)."""
+        return self.outcome is not None and self.verdict in VERDICTS
 
     @property
     def p_value(self) -> float:
@@ -127,6 +142,9 @@ class Finding:
         and any seed left out), what settles it, and a verdict an earlier delta would have given."""
         if self.verdict == STALE:
             return f"stale, counted nowhere: {self.note}"
+        if self.verdict == NOT_COMPARABLE:
+            return (f"not comparable, not counted ({self.note}): {self.outcome.interval.text()}, "
+                    f"{self.outcome.interval.seeds_words()}")
         if self.outcome is None:
             return "not run yet" if self.note == "not run" else f"not measured ({self.note})"
         o = self.outcome
@@ -140,6 +158,8 @@ class Finding:
         used when one was left out, and "δ changed" when an earlier delta decided otherwise."""
         if self.verdict == STALE:
             return "stale (not counted)"
+        if self.verdict == NOT_COMPARABLE:
+            return f"not comparable (not counted): {self.outcome.words} {self.outcome.interval.text()}"
         if self.outcome is None:
             return "not run yet" if self.note == "not run" else "not measured"
         iv = self.outcome.interval
@@ -156,10 +176,11 @@ def seeds_words(n: int) -> str:
 
 def claim(key: str, paper: str, text: str, chapter: str, effects: Effect | tuple[Effect, ...], *,
           counted: bool = True, applies: Callable[[Metrics], str | None] | None = None, protocol: str = PAPER,
-          extends: str | None = None, short: str = "") -> Claim:
+          extends: str | None = None, short: str = "",
+          comparable: Callable[[Metrics], str | None] | None = None) -> Claim:
     """Declare a claim (a study lists its claims in its ``CLAIMS``)."""
     return Claim(key, paper, text, chapter, effects if isinstance(effects, tuple) else (effects,), counted, applies,
-                 protocol, extends, short or text)
+                 protocol, extends, short or text, comparable)
 
 
 def assess(c: Claim, metrics: Metrics | None) -> Finding:
@@ -195,18 +216,37 @@ def assess(c: Claim, metrics: Metrics | None) -> Finding:
             if then.words != o.words:
                 earlier.append(f"{then.words} at the earlier {d.words()}")
     verdict, deciding = combine_outcomes(outcomes)
+    apart = c.comparable(metrics) if c.comparable is not None else None
+    if apart:
+        return Finding(c, NOT_COMPARABLE, deciding, tuple(outcomes), note=f"{apart}; as measured: {deciding.words}",
+                       earlier=tuple(earlier))
     return Finding(c, verdict, deciding, tuple(outcomes), earlier=tuple(earlier))
 
 
 def claim_words(claims: tuple[Claim, ...] | list[Claim], params: Mapping[str, Any], metrics: Mapping[str, Any]) -> dict[str, str]:
     """What a chapter's prose glues of each claim decided on its own results: ``<key>_verdict`` (the
-    verdict in words) and ``<key>_interval`` (verdict, effect and interval: :meth:`Finding.cell`)."""
+    verdict in words), ``<key>_interval`` (verdict, effect and interval: :meth:`Finding.cell`) and
+    ``<key>_delta`` (its delta with its history: :func:`delta_words`)."""
     observed = {**params, **metrics}
     out = {}
     for c in claims:
         f = assess(c, observed)
         out[f"{c.key}_verdict"], out[f"{c.key}_interval"] = f.words, f.cell()
+        out[f"{c.key}_delta"] = "; ".join(delta_words(e) for e in c.effects)
     return out
+
+
+def delta_words(e: Effect) -> str:
+    """An effect's delta for the prose, from the ledger: ``δ = 0.005, declared in 564f89a (2026-12-04):
+    <reason>``, and every earlier delta with why it changed."""
+    now = ledger.current(e.name)
+    text = f"δ = {'-' if e.margin else ''}{e.delta:g}, declared in {e.declared}" + (f" ({now.date})" if now else "")
+    text += f": {e.reason}"
+    for d in ledger.earlier(e.name):
+        text += f"; it was {d.delta:g} before (declared in {d.commit}, {d.date})"
+    if now is not None and now.why_changed:
+        text += f", {now.why_changed}"
+    return text
 
 
 def observations(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -348,7 +388,8 @@ def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int | floa
     seeds, ``n_one_run_<verdict>_<tier>`` those on one (their intervals ignore how much another
     training run would move the effect) and ``n_one_run_<tier>`` all of those; ``n_holds_small_<tier>``
     counts the multi-seed holds smaller than delta, ``n_stale_<tier>`` the rows whose record is stale
-    (counted in no verdict); ``n_claims``, ``n_extensions`` and ``n_not_counted``
+    and ``n_not_comparable_<tier>`` those whose run is not comparable with the paper's number (both
+    counted in no verdict); ``n_claims``, ``n_extensions`` and ``n_not_counted``
     (tools and premises) the rows. The
     error rate (:func:`error_rate`) is added per tier."""
     counted = [found for c, found in rows if c.scored]
@@ -363,8 +404,9 @@ def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int | floa
             out[f"n_{key}_{short}"] = sum(f.verdict == v and not f.one_run for f in findings)
             if v != UNMEASURED:
                 out[f"n_one_run_{key}_{short}"] = sum(f.verdict == v and f.one_run for f in findings)
-        out[f"n_one_run_{short}"] = sum(f.one_run for f in findings)
+        out[f"n_one_run_{short}"] = sum(f.one_run and f.decided for f in findings)
         out[f"n_stale_{short}"] = sum(f.verdict == STALE for f in findings)
+        out[f"n_not_comparable_{short}"] = sum(f.verdict == NOT_COMPARABLE for f in findings)
         out[f"n_holds_small_{short}"] = sum(f.verdict == HOLDS and not f.one_run and f.outcome is not None
                                             and f.outcome.small for f in findings)
         out.update({f"{k}_{short}": v for k, v in error_rate(findings).items()})
@@ -378,7 +420,7 @@ def error_rate(findings: Sequence[Finding]) -> dict[str, int | float | str]:
     interval excludes 0 with probability 5 %, so 0.05 per row), ``n_holds_holm`` and
     ``n_opposite_holm`` (the holds and opposites whose Holm-adjusted p-value stays below 5 %: they
     survive a family-wise error of 5 % across the counted rows) and ``error_words`` (one sentence)."""
-    decided = [f for f in findings if f.outcome is not None]
+    decided = [f for f in findings if f.decided]
     alpha = 1 - LEVEL
     adjusted = holm([f.p_value for f in decided]) if decided else []
     survive = {v: sum(bool(f.verdict == v and p < alpha) for f, p in zip(decided, adjusted)) for v in (HOLDS, OPPOSITE)}
@@ -401,7 +443,7 @@ def forest(rows: list[tuple[Claim, dict[str, Finding]]]) -> pd.DataFrame:
     out = []
     for c, found in rows:
         for tier, f in found.items():
-            if f.outcome is None:
+            if not f.decided:   # not measured, stale, or not comparable: drawn nowhere
                 continue
             o, d = f.outcome, f.outcome.effect.delta
             out.append({"claim": f"{c.chapter[:2]} {c.key}" + {PAPER: "", EXTENSION: " (ext.)", PREMISE: " (premise)"}[c.protocol],

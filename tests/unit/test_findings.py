@@ -261,8 +261,8 @@ def test_an_out_of_date_record_says_so_in_a_sentence_of_its_own(stem):
     """book/recorded/scale.yaml's ``stale`` reason is on the page, as one sentence ending in a full stop."""
     summary = findings.at_scale(study(stem).CLAIMS, {"dataset": "mnist5k"}).words["scale_summary"]
     for tier in rec.TIERS:
-        stale = rec.scale_index().get(stem, {}).get(tier, {}).get("stale")
-        if stale and rec.scale_record(stem, tier)[0] is not None:
+        stale = rec.stale_reason(stem, tier) if rec.scale_record(stem, tier)[0] is not None else None
+        if stale:
             assert f"**stale, not evidence:** {stale.rstrip('.')}. " in summary
 
 
@@ -359,7 +359,9 @@ def _one_record(folder, stale: str | None, stem: str = "06-error-detection",
     (folder / "run" / f"{stem}.json").write_text(json.dumps({"chapter": stem, "params": {"seeds": [0, 1, 2]},
                                                              "metrics": metrics}))
     (folder / "run" / "provenance.json").write_text(json.dumps({"what": "t", "commit": "c", "date": "d",
-                                                                "machine": {}, "commands": {stem: "x"}}))
+                                                                "machine": {}, "commands": {stem: "x"},
+                                                                "fingerprints": {stem: "f0"}}))
+    (folder / "fingerprints.json").write_text(json.dumps({"fingerprints": {stem: "f0"}}))
     entry = {"run": "run", "note": "a test record"} | ({"stale": stale} if stale else {})
     (folder / "scale.yaml").write_text(json.dumps({stem: {"cpu": entry}}))
 
@@ -404,3 +406,20 @@ def test_a_paper_number_from_another_network_is_not_comparable(tmp_path):
     counts = findings.counts(rows)
     assert counts["n_not_comparable_default"] == 1 and counts["n_holds_default"] == 0
     assert counts["n_decided_default"] == 0 and findings.forest(rows).empty
+
+
+def test_the_code_decides_staleness_by_the_fingerprint(tmp_path):
+    """Issue 44, item 2: a record made with another fingerprint than the current code's, or without one,
+    is stale with no hand-written note; the note, when there is one, is the reason in words."""
+    folder = tmp_path / "recorded"
+    _one_record(folder, None)
+    stem = "06-error-detection"
+    assert rec.stale_reason(stem, "cpu", folder) is None
+    (folder / "fingerprints.json").write_text(json.dumps({"fingerprints": {stem: "f1"}}))
+    assert "recorded fingerprint f0, current f1" in rec.stale_reason(stem, "cpu", folder)
+    prov = json.loads((folder / "run" / "provenance.json").read_text())
+    del prov["fingerprints"]
+    (folder / "run" / "provenance.json").write_text(json.dumps(prov))
+    assert "before a record carried the fingerprint" in rec.stale_reason(stem, "cpu", folder)
+    card = scorecard.rows(tmp_path / "no-results", folder)
+    assert findings.counts(card)["n_holds_cpu"] == 0 and findings.counts(card)["n_stale_cpu"] > 0

@@ -12,23 +12,23 @@ import pandas as pd
 import pytest
 
 from advinterp.report import results
-from advinterp.studies import (consistency, consistent_loss, dissect, findings, interpretability, neurons,
+from advinterp.studies import (consistency, consistent_loss, dissect, findings, fingerprint, interpretability, neurons,
                                setting, side_by_side, study, tracing, transfer, wrong_predictions)
 
-TINY = {"device": "cpu", "epochs": 1, "max_train": 200, "n_probe": 40, "seeds": [0], "seed": 0, "attack_steps": 2,
-        "k": 5, "k_show": 3, "n_show": 1, "n_reference": 40, "k_nn": 3, "train_steps": 1, "eval_steps": 2,
-        "eval_restarts": 1, "at_steps": 1, "n_eval": 4, "eps_grid": [0.1], "n_mutants": 3, "lambdas": [10.0],
-        "lambdas_nas": [1.0], "lambdas_jac": [0.1], "units_per_layer": 2, "finetune_epochs": 1, "aa_iters": 5,
-        "aa_targets": 1, "n_robust": 20, "n_mprt": 4, "n_boot": 20, "n_permutations": 20,
-        "trace_layers": ["conv2", "fc1"]}
+TINY = fingerprint.TINY   # the tiny setting a chapter's measurement fingerprint is taken on
 
 
 @pytest.fixture(scope="module")
 def shared_cache(tmp_path_factory):
+    import torch
+
     mp = pytest.MonkeyPatch()
     folder = tmp_path_factory.mktemp("study-cache")
     mp.setenv("ADVINTERP_CACHE", str(folder))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(fingerprint.THREADS)   # the fingerprint's tiny runs use one thread
     yield folder
+    torch.set_num_threads(threads)
     mp.undo()
 
 
@@ -49,6 +49,11 @@ def comparable(metrics: dict) -> dict:
 
 def keep(mod, changes: dict, metrics: dict) -> None:
     FIRST_RUNS[mod.__name__] = (changes, comparable(metrics))
+    FINGERPRINT_RUNS[mod.CHAPTER.stem] = dict(metrics)
+
+
+#: chapter stem -> the metrics of its tiny run above (the fingerprint's setting)
+FINGERPRINT_RUNS: dict[str, dict] = {}
 
 
 def check_metrics(metrics: dict, n_seeds: int = 1) -> None:
@@ -124,10 +129,10 @@ def test_neurons_and_consistency(shared_cache):
     assert all(0 <= v <= 1 for k, v in m.items() if k.startswith("member_success_") and not k.endswith(("_std", "_per_seed")))
     assert m["member_success_min_per_seed"] == [min(result.runs[0].member_success.values())]
 
-    s3 = set_up(consistency, attacks=["fgsm", "illc", "ensemble"], attack="ensemble")
+    s3 = set_up(consistency, **fingerprint.CHANGES[consistency.CHAPTER.stem])
     r3 = consistency.run(s3)
     m3 = consistency.summarize(r3, s3)
-    keep(consistency, {"attacks": ["fgsm", "illc", "ensemble"], "attack": "ensemble"}, m3)
+    keep(consistency, fingerprint.CHANGES[consistency.CHAPTER.stem], m3)
     check_metrics(m3)
     check_claims(consistency, s3, m3)
     assert set(r3.neurons["attack"]) == {"fgsm", "illc", "ensemble"} and set(r3.neurons["network"]) == {"attacked", "held-out"}
@@ -205,10 +210,10 @@ def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache)
 
 
 def test_wrong_predictions(shared_cache):
-    setup = set_up(wrong_predictions, max_train=400, target_train_acc=0.5)
+    setup = set_up(wrong_predictions, **fingerprint.CHANGES[wrong_predictions.CHAPTER.stem])
     result = wrong_predictions.run(setup)
     m = wrong_predictions.summarize(result, setup)
-    keep(wrong_predictions, {"max_train": 400, "target_train_acc": 0.5}, m)
+    keep(wrong_predictions, fingerprint.CHANGES[wrong_predictions.CHAPTER.stem], m)
     check_metrics(m)
     check_claims(wrong_predictions, setup, m)
     assert in_unit(m["auroc_lcr"], m["auroc_conductance"], m["auroc_combined"], m["coverage"], m["acc_kept"],
@@ -259,6 +264,23 @@ def test_every_study_gives_identical_metrics_from_an_empty_cache(tmp_path, monke
         setup = set_up(mod, **changes)
         again = comparable(mod.summarize(mod.run(setup), setup))
         assert again == first, f"{mod.__name__} differs between two runs"
+
+
+def test_the_committed_fingerprints_are_the_codes():
+    """Issue 44, item 2: book/recorded/fingerprints.json holds each chapter's measurement fingerprint under
+    this code (its tiny runs above and the model code's digest). A change on a chapter's measurement path
+    moves it: write it again (python -m advinterp.studies.fingerprint --write) and commit it; records made
+    with the old one are then stale."""
+    if len(FINGERPRINT_RUNS) < len(fingerprint.CHAPTERS):
+        pytest.skip("run the whole module: the tiny runs are the tests above")
+    committed = fingerprint.committed()
+    models = fingerprint.code_digest()
+    moved = {stem: (committed.get(stem), fingerprint.fingerprint(FINGERPRINT_RUNS[stem], models))
+             for stem in fingerprint.CHAPTERS}
+    moved = {stem: pair for stem, pair in moved.items() if pair[0] != pair[1]}
+    assert not moved, (f"the measurement of {sorted(moved)} changed (committed, now: {moved}): run "
+                       "`.venv/bin/python -m advinterp.studies.fingerprint --write` and commit "
+                       "book/recorded/fingerprints.json; records made before are then stale")
 
 
 # ----------------------------------------------------------------------------- chapter 8

@@ -7,8 +7,10 @@ A recorded run is a folder ``book/recorded/<run>/`` holding one results file per
 chapter). Records come in **tiers** (:data:`TIERS`): the CPU tier (small networks, on a 2-core
 machine) and the GPU tier (ResNet-20). ``book/recorded/scale.yaml`` names, for every chapter and
 tier, the run its "At scale: CIFAR-10" section shows, or ``null`` with the reason it has none yet,
-and ``stale`` when a later change of the code has altered what the chapter measures (the page
-says so until the record is redone); :func:`record_sweep` writes a new run from a finished sweep
+and ``stale`` when a later change of the code has altered what the chapter measures, in words; the
+code decides it too: a record whose measurement fingerprint (``provenance.json``'s ``fingerprints``)
+is missing or differs from ``fingerprints.json``'s, the current code's, is stale (:func:`stale_reason`;
+the page says so until the record is redone); :func:`record_sweep` writes a new run from a finished sweep
 (``make scale-cpu``, ``make scale``). The appendix "Reproducing at scale" reads every record whole:
 its provenance (:func:`read_provenance`, :func:`provenance_line`, :func:`run_seconds`,
 :func:`record_minutes`, :func:`accuracy_table`, :func:`mean_epoch_seconds`) and its chapters'
@@ -61,6 +63,12 @@ class Record:
     @property
     def command(self) -> str | None:
         return self.provenance.get("commands", {}).get(self.chapter)
+
+    @property
+    def fingerprint(self) -> str | None:
+        """The measurement fingerprint of the code that made it (:mod:`advinterp.studies.fingerprint`), or
+        None for a record made before records carried one."""
+        return self.provenance.get("fingerprints", {}).get(self.chapter)
 
     @property
     def seeds(self) -> list[int]:
@@ -146,10 +154,33 @@ def load(run: str, chapter: str, folder: Path | None = None) -> Record:
     return record
 
 
+#: the current code's measurement fingerprint of every chapter (:mod:`advinterp.studies.fingerprint`)
+FINGERPRINTS = "fingerprints.json"
+
+
+def current_fingerprints(folder: Path | None = None) -> dict[str, str]:
+    """``book/recorded/fingerprints.json``: each chapter's fingerprint under the code of this commit
+    (empty when the file does not exist)."""
+    path = (folder or recorded_dir()) / FINGERPRINTS
+    return dict(json.loads(path.read_text())["fingerprints"]) if path.is_file() else {}
+
+
 def stale_reason(chapter: str, tier: str, folder: Path | None = None) -> str | None:
-    """Why the record of ``tier`` for ``chapter`` is stale (``scale.yaml``'s ``stale``), or None when it
-    is current. A stale record is shown as such and is evidence nowhere."""
-    return scale_index(folder).get(chapter, {}).get(tier, {}).get("stale") or None
+    """Why the record of ``tier`` for ``chapter`` is stale, or None when it is current. The code decides:
+    a record made without a measurement fingerprint, or with another one than the current code's
+    (:func:`current_fingerprints`), is stale; ``scale.yaml``'s hand-written ``stale`` says why in words.
+    A stale record is shown as such and is evidence nowhere."""
+    entry = scale_index(folder).get(chapter, {}).get(tier, {})
+    reasons = [entry["stale"]] if entry.get("stale") else []
+    if entry.get("run"):
+        made = load(entry["run"], chapter, folder).fingerprint
+        now = current_fingerprints(folder).get(chapter)
+        if made is None:
+            reasons.append("it was made before a record carried the fingerprint of the code that measured it")
+        elif now is not None and made != now:
+            reasons.append(f"the code's measurement of this chapter has changed since (recorded fingerprint {made}, "
+                           f"current {now})")
+    return "; ".join(reasons) or None
 
 
 def scale_record(chapter: str, tier: str, folder: Path | None = None) -> tuple[Record | None, str]:
@@ -221,7 +252,9 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
             data[root] = tree_digest(root)
     provenance = {"what": what, "commit": _git_commit(), "date": pd.Timestamp.now().date().isoformat(),
                   "machine": describe_machine(), "commands": commands, "device_seconds": seconds,
-                  "run_seconds": run_seconds, "seed_seconds": seed_seconds, "data": list(data.values())}
+                  "run_seconds": run_seconds, "seed_seconds": seed_seconds, "data": list(data.values()),
+                  # the measurement fingerprints of the code that ran (this commit's, which the tests hold to it)
+                  "fingerprints": {c: f for c, f in current_fingerprints().items() if c in commands}}
     provenance_path = dest / "provenance.json"
     if provenance_path.is_file():  # a record made again: the earlier one's provenance is kept, newest first
         old = json.loads(provenance_path.read_text())

@@ -30,8 +30,8 @@ help:
 	@echo "              ENGINE=ray SWEEP_ARGS='--gpus-per-run 1' runs it on Ray (README: Sweeps on Ray)"
 	@echo "make scale  - the scale study on GPUs: every chapter on CIFAR-10, three seeds, on Ray, recorded"
 	@echo "              into book/recorded/$(SCALE_RUN) (DATA_ROOT=/abs/path/to/cifar10-jpg)"
-	@echo "make scale-cpu - the CPU tier: chapters 1-7 on CIFAR-10 with small networks, three seeds, here"
-	@echo "              (about 6 h on 2 cores estimated, resumable), recorded into book/recorded/cpu-cifar10"
+	@echo "make scale-cpu - the CPU tier: chapters 1-7 on CIFAR-10 with small networks, three seeds, in stretches"
+	@echo "              of HOURS=2 (about 6 h in all), each (chapter, seed) run recorded into book/recorded/cpu-cifar10"
 	@echo "make bench  - performance benchmarks on this machine (< 5 min on 2 cores)"
 
 # The environment is rebuilt only when requirements.txt or pyproject.toml change. --no-compile: pip would
@@ -120,13 +120,16 @@ scale: $(STAMP)
 	    --set data_root=$(DATA_ROOT) --record $(SCALE_RUN) --tier gpu
 
 # The CPU tier (configs/sweeps/cpu-cifar10.yaml): chapters 1-7 on real CIFAR-10 with small networks, three
-# seeds, one run after another on this machine (about 3 h on 2 cores; README: The CPU tier). Resumable:
-# rerun the same command. The model cache lives outside the work tree so that a clean checkout keeps it.
+# seeds, recorded in stretches (python -m advinterp.tier): one run per (chapter, seed), seed by seed, each
+# recorded into book/recorded/cpu-cifar10/runs/ as it finishes (commit them), only the runs missing or made
+# by code with another measurement fingerprint, stopping before a run that would not fit in HOURS. A fresh
+# clone continues from the committed runs; the model cache lives outside the work tree.
 CPU_CACHE ?= $(HOME)/.cache/advinterp
+HOURS ?= 2
 scale-cpu: $(STAMP)
 	@test -n "$(DATA_ROOT)" || { echo "make scale-cpu needs DATA_ROOT=/abs/path/to/cifar10-jpg (ImageFolder: train/, test/)"; exit 2; }
-	ADVINTERP_CACHE=$(CPU_CACHE) $(BIN)/python -m advinterp.sweep configs/sweeps/cpu-cifar10.yaml --engine local \
-	    --set data_root=$(DATA_ROOT) --record cpu-cifar10 --tier cpu
+	ADVINTERP_CACHE=$(CPU_CACHE) $(BIN)/python -m advinterp.tier configs/sweeps/cpu-cifar10.yaml \
+	    --record cpu-cifar10 --tier cpu --hours $(HOURS) --set data_root=$(DATA_ROOT)
 
 bench: $(STAMP)
 	$(BIN)/python -m advinterp.bench

@@ -198,6 +198,7 @@ def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache)
     assert in_unit(m7["aa_acc_nas"], m7["aa_acc_pgd_at"], m7["masking_standard"])
     comp = r7.comparisons
     assert comp.primary.sum() == len(interpretability.PAIRS) and (comp.p_holm.dropna() >= comp.p[comp.usable]).all()
+    _scored_runs_read_the_recorded_selection(s7, r7, m7)
     for (a, b) in interpretability.PAIRS:
         pair = interpretability.pair_name(a, b)
         assert 0 <= m7[f"n_better_{pair}"] + m7[f"n_worse_{pair}"] <= m7[f"n_compared_{pair}"]
@@ -207,6 +208,30 @@ def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache)
         assert m7[f"mprt_pass_{method}_standard"] in (0, 1)
     words = interpretability.verdicts(r7, s7, m7)
     assert words["nas_vs_standard_verdict"].split(",")[0] in findings.VERDICTS
+
+
+def _scored_runs_read_the_recorded_selection(s7, r7, m7):
+    """Issue 44, item 4: the selection step is recorded first and a scored run reads the compared weight
+    from it without running the sweep again; a record made with other parameters is refused."""
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        chosen = interpretability.choose(s7.P, s7.A)
+        assert chosen.selected == r7.selected and chosen.matched == r7.matched
+        path = interpretability.write_selection(chosen, Path(tmp) / "selection.json", {"commit": "test"})
+        P = interpretability.validate({**s7.P.public(), "selection_record": str(path)})
+        again = interpretability.setup(P)
+        original, interpretability.choose = interpretability.choose, None   # the sweep must not run again
+        try:
+            r = interpretability.run(again)
+        finally:
+            interpretability.choose = original
+        m = interpretability.summarize(r, again)
+        assert r.selected == r7.selected and comparable(m) == comparable(m7)
+        other = interpretability.validate({**s7.P.public(), "selection_record": str(path), "match_tol": 0.5})
+        with pytest.raises(ValueError, match="selection_record"):
+            interpretability.read_selection(other)
 
 
 def test_wrong_predictions(shared_cache):

@@ -71,6 +71,12 @@ class Record:
         return self.provenance.get("fingerprints", {}).get(self.chapter)
 
     @property
+    def missing_seeds(self) -> list[int]:
+        """The seeds the tier plans that this record does not hold yet (recorded in stretches)."""
+        planned = self.provenance.get("planned_seeds") or []
+        return [s for s in planned if s not in self.seeds]
+
+    @property
     def seeds(self) -> list[int]:
         seeds = self.params.get("seeds")
         return list(seeds) if isinstance(seeds, list) else [self.params.get("seed", 0)]
@@ -143,12 +149,90 @@ def scale_index(folder: Path | None = None) -> dict[str, dict[str, dict[str, Any
     return out
 
 
+# ---- a tier recorded in stretches: one file per (chapter, seed) run ------------------------------
+
+#: the folder of a run's per-(chapter, seed) records: ``<run>/runs/<chapter>/seed-<s>.json``
+SEED_RUNS = "runs"
+
+
+def seed_record_path(run: str, chapter: str, seed: int, folder: Path | None = None) -> Path:
+    return (folder or recorded_dir()) / run / SEED_RUNS / chapter / f"seed-{seed}.json"
+
+
+def write_seed_record(run: str, chapter: str, seed: int, results: Mapping[str, Any], provenance: Mapping[str, Any],
+                      folder: Path | None = None) -> Path:
+    """Record one finished (chapter, seed) run, atomically, as soon as it finishes: its results file's
+    ``params``, ``metrics`` and ``seconds``, and ``provenance`` (commit, fingerprint, data digest,
+    seconds, machine with its torch version, date, command, the tier's planned seeds)."""
+    path = seed_record_path(run, chapter, seed, folder)
+    payload = {"chapter": chapter, "seed": seed, "params": dict(results["params"]), "metrics": dict(results["metrics"]),
+               "seconds": dict(results.get("seconds") or {}), "provenance": dict(provenance)}
+    atomic_write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n", path)
+    return path
+
+
+def seed_records(run: str, chapter: str, folder: Path | None = None) -> list[dict[str, Any]]:
+    """Every per-seed record of ``chapter`` in ``run``, in seed order (empty when it has none)."""
+    base = (folder or recorded_dir()) / run / SEED_RUNS / chapter
+    found = [json.loads(p.read_text()) for p in base.glob("seed-*.json")] if base.is_dir() else []
+    return sorted(found, key=lambda r: r["seed"])
+
+
+def same_setting(params: Mapping[str, Any]) -> str:
+    """What must be equal for per-seed records to combine: their parameters but the seed(s), the
+    results folder and where the data were (the data are compared by their digest)."""
+    from ..core.cache import key_of
+
+    return key_of({k: v for k, v in params.items() if k not in ("seed", "seeds", "results_dir", "data_root")})
+
+
+def combinable(records: list[dict[str, Any]], fingerprint: str | None) -> list[dict[str, Any]]:
+    """The records a chapter's tier verdict may combine: those sharing one fingerprint (the current one
+    when any record has it, else the newest record's), one data digest and the same parameters as the
+    newest of them."""
+    if not records:
+        return []
+    newest = max(records, key=lambda r: r["provenance"].get("finished", 0))
+    pick = [r for r in records if r["provenance"].get("fingerprint") == fingerprint] if fingerprint else []
+    anchor = max(pick, key=lambda r: r["provenance"].get("finished", 0)) if pick else newest
+
+    def group(r: dict[str, Any]) -> tuple[Any, ...]:
+        return (r["provenance"].get("fingerprint"), r["provenance"].get("data", {}).get("sha256"), same_setting(r["params"]))
+    return [r for r in records if group(r) == group(anchor)]
+
+
+def _from_seed_records(run: str, chapter: str, records: list[dict[str, Any]], folder: Path | None) -> Record:
+    """One chapter's record of a tier recorded in stretches: its combinable seed runs aggregated (per-seed
+    values concatenated in seed order), with the provenance they share."""
+    group = combinable(records, current_fingerprints(folder).get(chapter))
+    one_seed = "seed" in group[0]["params"] and "seeds" not in group[0]["params"]
+    metrics, _ = aggregate_seed_runs([r["metrics"] for r in group], spread_all=one_seed)
+    params = {k: v for k, v in group[0]["params"].items() if k != "seed"}
+    params["seeds"] = [r["seed"] for r in group]
+    first = group[0]["provenance"]
+    provenance = {
+        "what": first.get("what", ""), "commit": ", ".join(dict.fromkeys(r["provenance"].get("commit", "") for r in group)),
+        "date": max(r["provenance"].get("date", "") for r in group), "machine": first.get("machine", ""),
+        "commands": {chapter: first.get("command", "")}, "fingerprints": {chapter: first.get("fingerprint")},
+        "data": [first["data"]] if first.get("data") else [],
+        "seed_seconds": {chapter: {str(r["seed"]): r["provenance"].get("seconds") for r in group}},
+        "planned_seeds": first.get("planned_seeds", params["seeds"]),
+        "left_out": [r["seed"] for r in records if r not in group]}
+    return Record(run, chapter, metrics, params, provenance)
+
+
 def load(run: str, chapter: str, folder: Path | None = None) -> Record:
-    """The results of ``chapter`` in recorded run ``run`` (FileNotFoundError naming the file)."""
+    """The results of ``chapter`` in recorded run ``run``: its per-seed records combined when the tier was
+    recorded in stretches (:func:`combinable`), else the run's ``<chapter>.json`` (FileNotFoundError naming
+    the file)."""
     base = (folder or recorded_dir()) / run
-    payload = json.loads((base / f"{chapter}.json").read_text())
-    provenance = json.loads((base / "provenance.json").read_text())
-    record = Record(run, chapter, payload["metrics"], payload.get("params", {}), provenance)
+    records = seed_records(run, chapter, folder)
+    if records:
+        record = _from_seed_records(run, chapter, records, folder)
+    else:
+        payload = json.loads((base / f"{chapter}.json").read_text())
+        provenance = json.loads((base / "provenance.json").read_text())
+        record = Record(run, chapter, payload["metrics"], payload.get("params", {}), provenance)
     if len(record.seeds) == 1:  # one seed has no spread (older records wrote 0 for it)
         record.metrics.update({k: None for k in record.metrics if k.endswith("_std")})
     return record
@@ -271,6 +355,17 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
             index.setdefault(chapter, {})[tier] = {"run": run, "note": what}
         _write_index(index, folder)
     return dest
+
+
+def point_index(tier: str, run: str, chapter: str, what: str, folder: Path | None = None) -> None:
+    """Point ``scale.yaml``'s ``tier`` entry of ``chapter`` at ``run`` (a tier recorded in stretches, after
+    each of its runs). A hand-written ``stale`` note described the record this one replaces: it goes."""
+    check_choice("tier", tier, TIERS)
+    index = scale_index(folder)
+    entry = index.setdefault(chapter, {}).get(tier) or {}
+    if entry.get("run") != run or "stale" in entry or entry.get("note") != what:
+        index[chapter][tier] = {"run": run, "note": what}
+        _write_index(index, folder)
 
 
 def _write_index(index: dict[str, dict[str, dict[str, Any]]], folder: Path | None) -> None:

@@ -40,13 +40,18 @@ from ..report.uncertainty import LEVEL, from_metrics, holm
 from ..report.verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE, UNMEASURED, VERDICTS, Effect, Outcome
 from ..report.verdicts import combine_outcomes, decide, outcome_p
 
-__all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "STALE", "NOT_COMPARABLE", "VERDICTS", "PROTOCOLS", "Effect",
+__all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "STALE", "INCOMPLETE", "NOT_COMPARABLE",
+           "VERDICTS", "PROTOCOLS", "Effect",
            "Claim", "Finding", "claim", "assess", "at_scale", "scorecard", "forest", "counts", "observations",
            "styled"]
 
 #: what a claim reads in a tier whose record is stale (made by code that no longer measures what the
 #: chapter measures): shown with its reason, never a verdict, counted nowhere
 STALE = "stale"
+
+#: what a claim reads in a tier recorded in stretches until all the seeds it plans are in ("2 of 3 seeds
+#: recorded"): counted nowhere yet
+INCOMPLETE = "incomplete"
 
 #: what a paper row reads when it compares this run with a number the paper measured in a setting this run
 #: does not share (chapter 6: the paper's ResNet-20 AUROC against a small CNN): the effect is shown, not counted
@@ -114,6 +119,8 @@ class Finding:
         """The verdict in words; a run that is not comparable says so before what it measured."""
         if self.verdict == NOT_COMPARABLE:
             return f"not comparable with the paper's number (as measured: {self.outcome.words})"
+        if self.verdict == INCOMPLETE:
+            return self.note
         return self.outcome.words if self.outcome is not None and self.verdict != STALE else self.verdict
 
     @property
@@ -142,6 +149,8 @@ class Finding:
         and any seed left out), what settles it, and a verdict an earlier delta would have given."""
         if self.verdict == STALE:
             return f"stale, counted nowhere: {self.note}"
+        if self.verdict == INCOMPLETE:
+            return f"{self.note}: decided once every seed is in"
         if self.verdict == NOT_COMPARABLE:
             return (f"not comparable, not counted ({self.note}): {self.outcome.interval.text()}, "
                     f"{self.outcome.interval.seeds_words()}")
@@ -158,6 +167,8 @@ class Finding:
         used when one was left out, and "δ changed" when an earlier delta decided otherwise."""
         if self.verdict == STALE:
             return "stale (not counted)"
+        if self.verdict == INCOMPLETE:
+            return self.note
         if self.verdict == NOT_COMPARABLE:
             return f"not comparable (not counted): {self.outcome.words} {self.outcome.interval.text()}"
         if self.outcome is None:
@@ -167,6 +178,12 @@ class Finding:
             [f"{iv.n_seeds} of {iv.n_seeds + len(iv.dropped)} seeds"] if iv.dropped else []) + (
             [f"δ changed: {'; '.join(self.earlier)}"] if self.earlier else [])
         return f"{self.outcome.words} {iv.text()}" + (f" ({'; '.join(marks)})" if marks else "")
+
+
+def seeds_recorded(record: rec.Record) -> str:
+    """``2 of 3 seeds recorded`` for a tier recorded in stretches."""
+    planned = len(record.seeds) + len(record.missing_seeds)
+    return f"{len(record.seeds)} of {planned} seeds recorded"
 
 
 def seeds_words(n: int) -> str:
@@ -270,6 +287,8 @@ def tier_findings(c: Claim, folder: Path | None = None) -> dict[str, tuple[Findi
             finding = Finding(c, UNMEASURED, note="not run")
         elif stale:
             finding = Finding(c, STALE, note=stale)
+        elif record.missing_seeds:
+            finding = Finding(c, INCOMPLETE, note=seeds_recorded(record))
         else:
             finding = assess(c, _recorded(record))
         out[tier] = (finding, record, note)
@@ -341,6 +360,10 @@ def at_scale(declared: Sequence[Claim], live: Metrics, folder: Path | None = Non
             continue
         r, note = records[0], next((n for _, _, n in found if n), "")
         stale = rec.stale_reason(chapter, tier, folder)
+        if not stale and r.missing_seeds:
+            sentences.append(f"{title} (`{r.run}`): {seeds_recorded(r)} (seeds {', '.join(map(str, r.missing_seeds))} "
+                             "to come): its verdicts are decided, and counted, once every seed is in.")
+            continue
         if stale:
             sentences.append(f"{title} (`{r.run}`): **stale, not evidence:** {stale.rstrip('.')}. Its numbers "
                              "decide nothing here, in the scorecard or in the forest plot, until it is recorded again.")
@@ -406,6 +429,7 @@ def counts(rows: list[tuple[Claim, dict[str, Finding]]]) -> dict[str, int | floa
                 out[f"n_one_run_{key}_{short}"] = sum(f.verdict == v and f.one_run for f in findings)
         out[f"n_one_run_{short}"] = sum(f.one_run and f.decided for f in findings)
         out[f"n_stale_{short}"] = sum(f.verdict == STALE for f in findings)
+        out[f"n_incomplete_{short}"] = sum(f.verdict == INCOMPLETE for f in findings)
         out[f"n_not_comparable_{short}"] = sum(f.verdict == NOT_COMPARABLE for f in findings)
         out[f"n_holds_small_{short}"] = sum(f.verdict == HOLDS and not f.one_run and f.outcome is not None
                                             and f.outcome.small for f in findings)

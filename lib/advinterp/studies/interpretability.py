@@ -36,21 +36,25 @@ Metric values are cached per (model, method, images), so reruns and book builds 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..core import cache
+from ..core import cache, paths
+from ..core.cache import atomic_write_text, key_of
 from ..core.devices import seeded_rng
-from ..core.params import Chapter, ChapterParams, at_most, choice, integer, listof, number
+from ..core.params import Chapter, ChapterParams, at_most, choice, integer, listof, number, text
 from ..core.validation import fail
 from ..interpret import attribution, sanity
 from ..models.layers import weight_norms
 from ..models.predict import predict
-from ..report.results import method_metrics, with_spread
+from ..report.results import method_metrics, plain, with_spread
 from ..report.settings import Setting
 from ..report.uncertainty import combine, holm, mean_interval, p_value, per_seed_metrics
 from ..training import sensitivity as nas
@@ -70,6 +74,9 @@ LAMBDAS_JAC = listof(nas.LAMBDA_JAC, "lambdas_jac", [0.03, 0.1, 0.3],
 MATCH_TOL = number("match_tol", 0.03, 0.0, 1.0, "clean-accuracy tolerance of the matched comparison")
 SELECTION_SEED = integer("selection_seed", 3, 0, None, "the seed the sweep runs on to choose the member compared "
                          "(never scored; not one of seeds)")
+SELECTION_RECORD = text("selection_record", None, "a recorded selection step (JSON written by write_selection, "
+                        "path absolute or relative to the repository): the compared weight is read from it and the "
+                        "sweep does not run again; None: the sweep runs here first", optional=True)
 ATTRIBUTION = choice("attribution", "integrated_gradients", attribution.METHODS,
                      "the method of the headline numbers: " + " | ".join(attribution.METHODS))
 N_EVAL = integer("n_eval", 128, 2, None, "images whose attributions are scored (per seed; the first probes every model classifies correctly)")
@@ -116,7 +123,7 @@ def _relations(P: ChapterParams) -> None:
 
 CHAPTER = Chapter("07-sensitivity-regularization", (
     *V.TRAINED, S.HELDOUT, AT_ATTACK, AT_EPS, AT_STEPS, LAMBDAS_NAS, LAMBDAS_JAC, nas.NAS_LAYERS,
-    nas.UNITS_PER_LAYER, nas.ESTIMATOR, nas.NORMALIZATION, nas.MAX_GRAD_NORM, MATCH_TOL, SELECTION_SEED, *V.TRAINING, ATTRIBUTION, N_EVAL, N_MPRT,
+    nas.UNITS_PER_LAYER, nas.ESTIMATOR, nas.NORMALIZATION, nas.MAX_GRAD_NORM, MATCH_TOL, SELECTION_SEED, SELECTION_RECORD, *V.TRAINING, ATTRIBUTION, N_EVAL, N_MPRT,
     *V.ROBUSTNESS, S.K, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
@@ -255,17 +262,76 @@ def evaluated(exp: S.Experiment, models: dict[str, TrainedModel], P: ChapterPara
     return acc_rows, curve_rows
 
 
-def run(setup: S.Setup) -> Result:
-    """Run the sweep on ``selection_seed`` and select the matched regularised model there; train (or
-    load) and evaluate the compared models of every seed; score every attribution method on the
-    first ``n_eval`` probes of each seed that every compared model classifies correctly."""
-    P = setup.P
+@dataclass(frozen=True)
+class Selection:
+    """The selection step's outcome: the sweep member compared as "nas", whether it is matched, the
+    selection seed's accuracy rows of every member, and the key of the parameters that decided it
+    (:func:`selection_key`)."""
+
+    selected: str
+    matched: bool
+    sweep: list[dict[str, Any]]
+    key: str
+
+
+#: parameters that do not decide the selection (which seeds are scored, where results go, how they are
+#: shown or on which device, and where the data are: the data are named by their digest instead)
+NOT_SELECTION = ("seeds", "results_dir", "selection_record", "device", "attribution", "n_eval", "n_mprt",
+                 "data_root")
+
+
+def selection_key(P: ChapterParams) -> str:
+    """The digest of every parameter that decides the selection step (all but :data:`NOT_SELECTION`)."""
+    return key_of({k: v for k, v in P.public().items() if k not in NOT_SELECTION})
+
+
+def choose(P: ChapterParams, A: torch.Tensor) -> Selection:
+    """The selection step: the sweep on ``selection_seed`` and the member it selects (:func:`select`);
+    it never sees a seed it is scored on."""
     chooser = S.Experiment.from_params(P, seed=P.selection_seed, eps=P.at_eps)
     # the selection reads clean and AutoAttack accuracy only: no held-out network for the transfer check
-    with S.timed(setup, f"selection seed {P.selection_seed}"):
-        sweep_rows, _ = evaluated(chooser, models_to_compare(chooser, P, consistent=False), P, setup.A,
-                                  P.selection_seed, transfer_check=False)
-    selected, matched = select(pd.DataFrame(sweep_rows), P)  # never sees a seed it is scored on
+    rows, _ = evaluated(chooser, models_to_compare(chooser, P, consistent=False), P, A, P.selection_seed,
+                        transfer_check=False)
+    selected, matched = select(pd.DataFrame(rows), P)
+    return Selection(selected, matched, json.loads(json.dumps(plain(rows))), selection_key(P))
+
+
+def write_selection(selection: Selection, path: str | Path, provenance: Mapping[str, Any]) -> Path:
+    """Record the selection step (with ``provenance``: commit, data digest, seconds, ...) at ``path``,
+    atomically, before any scored seed runs: the scored runs read it (``selection_record``)."""
+    payload = {"selected": selection.selected, "matched": selection.matched, "sweep": selection.sweep,
+               "key": selection.key, "provenance": dict(provenance)}
+    atomic_write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n", Path(path))
+    return Path(path)
+
+
+def read_selection(P: ChapterParams) -> Selection:
+    """The selection ``selection_record`` holds, checked against this run's parameters: a record made with
+    other parameters (another sweep, tolerance, training...) cannot decide this run."""
+    path = Path(P.selection_record)
+    path = path if path.is_absolute() else paths.repo_root() / path
+    if not path.is_file():
+        fail("selection_record", P.selection_record, "the path of a recorded selection step (JSON written by "
+             "advinterp.studies.interpretability.write_selection; the tier runner records it first)")
+    payload = json.loads(path.read_text())
+    if payload.get("key") != selection_key(P):
+        fail("selection_record", P.selection_record, "a selection made with this run's parameters (its key "
+             f"{payload.get('key')} differs from this run's {selection_key(P)}: record the selection again)")
+    return Selection(payload["selected"], bool(payload["matched"]), payload["sweep"], payload["key"])
+
+
+def run(setup: S.Setup) -> Result:
+    """Take the selection step (the sweep on ``selection_seed`` and its matched regularised model), or read
+    it from ``selection_record``; train (or load) and evaluate the compared models of every seed; score
+    every attribution method on the first ``n_eval`` probes of each seed that every compared model
+    classifies correctly."""
+    P = setup.P
+    if P.selection_record:
+        chosen = read_selection(P)
+    else:
+        with S.timed(setup, f"selection seed {P.selection_seed}"):
+            chosen = choose(P, setup.A)
+    selected, matched, sweep_rows = chosen.selected, chosen.matched, chosen.sweep
     acc_rows, curve_rows, all_models = [], [], {}
     for seed, exp in S.each_seed(setup):
         all_models[seed] = models_to_compare(exp, P, [selected])
@@ -457,6 +523,8 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     """Words the prose glues, each decided by the numbers."""
     P = setup.P
     out = findings.claim_words([*CLAIMS, CL_PAIR], P.public(), metrics)
+    out["selection_words"] = (f"read from its record (`{P.selection_record}`), made before any scored seed ran"
+                              if P.selection_record else "taken at the start of this run, before any scored seed")
     passing = mprt_passes(result)
     failing = passing[~passing.passes]
     out["mprt_failures"] = (", ".join(f"{r.method} on {r.model}" for _, r in failing.iterrows())

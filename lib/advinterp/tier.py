@@ -129,10 +129,10 @@ def selection_step(spec: dict[str, Any], path: Path, provenance: dict[str, Any])
 
 
 def stretch(spec_path: str, *, record: str, tier: str, hours: float, overrides: dict[str, Any],
-            runs_root: Path | None = None) -> int:
+            runs_root: Path | None = None, only: tuple[str, ...] = ()) -> int:
     """One stretch of at most ``hours`` (the module docstring); returns the runs it recorded (-1: the
     code's fingerprints are not the committed ones). ``runs_root``: where the chapters' executed
-    notebooks go (default ``runs/tier-<record>``)."""
+    notebooks go (default ``runs/tier-<record>``); ``only``: these chapters (default every chapter)."""
     from .data.datasets import tree_digest
     from .studies import fingerprint
 
@@ -160,7 +160,7 @@ def stretch(spec_path: str, *, record: str, tier: str, hours: float, overrides: 
             else selection_file
         return {**p.run.params, "selection_record": str(where)}
 
-    runs = plan(spec)
+    runs = [p for p in plan(spec) if not only or p.chapter in only]
     todo = [p for p in runs if not is_recorded(record, p, committed.get(p.chapter), data and data["sha256"],
                                                  params_of(p))]
     if not todo:
@@ -209,14 +209,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=2.0, help="the stretch's time limit (default 2)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
                         help="a parameter of every run (e.g. data_root=/abs/path)")
+    parser.add_argument("--only", nargs="+", default=(), metavar="CHAPTER", help="only these chapters' runs")
     args = parser.parse_args(argv)
+    import yaml
+
     overrides = {}
     for item in args.overrides:
         key, _, value = item.partition("=")
-        import yaml
-
         overrides[key] = yaml.safe_load(value)
-    done = stretch(args.spec, record=args.record, tier=args.tier, hours=args.hours, overrides=overrides)
+    done = stretch(args.spec, record=args.record, tier=args.tier, hours=args.hours, overrides=overrides,
+                   only=tuple(args.only))
     return 2 if done < 0 else 0
 
 

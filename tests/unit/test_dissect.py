@@ -93,3 +93,17 @@ def test_the_experiment_builds_the_ensemble_set_with_its_loss():
     assert set(S.ENSEMBLE_LOSS.validate(v) for v in S.ENSEMBLE_ATTACK) == set(S.ENSEMBLE_ATTACK)
     with pytest.raises(ValueError, match="ensemble_loss='logits'"):
         S.ENSEMBLE_LOSS.validate("logits")
+
+
+def test_dong_et_als_rows_dissect_the_last_conv_layer():
+    """Issue 44, item 6: the neuron rows read the last conv layer's channels; the dense layer feeding the
+    logits is an extension, not measured when no layer beyond the conv layer is dissected."""
+    from advinterp.studies.dissect import dense_extension, dissected_deepest, dong_layer
+
+    small = {"model": "small_cnn", "layers": None}
+    assert dong_layer(small) == "conv2" and dissected_deepest(small) == "fc1" and dense_extension(small) is None
+    assert dong_layer({"model": "small_cnn", "layers": ["conv1", "conv2", "fc1"]}) == "conv2"
+    assert dong_layer({"model": "resnet20", "layers": None}) == "layer3"
+    assert "beyond" in dense_extension({"model": "resnet20", "layers": None})
+    assert dong_layer({"model": "mlp", "layers": None}) == "fc1"
+    assert "model" in dense_extension({})

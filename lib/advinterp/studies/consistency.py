@@ -16,7 +16,8 @@ held-out network labels as the attack's target (:data:`advinterp.studies.dissect
   adversarial images, for the control, and their difference per image (``cs_gap_did``).
 
 Claims: version B's on FGSM **and** ILLC (consis of the real images minus the adversarial ones at
-the dissected network's deepest layer, both must hold; against the control as an extension);
+the dissected network's last conv layer, Dong et al.'s channels, both must hold; at the dense layer
+feeding the logits and against the control as extensions);
 version A's on the headline ``attack`` (the ensemble set) in the dissected network, as the paper
 ran it, and as an extension in the **held-out** network the attack never saw, beyond the control
 (in the attacked network, a successful white-box attack puts the logit-feeding layer near the
@@ -44,8 +45,9 @@ from ..report.uncertainty import SeedEffect, combine_frame, mean_interval, per_s
 from . import findings
 from . import SideBySide, default_validate
 from . import setting as S
-from .dissect import (IMAGES, NETWORKS, check_dissection, depth_words, dissected_deepest, member_success,
-                      perturbed_layers, success_metrics, success_words, weak_set)
+from .dissect import (DENSE_DECLARED, IMAGES, NETWORKS, check_dissection, dense_extension, depth_words,
+                      dissected_deepest, dong_layer, member_success, perturbed_layers, success_metrics, success_words,
+                      weak_set)
 
 K_NN = integer("k_nn", 10, 1, None, "neighbours of LC")
 
@@ -180,13 +182,15 @@ def _per_seed(result: Result, attack: str, network: str, layer: str, name: str) 
 
 
 def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
-    """Chapter 3's metrics (the names are this function's); the headline is ``attack`` at the
-    dissected network's deepest layer, on the images it fools."""
+    """Chapter 3's metrics (the names are this function's); the headline is ``attack`` on the images it
+    fools the dissected network with: neuron consistency at its last conv layer (Dong et al.'s channels,
+    :func:`advinterp.studies.dissect.dong_layer`), representations at its deepest layer."""
     P = setup.P
     nets = network_layers(setup)
     deepest, held_deepest = nets["attacked"][-1], nets["held-out"][-1]
+    conv = dong_layer(P.public())
     neurons, reps = result.neurons, result.representations
-    head_n = neurons[(neurons.attack == P.attack) & (neurons.layer == deepest) & (neurons.network == "attacked")]
+    head_n = neurons[(neurons.attack == P.attack) & (neurons.layer == conv) & (neurons.network == "attacked")]
     head_r = reps[(reps.attack == P.attack) & (reps.layer == deepest) & (reps.network == "attacked")]
     adv_n, adv_r = head_n[head_n.set == "adversarial"], head_r[head_r.set == "adversarial"]
     metrics: dict[str, Any] = with_spread({
@@ -196,7 +200,7 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
         "lc_true": adv_r["lc_true"], "lc_target": adv_r["lc_target"],
     })
     for attack in P.attacks:
-        rows = neurons[(neurons.attack == attack) & (neurons.network == "attacked") & (neurons.layer == deepest)]
+        rows = neurons[(neurons.attack == attack) & (neurons.network == "attacked") & (neurons.layer == conv)]
         metrics.update(with_spread({f"consis_adv_true_{attack}": rows[rows.set == "adversarial"]["consis_adv_true"],
                                     f"consis_noise_true_{attack}": rows[rows.set == "noise"]["consis_adv_true"],
                                     f"consis_real_{attack}": rows[rows.set == "adversarial"]["consis_real"]}))
@@ -206,14 +210,11 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
                 names = ["cs_gap_adversarial", "cs_gap_noise", "cs_gap_did"] + (list(EFFECTS) if network == "attacked" else [])
                 for name in names:
                     metrics.update(per_seed_metrics(f"{name}_{tag}", _per_seed(result, attack, network, layer, name)))
-    for attack in VERSION_B:
-        if attack in P.attacks:
-            metrics.update(per_seed_metrics(f"effect_consistency_{attack}",
-                                            _per_seed(result, attack, "attacked", deepest, "consistency_drop")))
     metrics.update(per_seed_metrics(REPRESENTATION.name,
                                     _per_seed(result, P.attack, "held-out", held_deepest, "cs_gap_did")))
     metrics.update(success_metrics(result.member_success))
-    metrics.update({"attack": P.attack, "layer": deepest, "heldout_layer": held_deepest, "n_seeds": len(setup.seeds),
+    metrics.update({"attack": P.attack, "layer": deepest, "neuron_layer": conv, "heldout_layer": held_deepest,
+                    "n_seeds": len(setup.seeds),
                     "k": P.k, "attacks": list(P.attacks)})
     return metrics
 
@@ -241,14 +242,20 @@ def _needs_version_b(m: findings.Metrics) -> str | None:
 
 #: the effects the claims are decided by
 CONSISTENCY_REAL = tuple(findings.Effect(
-    f"effect_consistency_real_{a}", f"{a.upper()}, dissected network, deepest layer: consis of the real images minus "
-    "consis of the adversarial images (true labels)", 0.05,
+    f"effect_consistency_real_{a}", f"{a.upper()}, dissected network, last conv layer (Dong et al.'s channels): consis "
+    "of the real images minus consis of the adversarial images (true labels)", 0.05,
     "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf",
+    source=lambda m, a=a: f"consistency_drop_real_{a}_attacked_{dong_layer(m)}") for a in VERSION_B)
+CONSISTENCY_DENSE = tuple(findings.Effect(
+    f"effect_consistency_real_dense_{a}", f"{a.upper()}, dissected network, the dense layer feeding the logits: "
+    "consis of the real images minus consis of the adversarial images (true labels)", 0.05,
+    "a twentieth of consis's range: less is a label or two among the top-K", declared=DENSE_DECLARED,
     source=lambda m, a=a: f"consistency_drop_real_{a}_attacked_{dissected_deepest(m)}") for a in VERSION_B)
 CONSISTENCY = tuple(findings.Effect(
-    f"effect_consistency_{a}", f"{a.upper()}, dissected network, deepest layer: consis of the control minus consis "
+    f"effect_consistency_{a}", f"{a.upper()}, dissected network, last conv layer: consis of the control minus consis "
     "of the adversarial images (true labels)", 0.05,
-    "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf") for a in VERSION_B)
+    "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf",
+    source=lambda m, a=a: f"consistency_drop_{a}_attacked_{dong_layer(m)}") for a in VERSION_B)
 REPRESENTATION_ATTACKED = findings.Effect(
     "effect_representation_attacked", "dissected (attacked) network, deepest layer: cosine similarity of an "
     "adversarial image's features to its target-class mean minus to its true-class mean", 0.05,
@@ -263,8 +270,13 @@ REPRESENTATION = findings.Effect(
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
     findings.claim("consistency_drop", "Dong et al. 2019 (workshop)", "Neuron consistency p^T A p is lower on "
-                   "adversarial images (FGSM and ILLC) than on the real images", CHAPTER.stem, CONSISTENCY_REAL,
+                   "adversarial images (FGSM and ILLC) than on the real images (the last conv layer's channels)",
+                   CHAPTER.stem, CONSISTENCY_REAL,
                    applies=_needs_version_b, short="consistency drops on adversarial images (FGSM, ILLC)"),
+    findings.claim("consistency_drop_dense", "Dong et al. 2019 (workshop)", "... also at the dense layer feeding the "
+                   "logits (not the paper's layer)", CHAPTER.stem, CONSISTENCY_DENSE,
+                   applies=lambda m: _needs_version_b(m) or dense_extension(m), protocol="extension",
+                   extends="consistency_drop", short="... also at the dense layer feeding the logits"),
     findings.claim("consistency_drop_noise", "Dong et al. 2019 (workshop)", "... and lower than under random noise "
                    "of the same size (the chance level of any perturbation)", CHAPTER.stem, CONSISTENCY,
                    applies=_needs_version_b, protocol="extension", extends="consistency_drop",

@@ -22,7 +22,7 @@ from ..attacks import linf
 from ..attacks.advdata import AdversarialSet
 from ..interpret import layer_stats
 from ..interpret.dissection import fooled, reached_target
-from ..models.architectures import analysed_layers
+from ..models.architectures import MODELS, analysed_layers
 from ..models.predict import predict
 from ..core.params import ChapterParams, at_most
 from ..core.validation import fail
@@ -162,7 +162,40 @@ def perturbed_layers(net: torch.nn.Module, adv: AdversarialSet, control: Adversa
     return LayerDissection(rows, out)
 
 
+def dissected_layers(observed: Mapping[str, Any]) -> list[str]:
+    """The layers chapters 2-3 dissect in the attacked network, read from a results file's params
+    (``layers``, else ``model``'s default layers)."""
+    return list(observed.get("layers") or analysed_layers(str(observed["model"]), "deepest"))
+
+
 def dissected_deepest(observed: Mapping[str, Any]) -> str:
-    """The deepest layer chapters 2-3 dissect in the attacked network, read from a results file's
-    params (``layers``, else ``model``'s default layers: the last of "deepest" and of "all" agree)."""
-    return list(observed.get("layers") or analysed_layers(str(observed["model"]), "deepest"))[-1]
+    """The deepest layer chapters 2-3 dissect in the attacked network (the last of "deepest" and of
+    "all" agree): for a small CNN the dense layer feeding the logits."""
+    return dissected_layers(observed)[-1]
+
+
+def dong_layer(observed: Mapping[str, Any]) -> str:
+    """The layer Dong et al.'s neuron rows dissect: the last conv layer (block) among the dissected ones,
+    whose channels have receptive fields and patches (AlexNet's conv5, VGG-16's conv5_3, ResNet-18's
+    layer4: papers.md), each channel's activation the spatial max of its map; the deepest dissected layer
+    for a network without one (a perceptron)."""
+    layers = dissected_layers(observed)
+    model = MODELS.get(str(observed.get("model")))
+    conv = [layer for layer in layers if model is not None and layer in model.conv_layers]
+    return conv[-1] if conv else layers[-1]
+
+
+#: the commit that declared the dense-layer extension rows of chapters 2-3 (issue 44, item 6: Dong et al.'s
+#: neuron rows moved to the last conv layer, the dense layer became an extension)
+DENSE_DECLARED = "0000000"
+
+
+def dense_extension(observed: Mapping[str, Any]) -> str | None:
+    """Why the dense-layer extension of a neuron row is not measured (a claim's ``applies``): the deepest
+    dissected layer is the paper's conv layer itself. None when a dense layer is dissected beyond it."""
+    try:
+        if dissected_deepest(observed) == dong_layer(observed):
+            return "no layer is dissected beyond the paper's last conv layer"
+    except KeyError as missing:
+        return f"the results lack the parameter {missing} that locates the layer"
+    return None

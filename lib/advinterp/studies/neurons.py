@@ -14,9 +14,11 @@ For every seed, on chapter 1's adversarial dataset (``attack``, the ensemble set
   scored against the same target labels: its agreement is the chance level of "the perturbation
   makes neurons fire for the target".
 
-The paper's claim is decided on the dissected network's deepest analysed layer: the share of each
-neuron's top-K adversarial images whose *target* label is its dominant real class, minus the share
-whose *true* label is (``agreement_gap``), with a bootstrap interval over the images. The held-out
+The paper's claim is decided on the dissected network's last conv layer, whose channels Dong et al.
+dissect (:func:`advinterp.studies.dissect.dong_layer`): the share of each neuron's top-K adversarial
+images whose *target* label is its dominant real class, minus the share whose *true* label is
+(``agreement_gap``), with a bootstrap interval over the images. The same at the dense layer feeding
+the logits, which a white-box attack drives to the target by construction, is an extension; the held-out
 extension subtracts the same gap under the control (a difference in differences, paired by the
 bootstrap). Both are decided only when the set reaches its target on at least
 :data:`~advinterp.studies.dissect.MIN_MEMBER_SUCCESS` of every member's images.
@@ -40,8 +42,8 @@ from ..report.uncertainty import SeedEffect, combine_frame, per_seed_metrics
 from . import findings
 from . import default_validate
 from . import setting as S
-from .dissect import (NETWORKS, check_dissection, depth_words, dissected_deepest, member_success,
-                      perturbed_layers, success_metrics, success_words, weak_set)
+from .dissect import (DENSE_DECLARED, NETWORKS, check_dissection, dense_extension, depth_words, dissected_deepest,
+                      dong_layer, member_success, perturbed_layers, success_metrics, success_words, weak_set)
 
 PATCH_QUANTILE = number("patch_quantile", 0.005, 0.0, 0.5, "patches: where the channel map is in its top "
                         "quantile of values", lo_open=True)
@@ -175,7 +177,8 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
                 metrics.update(per_seed_metrics(f"{name}_{network.replace('-', '')}_{layer}",
                                                 {s: r.effects[(network, layer, name)] for s, r in result.runs.items()}))
     metrics.update({"k": P.k, "n_neurons": int(len(result.table) / len(setup.seeds)), "n_seeds": len(setup.seeds),
-                    "decided_at": deciding_layer(setup)})
+                    "decided_at": deciding_layer(setup), "paper_layer": dong_layer(P.public()),
+                    "dense_layer": dissected_deepest(P.public())})
     return metrics
 
 
@@ -198,9 +201,14 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
 
 #: the effects the claims are decided by: the dissected network (the paper's) and the held-out one (ours)
 PATCHES_ATTACKED = findings.Effect(
-    "effect_patches_attacked", "dissected (attacked) network, deepest layer: top-K adversarial images with the "
-    "neuron's concept as target minus as true label (share)", 0.05,
+    "effect_patches_attacked", "dissected (attacked) network, last conv layer (Dong et al.'s channels): top-K "
+    "adversarial images with the neuron's concept as target minus as true label (share)", 0.05,
     "5 points of the top-K: one image in 20, the least a gallery would show", declared="6838ddf",
+    source=lambda m: f"agreement_gap_attacked_{dong_layer(m)}")
+PATCHES_DENSE = findings.Effect(
+    "effect_patches_dense", "dissected (attacked) network, the dense layer feeding the logits: top-K adversarial "
+    "images with the neuron's concept as target minus as true label (share)", 0.05,
+    "5 points of the top-K: one image in 20, the least a gallery would show", declared=DENSE_DECLARED,
     source=lambda m: f"agreement_gap_attacked_{dissected_deepest(m)}")
 PATCHES = findings.Effect(
     "effect_patches_heldout", "held-out network, deepest layer, on the images it labels as the target: top-K "
@@ -212,8 +220,13 @@ PATCHES = findings.Effect(
 CLAIMS = (
     findings.claim("patches", "Dong et al. 2017", "Neurons respond to discriminative patches, not semantic concepts: "
                    "a neuron's top-K adversarial images carry its concept as the attack's target more often than as "
-                   "their true class, in the network the attack was made against", CHAPTER.stem, PATCHES_ATTACKED,
+                   "their true class, in the network the attack was made against (its last conv layer's channels)",
+                   CHAPTER.stem, PATCHES_ATTACKED,
                    applies=weak_set, short="neurons follow the target, not the content (dissected network)"),
+    findings.claim("patches_dense", "Dong et al. 2017", "... also at the dense layer feeding the logits, which a "
+                   "white-box attack drives to the target by construction (not the paper's layer)", CHAPTER.stem,
+                   PATCHES_DENSE, applies=lambda m: weak_set(m) or dense_extension(m), protocol="extension",
+                   extends="patches", short="... also at the dense layer feeding the logits"),
     findings.claim("patches_heldout", "Dong et al. 2017", "... even in a network the attack never saw (held-out "
                    "network, the images it labels as the target), beyond random signs of the same size", CHAPTER.stem,
                    PATCHES, applies=weak_set, protocol="extension", extends="patches",

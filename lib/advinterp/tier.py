@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -99,14 +98,6 @@ def estimate_seconds(record: str, chapter: str, spec: dict[str, Any]) -> float:
     return 60.0 * float((spec.get("estimate_minutes") or {}).get(chapter, 30))
 
 
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=paths.repo_root(), check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
 def selection_step(spec: dict[str, Any], path: Path, provenance: dict[str, Any]) -> Path:
     """Chapter 7's selection step, recorded (or the record already made with these parameters)."""
     from .studies import interpretability as ch7
@@ -148,7 +139,7 @@ def stretch(spec_path: str, *, record: str, tier: str, hours: float, overrides: 
         return -1
     data_root = next((b["params"].get("data_root") for b in spec["runs"] if b["params"].get("data_root")), None)
     data = tree_digest(data_root) if data_root else None
-    base = {"what": f"{spec['name']} ({spec_path})", "commit": _commit(), "machine": describe_machine(),
+    base = {"what": f"{spec['name']} ({spec_path})", "commit": recorded.git_commit(), "machine": describe_machine(),
             "date": time.strftime("%Y-%m-%d"), "data": data}
     selection_file = recorded.recorded_dir() / record / recorded.SEED_RUNS / SELECTING / SELECTION_FILE
 

@@ -277,7 +277,8 @@ def scale_record(chapter: str, tier: str, folder: Path | None = None) -> tuple[R
     return load(entry["run"], chapter, folder), entry.get("note", "")
 
 
-def _git_commit() -> str:
+def git_commit() -> str:
+    """The short hash of the checked-out commit (``unknown`` outside a git checkout)."""
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                               cwd=paths.repo_root(), check=True).stdout.strip()
@@ -334,7 +335,7 @@ def record_sweep(sweep_root: Path, run: str, *, what: str, command: str, folder:
         root = params.get("data_root")
         if root and root not in data:
             data[root] = tree_digest(root)
-    provenance = {"what": what, "commit": _git_commit(), "date": pd.Timestamp.now().date().isoformat(),
+    provenance = {"what": what, "commit": git_commit(), "date": pd.Timestamp.now().date().isoformat(),
                   "machine": describe_machine(), "commands": commands, "device_seconds": seconds,
                   "run_seconds": run_seconds, "seed_seconds": seed_seconds, "data": list(data.values()),
                   # the measurement fingerprints of the code that ran (this commit's, which the tests hold to it)

@@ -451,9 +451,9 @@ def error_rate(findings: Sequence[Finding]) -> dict[str, int | float | str]:
     found = {v: sum(f.verdict == v for f in decided) for v in (HOLDS, OPPOSITE)}
     chance = alpha * len(decided)
     words = (f"if none of the {len(decided)} measured paper rows had any effect, about {chance:.1f} of them would "
-             f"still come out 'holds' or 'opposite' at the intervals' {LEVEL:.0%} level; adjusted across them "
-             f"(Holm), {survive[HOLDS]} of the {found[HOLDS]} 'holds' and {survive[OPPOSITE]} of the "
-             f"{found[OPPOSITE]} 'opposite' keep a family-wise error below {alpha:.0%}") if decided else \
+             f"still come out 'holds' or 'opposite' at the intervals' {100 * LEVEL:.0f} % level; adjusted across "
+             f"them (Holm), {survive[HOLDS]} of the {found[HOLDS]} 'holds' and {survive[OPPOSITE]} of the "
+             f"{found[OPPOSITE]} 'opposite' keep a family-wise error below {100 * alpha:.0f} %") if decided else \
         "no paper row is measured here"
     return {"n_decided": len(decided), "n_chance": round(chance, 2), "n_holds_holm": survive[HOLDS],
             "n_opposite_holm": survive[OPPOSITE], "error_words": words}

@@ -176,7 +176,9 @@ def stretch(spec_path: str, *, record: str, tier: str, hours: float, overrides: 
             break
         print(f"{p.chapter} seed {p.seed} (about {need / 60:.0f} min)", flush=True)
         run = Run(p.chapter, params, group=p.run.group, common=p.run.common)
-        status = execute(run, root)
+        # a cell may take what is left of the stretch (papermill's default hour is too short for a seed's training
+        # on a busy machine: chapter 1's first cell took over an hour beside a test run)
+        status = execute(run, root, timeout=max(600, int(deadline - clock())))
         if status["status"] != "ok":
             print(f"  failed: {status['error'][-500:]}", file=sys.stderr, flush=True)
             continue

@@ -186,11 +186,6 @@ def seeds_recorded(record: rec.Record) -> str:
     return f"{len(record.seeds)} of {planned} seeds recorded"
 
 
-def seeds_words(n: int) -> str:
-    """How many training runs an interval rests on: "one training run" for a single seed."""
-    return "one training run" if n == 1 else f"n = {n} seeds"
-
-
 def claim(key: str, paper: str, text: str, chapter: str, effects: Effect | tuple[Effect, ...], *,
           counted: bool = True, applies: Callable[[Metrics], str | None] | None = None, protocol: str = PAPER,
           extends: str | None = None, short: str = "",

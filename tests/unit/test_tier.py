@@ -105,6 +105,11 @@ def test_the_pages_combine_a_chapters_seed_runs_and_say_how_many_are_in(stubbed)
     r = recorded.load("cpu-test", stem)
     assert r.seeds == [0, 1, 2] and not r.missing_seeds and r.metrics["effect_x_per_seed"] == [0.1, 1.1, 2.1]
     assert recorded.stale_reason(stem, "cpu") is None
+    old_figure = recorded.recorded_dir() / "cpu-test" / "figures" / stem
+    old_figure.mkdir(parents=True)
+    (old_figure / "captions.json").write_text(json.dumps({"fig": "an older record's figure"}))
+    (old_figure / "fig.png").write_bytes(b"png")
+    assert recorded.figures(stem, "cpu") == [], "an older record's figures are not shown as the seed runs'"
     # a seed run made by code with another fingerprint is not combined with the others
     path = recorded.seed_record_path("cpu-test", stem, 2)
     other = json.loads(path.read_text())

@@ -110,8 +110,8 @@ def save_figures(notebook: Path, dest: Path) -> list[Path]:
 def figures(chapter: str, tier: str, folder: Path | None = None) -> list[tuple[Path, str]]:
     """The figures (PNG and caption) the record of ``tier`` keeps for ``chapter`` (none: empty)."""
     entry = scale_index(folder).get(chapter, {}).get(tier, {})
-    if not entry.get("run"):
-        return []
+    if not entry.get("run") or seed_records(entry["run"], chapter, folder):
+        return []  # a tier recorded in stretches keeps numbers only: figures in the folder are an older record's
     base = (folder or recorded_dir()) / entry["run"] / "figures" / chapter
     captions = json.loads((base / "captions.json").read_text()) if (base / "captions.json").is_file() else {}
     return [(base / f"{name}.png", caption) for name, caption in captions.items() if (base / f"{name}.png").is_file()]

@@ -18,7 +18,7 @@ SWEEP ?= configs/sweeps/side-by-side.yaml
 ENGINE ?= local
 SWEEP_ARGS ?=
 
-.PHONY: env sysdeps texdeps book pdf test unit sweep scale scale-cpu bench clean-cache clean help
+.PHONY: env sysdeps texdeps book pdf test unit chapter sweep scale scale-cpu bench clean-cache clean help
 
 help:
 	@echo "make book   - set up .venv, execute all chapters, render _build/html"
@@ -26,6 +26,8 @@ help:
 	@echo "              reuses make book's executed chapters)"
 	@echo "make test   - set up .venv, run every test (unit, chapters, book build) in two phases on both cores"
 	@echo "make unit   - unit tests only (fast)"
+	@echo "make chapter CH=4 [CONFIG=configs/cifar10-cpu.yaml] [DATA_ROOT=/abs/path] [SET='eps=0.2 seed=1']"
+	@echo "              - one chapter, given only the parameters it declares, into runs/<config>/"
 	@echo "make sweep  - run the sweep SWEEP=$(SWEEP) (resumable) and collect its table;"
 	@echo "              ENGINE=ray SWEEP_ARGS='--gpus-per-run 1' runs it on Ray (README: Sweeps on Ray)"
 	@echo "make scale  - the scale study on GPUs: every chapter on CIFAR-10, three seeds, on Ray, recorded"
@@ -105,6 +107,14 @@ test: $(STAMP) sysdeps
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
+
+# One chapter with papermill, passed only the parameters it declares (a tier's configuration is book-wide).
+CH ?=
+CONFIG ?=
+SET ?=
+chapter: $(STAMP)
+	@test -n "$(CH)" || { echo "make chapter needs CH=<number>, e.g. make chapter CH=4 CONFIG=configs/cifar10-cpu.yaml DATA_ROOT=/abs/path/to/cifar10-jpg"; exit 2; }
+	$(BIN)/python -m advinterp.chapter $(CH) $(if $(CONFIG),-f $(CONFIG)) $(if $(DATA_ROOT),--set data_root=$(DATA_ROOT)) $(SET:%=--set %)
 
 sweep: $(STAMP)
 	$(BIN)/python -m advinterp.sweep $(SWEEP) --engine $(ENGINE) $(SWEEP_ARGS)

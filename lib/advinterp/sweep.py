@@ -13,9 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import yaml
-
 from .core import paths
+from .core.params import key_values
 from .sweeps import ENGINES, collect, load_spec, run_sweep
 
 #: the options that only the Ray engine takes: flag -> keyword of advinterp.sweeps.ray.execute_all
@@ -61,12 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     if options and args.engine != "ray":
         given = [flag for flag, key in RAY_OPTIONS.items() if key in options]
         p.error(f"{', '.join(given)} only with --engine ray")
-    overrides = {}
-    for item in args.overrides:
-        key, sep, text = item.partition("=")
-        if not sep or not key:
-            p.error(f"--set {item!r}: expected KEY=VALUE")
-        overrides[key] = yaml.safe_load(text)
+    try:
+        overrides = key_values(args.overrides, "--set")
+    except ValueError as err:
+        p.error(str(err))
     try:
         notebooks = Path(args.notebooks) if args.notebooks else None
         spec = load_spec(args.spec, notebooks, overrides=overrides)

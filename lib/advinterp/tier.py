@@ -36,6 +36,7 @@ from typing import Any
 
 from .core import paths
 from .core.devices import describe_machine
+from .core.params import key_values
 from .report import recorded
 from .sweeps.runs import execute, run_dir
 from .sweeps.spec import Run, expand, load_spec
@@ -204,12 +205,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="a parameter of every run (e.g. data_root=/abs/path)")
     parser.add_argument("--only", nargs="+", default=(), metavar="CHAPTER", help="only these chapters' runs")
     args = parser.parse_args(argv)
-    import yaml
-
-    overrides = {}
-    for item in args.overrides:
-        key, _, value = item.partition("=")
-        overrides[key] = yaml.safe_load(value)
+    try:
+        overrides = key_values(args.overrides, "--set")
+    except ValueError as err:
+        parser.error(str(err))
     done = stretch(args.spec, record=args.record, tier=args.tier, hours=args.hours, overrides=overrides,
                    only=tuple(args.only))
     return 2 if done < 0 else 0

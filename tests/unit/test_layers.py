@@ -59,7 +59,7 @@ MODULES = sorted(PACKAGE.rglob("*.py"))
 
 def test_every_module_is_in_a_layer_folder_or_an_entry_point():
     loose = {p.name for p in PACKAGE.glob("*.py")}
-    assert loose == {"__init__.py", "sweep.py", "bench.py", "tier.py"}
+    assert loose == {"__init__.py", "sweep.py", "bench.py", "tier.py", "chapter.py"}
     assert {p.name for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"} == set(LAYERS)
 
 

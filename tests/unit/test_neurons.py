@@ -110,7 +110,7 @@ def test_patch_masks_upsample_small_maps():
 
 
 def test_consistency_half_cat_half_dog_is_0_6():
-    """papers.md's check: top images half cat, half dog, CIFAR-10 path similarity (A = 0.2)."""
+    """docs/papers.md's check: top images half cat, half dog, CIFAR-10 path similarity (A = 0.2)."""
     from advinterp.interpret import affinity
 
     A = affinity.cifar10()

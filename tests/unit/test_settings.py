@@ -76,11 +76,12 @@ def test_no_sentence_contradicts_a_run_of_its_chapter(stem):
     assert not contradictions(_markdown(stem), _runs(stem))
 
 
-def test_no_sentence_of_the_readme_or_the_appendix_contradicts_a_run():
-    """The README and the appendix describe many chapters at once, so a sentence names no one run: a
-    setting they type must be the value of some run (a chapter's default, a tier's configuration or
-    record)."""
-    texts = {"README.md": (REPO / "README.md").read_text(), "appendix": _markdown("appendix-scale")}
+def test_no_sentence_of_the_readme_the_docs_or_the_appendix_contradicts_a_run():
+    """The README, the pages under docs/ and the appendix describe many chapters at once, so a sentence
+    names no one run: a setting they type must be the value of some run (a chapter's default, a tier's
+    configuration or record). ``docs/papers.md`` gives the papers' values, not ours."""
+    texts = {"README.md": (REPO / "README.md").read_text(), "appendix": _markdown("appendix-scale"),
+             **{f"docs/{p.name}": p.read_text() for p in sorted((REPO / "docs").glob("*.md")) if p.name != "papers.md"}}
     runs = [r for stem in STUDIES if study(stem).SETTINGS for r in _runs(stem)]
     for name, text in texts.items():
         assert not unheld(text, runs), name

@@ -10,7 +10,7 @@
   image's strongest result.
 * :func:`ensemble` - Liu et al. (2017) ensemble optimisation as used by Dong et al. (version A,
   sec. 3): minimise ``-log( mean_i softmax(f_i(x'))[y*] )`` over k models with sign-gradient
-  steps, random target ``y* != y``, L-inf bound ``eps`` (our reading; see ``papers.md``).
+  steps, random target ``y* != y``, L-inf bound ``eps`` (our reading; see ``docs/papers.md``).
 * :func:`ensemble_logp` - :func:`ensemble` with the sum of the members' own log-probabilities of
   y* (each member's targeted cross-entropy), the studies' ``ensemble_loss="log_probabilities"``.
 * :func:`pgd_margin` - :func:`pgd` ascending Carlini and Wagner's margin loss instead of

@@ -176,3 +176,18 @@ def one_of(name: str, value: Any, list_name: str, values: Sequence[Any], why: st
     """``value`` must be an element of the list parameter ``list_name``."""
     if value not in values:
         v.fail(name, value, f"one of {list_name}={list(values)}" + (f" ({why})" if why else ""))
+
+
+def key_values(items: Iterable[str], option: str = "--set") -> dict[str, Any]:
+    """``KEY=VALUE`` strings (a command line's repeated ``--set``) as a mapping, each value read as YAML
+    (``3``, ``0.1``, ``[0, 1]``, ``null``, text); an item without ``=`` or without a key raises the
+    standard ``ValueError`` naming ``option``."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            v.fail(option, item, "KEY=VALUE, the value read as YAML (e.g. data_root=/abs/path, seeds=[0, 1])")
+        out[key] = yaml.safe_load(value)
+    return out

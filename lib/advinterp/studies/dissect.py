@@ -177,7 +177,7 @@ def dissected_deepest(observed: Mapping[str, Any]) -> str:
 def dong_layer(observed: Mapping[str, Any]) -> str:
     """The layer Dong et al.'s neuron rows dissect: the last conv layer (block) among the dissected ones,
     whose channels have receptive fields and patches (AlexNet's conv5, VGG-16's conv5_3, ResNet-18's
-    layer4: papers.md), each channel's activation the spatial max of its map; the deepest dissected layer
+    layer4: docs/papers.md), each channel's activation the spatial max of its map; the deepest dissected layer
     for a network without one (a perceptron)."""
     layers = dissected_layers(observed)
     model = MODELS.get(str(observed.get("model")))

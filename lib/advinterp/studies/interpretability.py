@@ -579,7 +579,7 @@ CL_PAIR = findings.Claim("cl_interpretable", "this book", "Consistent-loss train
                          counted=False, applies=_usable(pair_name("cl", "standard")))
 
 
-#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
 SETTINGS = (
     Setting('network and data', ('dataset', 'model'),
             'not stated'),

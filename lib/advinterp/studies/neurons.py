@@ -234,7 +234,7 @@ CLAIMS = (
 )
 
 
-#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
 SETTINGS = (
     S.DONG_NETWORK,
     Setting('adversarial set', ('attack', 'ensemble', 'ensemble_loss'),

@@ -197,11 +197,11 @@ def load(P: ChapterParams) -> DatasetBundle:
     return b
 
 
-#: Dong et al.'s settings shared by chapters 2-5 (papers.md, sec. 1): their networks, the neuron's
+#: Dong et al.'s settings shared by chapters 2-5 (docs/docs/papers.md, sec. 1): their networks, the neuron's
 #: activation and the top-K images that define a neuron's concept
 DONG_NETWORK = Setting("network", ("dataset", "model"), "AlexNet, VGG-16, ResNet-18 on ILSVRC-2012")
 DONG_ACTIVATION = Setting("neuron activation", ("statistic",), "not stated (our reading: spatial max of the channel map)")
-DONG_TOP_K = Setting("top-K images per neuron", ("k",), "not stated (papers.md: one of 20, 50, 100)")
+DONG_TOP_K = Setting("top-K images per neuron", ("k",), "not stated (docs/papers.md: one of 20, 50, 100)")
 
 
 def layer_words(which: str) -> Callable[[Mapping[str, Any]], str]:

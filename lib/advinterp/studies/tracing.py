@@ -355,7 +355,7 @@ CLAIMS = (
 )
 
 
-#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
 SETTINGS = (
     S.DONG_NETWORK,
     Setting('models compared', ('lambda_cl',),
@@ -373,5 +373,5 @@ SETTINGS = (
     Setting('detection score', ('weighted',),
             'not stated (our reading: unweighted mean of A[c(n), y_hat])'),
     Setting('top-K images defining a concept', ('k',),
-            'not stated (papers.md: one of 20, 50, 100)'),
+            'not stated (docs/papers.md: one of 20, 50, 100)'),
 )

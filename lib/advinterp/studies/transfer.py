@@ -207,7 +207,7 @@ CLAIMS = (
 )
 
 
-#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
 SETTINGS = (
     Setting('data', ('dataset',),
             'ILSVRC-2012'),

@@ -384,7 +384,7 @@ def _conductance_layer_words(params: Mapping[str, Any]) -> str:
     return str(layer)
 
 
-#: what ran beside what the paper ran (the page's settings table; papers.md gives the paper's values)
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
 SETTINGS = (
     Setting('network', ('dataset', 'model'),
             'ResNet-20 on CIFAR-10 (also InceptionV3 on ImageNet-50/100)'),

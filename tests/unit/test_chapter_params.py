@@ -209,7 +209,8 @@ def test_a_typo_stops_a_chapter_within_seconds_naming_the_closest_names(tmp_path
 def test_a_name_another_chapter_declares_passes_and_an_unknown_one_does_not():
     """Shared configuration files pass every chapter's parameters to every chapter: a name declared
     by another chapter is allowed; one no chapter declares is not."""
-    from advinterp.studies import setting, transfer
+    from advinterp.core.params import injected_parameters
+    from advinterp.studies import transfer
 
     ns = run_parameters("01-adversarial-examples")
     injected = "# Parameters\nk = 50\ntarget_train_acc = 0.86\n"
@@ -217,4 +218,4 @@ def test_a_name_another_chapter_declares_passes_and_an_unknown_one_does_not():
     assert "k" not in P
     with pytest.raises(ValueError, match=r"^parameters=\['n_probes'\] is not allowed: .*did you mean 'n_probe'"):
         transfer.validate({**ns, "In": ["", "# Parameters\nn_probes = 50\n"], "n_probes": 50})
-    assert setting.injected_parameters({"In": ["x = 1", "# Parameters (papermill: ...)\neps = 0.3"]}) == []
+    assert injected_parameters({"In": ["x = 1", "# Parameters (papermill: ...)\neps = 0.3"]}) == []

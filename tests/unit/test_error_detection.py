@@ -232,7 +232,7 @@ def test_tracing_against_its_null_is_paired_per_image_and_counts_the_null_mean_n
     over n_permutations draws is added; an unpaired interval (the detector's alone against a fixed
     number) ignores the null's own sampling noise."""
     from advinterp.interpret.tracing import rank_auc
-    from advinterp.report.auroc import auroc_interval
+    from advinterp.core.auroc import auroc_interval
     from advinterp.studies.tracing import Scores, detector_effects
 
     g = np.random.default_rng(0)

@@ -14,8 +14,9 @@ import pytest
 from advinterp.data import datasets
 from advinterp.report import recorded as rec
 from advinterp.report.results import aggregate_seed_runs
-from advinterp.report.uncertainty import SeedEffect, per_seed_metrics
-from advinterp.studies import findings, scorecard, study
+from advinterp.core.stats import SeedEffect, per_seed_metrics
+from advinterp.report import claims
+from advinterp.studies import scorecard, study
 from chapter_tools import REPO
 
 CHAPTERS = list(scorecard.chapters())
@@ -29,9 +30,9 @@ def _markdown(stem: str) -> list[str]:
 
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_every_claim_declares_an_effect_with_a_delta_and_its_reason(stem):
-    claims = study(stem).CLAIMS
-    assert claims, f"{stem} declares no claims"
-    for c in claims:
+    declared = study(stem).CLAIMS
+    assert declared, f"{stem} declares no claims"
+    for c in declared:
         assert c.effects and c.paper and c.text
         for e in c.effects:
             assert e.delta > 0 and len(e.reason) > 20 and e.label, (c.key, e.name)
@@ -41,19 +42,19 @@ def test_every_claim_declares_an_effect_with_a_delta_and_its_reason(stem):
 def test_every_extension_sits_under_a_paper_row_of_its_chapter():
     """Every claim of the four papers has a paper row; an extension names the paper row it extends."""
     for stem in CHAPTERS:
-        claims = study(stem).CLAIMS
-        papers = {c.key for c in claims if c.protocol == findings.PAPER}
+        declared = study(stem).CLAIMS
+        papers = {c.key for c in declared if c.protocol == claims.PAPER}
         assert papers, f"{stem} has no paper row"
-        for c in claims:
-            assert c.protocol in findings.PROTOCOLS
-            if c.protocol == findings.EXTENSION:
+        for c in declared:
+            assert c.protocol in claims.PROTOCOLS
+            if c.protocol == claims.EXTENSION:
                 assert c.extends in papers and not c.scored, c.key
-        first = findings.ordered(claims)[0]
-        assert first.key in papers or first.protocol == findings.PREMISE
+        first = claims.ordered(declared)[0]
+        assert first.key in papers or first.protocol == claims.PREMISE
     with pytest.raises(ValueError, match="extends"):
-        findings.Claim("x", "p", "t", "99-x", _claim().effects, protocol="extension")
+        claims.Claim("x", "p", "t", "99-x", _claim().effects, protocol="extension")
     with pytest.raises(ValueError, match="protocol"):
-        findings.Claim("x", "p", "t", "99-x", _claim().effects, protocol="ours")
+        claims.Claim("x", "p", "t", "99-x", _claim().effects, protocol="ours")
 
 
 def test_every_chapter_is_listed_in_the_scale_index_for_every_tier():
@@ -75,8 +76,8 @@ def test_recorded_results_exist_and_carry_provenance(stem, tier):
         assert record.provenance.get(field), f"{record.run}/provenance.json lacks {field}"
     assert record.command, f"{record.run}/provenance.json has no command for {stem}"
     for claim in study(stem).CLAIMS:
-        f = findings.assess(claim, {**record.params, **record.metrics})
-        assert f.verdict in (*findings.VERDICTS, findings.NOT_COMPARABLE) and (f.outcome is not None or f.note)
+        f = claims.assess(claim, {**record.params, **record.metrics})
+        assert f.verdict in (*claims.VERDICTS, claims.NOT_COMPARABLE) and (f.outcome is not None or f.note)
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
@@ -105,9 +106,9 @@ def test_every_chapter_ends_with_its_at_scale_section_gluing_only_what_it_makes(
     (section,) = [c for c in cells if c.startswith("## At scale: CIFAR-10")]
     assert cells.index(section) < len(cells) - 1 and cells[-1].startswith("## What we found")
     live = {"dataset": "mnist5k"}
-    words = findings.at_scale(study(stem).CLAIMS, live).words
+    words = claims.at_scale(study(stem).CLAIMS, live).words
     assert set(GLUE.findall(section)) <= set(words), "the section glues a name at_scale does not produce"
-    assert all(f.verdict == findings.UNMEASURED for f in (findings.assess(c, live) for c in study(stem).CLAIMS))
+    assert all(f.verdict == claims.UNMEASURED for f in (claims.assess(c, live) for c in study(stem).CLAIMS))
 
 
 def test_the_intro_opens_with_the_scorecard_and_glues_only_its_counts(tmp_path):
@@ -115,13 +116,13 @@ def test_the_intro_opens_with_the_scorecard_and_glues_only_its_counts(tmp_path):
     assert cells[1].startswith("## Scorecard")
     card = scorecard.rows(tmp_path)  # no chapter has run: every default verdict says so
     names = set(GLUE.findall(cells[1]))
-    assert names and names <= set(findings.counts(card)) | {"delta_history_words"}
+    assert names and names <= set(claims.counts(card)) | {"delta_history_words"}
     table = scorecard.table(card)
     assert len(table) == sum(len(study(s).CLAIMS) for s in CHAPTERS)
-    assert set(table[scorecard.SHORT_TIERS[findings.DEFAULT_TIER]]) == {"not run yet"}
+    assert set(table[scorecard.SHORT_TIERS[claims.DEFAULT_TIER]]) == {"not run yet"}
     assert not any(re.search(r"\b[a-z0-9]+_[a-z0-9_]+\b", str(v)) for v in table.to_numpy().ravel()), \
         "a cell shows an internal name"
-    counts = findings.counts(card)
+    counts = claims.counts(card)
     assert counts["n_not_measured_default"] == counts["n_claims"] < len(table), "the tool claim is shown, not counted"
     assert counts["n_not_counted"] == 2, "chapter 1's tool and chapter 7's premise are shown, not counted"
     assert counts["n_claims"] + counts["n_extensions"] + counts["n_not_counted"] == len(table), \
@@ -129,24 +130,24 @@ def test_the_intro_opens_with_the_scorecard_and_glues_only_its_counts(tmp_path):
 
 
 def _claim(key="k", **effect):
-    e = findings.Effect(**{"name": "effect_k", "label": "an effect", "delta": 0.05, "reason": "a reason", **effect})
-    return findings.Claim(key, "p", "t", "99-x", (e,))
+    e = claims.Effect(**{"name": "effect_k", "label": "an effect", "delta": 0.05, "reason": "a reason", **effect})
+    return claims.Claim(key, "p", "t", "99-x", (e,))
 
 
 def test_a_claim_is_decided_by_its_interval_and_says_why_it_is_not():
     c = _claim()
     holds = per_seed_metrics("effect_k", {0: SeedEffect.normal(0.2, 0.01), 1: SeedEffect.normal(0.22, 0.01),
                                           2: SeedEffect.normal(0.18, 0.01)})
-    f = findings.assess(c, holds)
-    assert f.verdict == findings.HOLDS and f.cell().startswith("holds: +0.200")
-    assert findings.assess(c, None).cell() == "not run yet"
-    missing = findings.assess(c, {"other": 1.0})
-    assert missing.verdict == findings.UNMEASURED and "per-seed" in missing.cell()
+    f = claims.assess(c, holds)
+    assert f.verdict == claims.HOLDS and f.cell().startswith("holds: +0.200")
+    assert claims.assess(c, None).cell() == "not run yet"
+    missing = claims.assess(c, {"other": 1.0})
+    assert missing.verdict == claims.UNMEASURED and "per-seed" in missing.cell()
     nan = per_seed_metrics("effect_k", {0: SeedEffect(float("nan"), float("nan"), float("nan"))})
-    why = findings.assess(c, {**nan, "effect_k_why": "too few images fool the network"})
-    assert why.verdict == findings.UNMEASURED and "too few images" in why.cell()
-    inapplicable = findings.Claim("k", "p", "t", "99-x", c.effects, applies=lambda m: "not for this data")
-    assert "not for this data" in findings.assess(inapplicable, holds).cell()
+    why = claims.assess(c, {**nan, "effect_k_why": "too few images fool the network"})
+    assert why.verdict == claims.UNMEASURED and "too few images" in why.cell()
+    inapplicable = claims.Claim("k", "p", "t", "99-x", c.effects, applies=lambda m: "not for this data")
+    assert "not for this data" in claims.assess(inapplicable, holds).cell()
 
 
 def test_split_runs_of_a_one_seed_chapter_aggregate_every_metric():
@@ -208,10 +209,10 @@ def test_a_finished_sweep_is_recorded_and_decided_at_scale(tmp_path):
     assert data["files"] == 1 and data == datasets.tree_digest(images)
     assert rec.scale_record(stem, "gpu", folder) == (None, "not yet")
     assert (folder / "scale.yaml").read_text().startswith("# what the fields mean\n# (kept)\n")
-    section = findings.at_scale(study(stem).CLAIMS, {"dataset": "mnist5k"}, folder)
+    section = claims.at_scale(study(stem).CLAIMS, {"dataset": "mnist5k"}, folder)
     assert "cpu-test" in section.words["scale_summary"] and "3 seed(s); a test" in section.words["scale_summary"]
     column = section.table[rec.TIERS["cpu"]]
-    assert all(cell.startswith(findings.HOLDS) for cell in column)
+    assert all(cell.startswith(claims.HOLDS) for cell in column)
     with pytest.raises(ValueError, match="tier='tpu'"):
         rec.scale_record(stem, "tpu", folder)
     # recorded again (a rerun, here faster): the replaced provenance is kept under "earlier"
@@ -255,7 +256,7 @@ def _executed_notebook_with_a_figure(path):
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_an_out_of_date_record_says_so_in_a_sentence_of_its_own(stem):
     """book/recorded/scale.yaml's ``stale`` reason is on the page, as one sentence ending in a full stop."""
-    summary = findings.at_scale(study(stem).CLAIMS, {"dataset": "mnist5k"}).words["scale_summary"]
+    summary = claims.at_scale(study(stem).CLAIMS, {"dataset": "mnist5k"}).words["scale_summary"]
     for tier in rec.TIERS:
         stale = rec.stale_reason(stem, tier) if rec.scale_record(stem, tier)[0] is not None else None
         if stale:
@@ -290,40 +291,40 @@ def test_a_seed_left_out_is_named_and_a_nan_seed_is_not_an_error():
     m = {"seeds": [0, 1, 2], "effect_k_why": "seed 1's bootstrap was undefined",
          **per_seed_metrics("effect_k", {0: SeedEffect.normal(0.2, 0.01), 1: SeedEffect(0.3, float("nan"), float("nan")),
                                          2: SeedEffect.normal(0.21, 0.01)})}
-    f = findings.assess(c, m)
+    f = claims.assess(c, m)
     assert f.outcome.interval.n_seeds == 2 and "2 seeds of 3" in f.cell() and "seed 1" in f.cell()
     assert "undefined" in f.cell() and "2 of 3 seeds" in f.short_cell()
     # every bound NaN (estimate finite): not measured, never a ValueError
     bounds = {"seeds": [0], **per_seed_metrics("effect_k", {0: SeedEffect(0.2, float("nan"), float("nan"))})}
-    assert findings.assess(c, bounds).verdict == findings.UNMEASURED
+    assert claims.assess(c, bounds).verdict == claims.UNMEASURED
 
 
-def _found(verdict_seeds: list[tuple[float, int]]) -> list[tuple[findings.Claim, dict[str, findings.Finding]]]:
+def _found(verdict_seeds: list[tuple[float, int]]) -> list[tuple[claims.Claim, dict[str, claims.Finding]]]:
     """A card of paper rows, each decided at the default on ``n`` seeds around an estimate (se 0.01)."""
     rows = []
     for i, (est, n) in enumerate(verdict_seeds):
         c = _claim(key=f"k{i}", name=f"effect_k{i}")
         m = {"seeds": list(range(n)), **per_seed_metrics(f"effect_k{i}", {
             s: SeedEffect.normal(est + 0.001 * s, 0.01) for s in range(n)})}
-        rows.append((c, {findings.DEFAULT_TIER: findings.assess(c, m),
-                         **{t: findings.Finding(c, findings.UNMEASURED, note="not run") for t in rec.TIERS.values()}}))
+        rows.append((c, {claims.DEFAULT_TIER: claims.assess(c, m),
+                         **{t: claims.Finding(c, claims.UNMEASURED, note="not run") for t in rec.TIERS.values()}}))
     return rows
 
 
 def test_one_run_verdicts_are_counted_apart():
     card = _found([(0.2, 3), (0.2, 1), (-0.2, 1), (0.2, 3)])
-    counts = findings.counts(card)
+    counts = claims.counts(card)
     assert counts["n_holds_default"] == 2 and counts["n_one_run_holds_default"] == 1
     assert counts["n_opposite_default"] == 0 and counts["n_one_run_opposite_default"] == 1
-    assert counts["n_one_run_default"] == 2 and "one training run" in card[1][1][findings.DEFAULT_TIER].short_cell()
+    assert counts["n_one_run_default"] == 2 and "one training run" in card[1][1][claims.DEFAULT_TIER].short_cell()
 
 
 def test_the_scorecard_states_its_error_rate_with_holm():
     card = _found([(0.2, 3), (0.022, 1), (0.0, 3), (0.3, 3)])
-    counts = findings.counts(card)
+    counts = claims.counts(card)
     assert counts["n_decided_default"] == 4 and counts["n_chance_default"] == pytest.approx(0.2)
     # 0.022 +- 0.0196 holds alone (p = 0.028) but not after Holm: third smallest of four, 0.028 * 2 > 0.05
-    assert card[1][1][findings.DEFAULT_TIER].verdict == findings.HOLDS
+    assert card[1][1][claims.DEFAULT_TIER].verdict == claims.HOLDS
     assert counts["n_holds_holm_default"] == 2 and "2 of the 3 'holds'" in counts["error_words_default"]
     assert counts["error_words_cpu"] == "no paper row is measured here"
 
@@ -331,10 +332,10 @@ def test_the_scorecard_states_its_error_rate_with_holm():
 def test_tools_and_premises_are_never_counted():
     for stem in CHAPTERS:
         for c in study(stem).CLAIMS:
-            if c.protocol == findings.PREMISE or not c.counted:
+            if c.protocol == claims.PREMISE or not c.counted:
                 assert not c.scored, c.key
     (premise,) = [c for c in study("07-sensitivity-regularization").CLAIMS if c.key == "robust_premise"]
-    assert premise.protocol == findings.PREMISE
+    assert premise.protocol == claims.PREMISE
     (tool,) = study("01-adversarial-examples").CLAIMS
 
 
@@ -342,7 +343,7 @@ def test_a_chapter_of_tools_has_no_counted_rows_on_its_page(tmp_path):
     (tool,) = study("01-adversarial-examples").CLAIMS
     folder = tmp_path / "recorded"
     _one_record(folder, None, "01-adversarial-examples", (tool.effects[0].name,))
-    words = findings.at_scale([tool], {}, folder).words["scale_summary"]
+    words = claims.at_scale([tool], {}, folder).words["scale_summary"]
     assert "counted paper rows)" not in words and "no row of this chapter is a counted paper row" in words
 
 
@@ -369,18 +370,18 @@ def test_a_stale_record_counts_nowhere(tmp_path, stale):
     folder = tmp_path / "recorded"
     _one_record(folder, stale)
     card = scorecard.rows(tmp_path / "no-results", folder)
-    counts = findings.counts(card)
+    counts = claims.counts(card)
     cpu = [found["CIFAR-10, CPU tier"] for c, found in card if c.chapter == "06-error-detection"]
-    forest = findings.forest(card)
-    summary = findings.at_scale(study("06-error-detection").CLAIMS, {}, folder).words["scale_summary"]
+    forest = claims.forest(card)
+    summary = claims.at_scale(study("06-error-detection").CLAIMS, {}, folder).words["scale_summary"]
     if stale is None:
         assert counts["n_holds_cpu"] >= 1 and counts["n_stale_cpu"] == 0 and len(forest)
         assert "stale" not in summary
         return
     assert counts["n_stale_cpu"] == sum(c.scored and c.chapter == "06-error-detection" for c, _ in card)
-    assert all(counts[f"n_{v.replace(' ', '_')}_cpu"] == 0 for v in findings.VERDICTS if v != findings.UNMEASURED)
+    assert all(counts[f"n_{v.replace(' ', '_')}_cpu"] == 0 for v in claims.VERDICTS if v != claims.UNMEASURED)
     assert counts["n_decided_cpu"] == 0 and forest.empty
-    assert all(f.verdict == findings.STALE and f.short_cell() == "stale (not counted)" and stale in f.cell()
+    assert all(f.verdict == claims.STALE and f.short_cell() == "stale (not counted)" and stale in f.cell()
                for f in cpu)
     table = scorecard.table(card)
     assert not table["CIFAR-10, CPU"].str.contains("holds").any()
@@ -393,15 +394,15 @@ def test_a_paper_number_from_another_network_is_not_comparable(tmp_path):
     (c,) = [c for c in study("06-error-detection").CLAIMS if c.key == "wu_auroc"]
     metrics = {"is_cifar10": 1, "seeds": [0, 1, 2],
                **per_seed_metrics(c.effects[0].name, {s: SeedEffect.normal(0.01, 0.005) for s in range(3)})}
-    small = findings.assess(c, {**metrics, "model": "small_cnn"})
-    paper = findings.assess(c, {**metrics, "model": "resnet20"})
-    assert small.verdict == findings.NOT_COMPARABLE and not small.decided and "ResNet-20" in small.cell()
-    assert "not comparable" in small.short_cell() and paper.verdict == findings.HOLDS and paper.decided
-    rows = [(c, {findings.DEFAULT_TIER: small, **{t: findings.Finding(c, findings.UNMEASURED, note="not run")
+    small = claims.assess(c, {**metrics, "model": "small_cnn"})
+    paper = claims.assess(c, {**metrics, "model": "resnet20"})
+    assert small.verdict == claims.NOT_COMPARABLE and not small.decided and "ResNet-20" in small.cell()
+    assert "not comparable" in small.short_cell() and paper.verdict == claims.HOLDS and paper.decided
+    rows = [(c, {claims.DEFAULT_TIER: small, **{t: claims.Finding(c, claims.UNMEASURED, note="not run")
                                                   for t in rec.TIERS.values()}})]
-    counts = findings.counts(rows)
+    counts = claims.counts(rows)
     assert counts["n_not_comparable_default"] == 1 and counts["n_holds_default"] == 0
-    assert counts["n_decided_default"] == 0 and findings.forest(rows).empty
+    assert counts["n_decided_default"] == 0 and claims.forest(rows).empty
 
 
 def test_the_code_decides_staleness_by_the_fingerprint(tmp_path):
@@ -418,4 +419,4 @@ def test_the_code_decides_staleness_by_the_fingerprint(tmp_path):
     (folder / "run" / "provenance.json").write_text(json.dumps(prov))
     assert "before a record carried the fingerprint" in rec.stale_reason(stem, "cpu", folder)
     card = scorecard.rows(tmp_path / "no-results", folder)
-    assert findings.counts(card)["n_holds_cpu"] == 0 and findings.counts(card)["n_stale_cpu"] > 0
+    assert claims.counts(card)["n_holds_cpu"] == 0 and claims.counts(card)["n_stale_cpu"] > 0

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from advinterp.report import auroc as R
-from advinterp.report import uncertainty as U
+from advinterp.core import auroc as R
+from advinterp.core import stats as U
 from advinterp.report import verdicts as V
 
 

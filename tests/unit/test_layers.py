@@ -127,8 +127,7 @@ def layer_graph(layer: str) -> dict[str, set[str]]:
 
 
 #: circles found and not broken yet, by layer: listed so that any other circle fails at once; an entry
-#: whose circle is gone fails too, so that it is removed (studies/__init__.py's ``validate`` imports
-#: ``setting`` lazily, and setting's ``validate`` imports the package's ``declared_names`` lazily)
+#: whose circle is gone fails too, so that it is removed (none is left)
 KNOWN_CIRCLES: dict[str, list[list[str]]] = {}
 
 
@@ -154,7 +153,7 @@ def test_the_circle_finder_sees_direct_and_indirect_circles():
 
 def test_no_chapter_study_imports_another():
     """A newcomer changes one chapter by reading its study and the shared study modules (setting,
-    variants, dissect, findings, ...), never another chapter's study: chapter 8 reads the others
+    variants, dissect, ending, ...), never another chapter's study: chapter 8 reads the others
     through what they export (``SIDE_BY_SIDE``) and the registry."""
     from advinterp.studies import STUDIES
 

@@ -10,8 +10,9 @@ import subprocess
 import pytest
 
 from advinterp.report import ledger
-from advinterp.report.uncertainty import SeedEffect, per_seed_metrics
-from advinterp.studies import findings, scorecard, study, tracing
+from advinterp.core.stats import SeedEffect, per_seed_metrics
+from advinterp.report import claims
+from advinterp.studies import scorecard, study, tracing
 from advinterp.studies.interpretability import CL_PAIR
 from chapter_tools import REPO
 
@@ -70,8 +71,8 @@ def test_an_earlier_delta_that_decided_otherwise_is_said():
     (c,) = [c for c in study("06-error-detection").CLAIMS if c.key == "wu_combination"]
     metrics = {"seeds": [0, 1, 2], **per_seed_metrics(c.effects[0].name, {
         s: SeedEffect.normal(x, 0.002) for s, x in zip((0, 1, 2), (0.002, 0.0035, 0.005))})}
-    f = findings.assess(c, metrics)
-    assert f.verdict == findings.INCONCLUSIVE
+    f = claims.assess(c, metrics)
+    assert f.verdict == claims.INCONCLUSIVE
     assert f.earlier and "negligible at the earlier δ = 0.01" in f.earlier[0] and "6838ddf" in f.earlier[0]
     assert "negligible at the earlier" in f.cell() and "δ changed" in f.short_cell()
-    assert "earlier δ = 0.01" in findings.effect_column(c)
+    assert "earlier δ = 0.01" in claims.effect_column(c)

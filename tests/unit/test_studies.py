@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from advinterp.report import results
-from advinterp.studies import (consistency, consistent_loss, dissect, findings, fingerprint, interpretability, neurons,
+from advinterp.report import claims
+from advinterp.studies import (consistency, consistent_loss, dissect, fingerprint, interpretability, neurons,
                                setting, side_by_side, study, tracing, transfer, wrong_predictions)
 
 TINY = fingerprint.TINY   # the tiny setting a chapter's measurement fingerprint is taken on
@@ -76,8 +77,8 @@ def check_claims(mod, setup, metrics) -> None:
     for c in mod.CLAIMS:
         for e in c.effects:
             assert f"{e.results_name(observed)}_per_seed" in metrics, e.name
-        f = findings.assess(c, observed)
-        assert f.verdict in findings.VERDICTS and ("not" not in f.verdict or f.note)
+        f = claims.assess(c, observed)
+        assert f.verdict in claims.VERDICTS and ("not" not in f.verdict or f.note)
 
 
 def in_unit(*values: float) -> bool:
@@ -207,7 +208,7 @@ def test_consistent_loss_tracing_and_interpretability_share_models(shared_cache)
     for method in interpretability.attribution.METHODS:
         assert m7[f"mprt_pass_{method}_standard"] in (0, 1)
     words = interpretability.verdicts(r7, s7, m7)
-    assert words["nas_vs_standard_verdict"].split(",")[0] in findings.VERDICTS
+    assert words["nas_vs_standard_verdict"].split(",")[0] in claims.VERDICTS
 
 
 def _scored_runs_read_the_recorded_selection(s7, r7, m7):
@@ -249,7 +250,7 @@ def test_wrong_predictions(shared_cache):
     table = wrong_predictions.lcr_table(result)  # NAI and GF at both table rates, the detector's operator among them
     assert len(table) == 2 * len(setup.P.table_rates) and table["filters changed"].nunique() == len(setup.P.table_rates)
     assert in_unit(*table["AUROC"]) and m["filters_mutated"] >= 1 and m["conductance_layer"] == "conv2"
-    assert findings.assess(wrong_predictions.CLAIMS[0], {**setup.P.public(), **m}).verdict == findings.UNMEASURED
+    assert claims.assess(wrong_predictions.CLAIMS[0], {**setup.P.public(), **m}).verdict == claims.UNMEASURED
 
 
 def test_mutation_rate_that_mutates_nothing_fails_in_setup():

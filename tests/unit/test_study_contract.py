@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import pytest
 
 from advinterp.report.settings import Setting
-from advinterp.studies import STUDIES, SideBySide, Study, claims, default_validate, exports, findings, study
+from advinterp.report import claims
+from advinterp.studies import STUDIES, SideBySide, Study, declared_claims, default_validate, exports, study
 from advinterp.studies.ending import conclude
 from chapter_tools import REPO
 
@@ -28,7 +29,7 @@ def test_every_study_satisfies_the_contract(stem):
     for name, params in SIGNATURES.items():
         got = list(inspect.signature(getattr(mod, name)).parameters)
         assert len(got) == len(params), f"{mod.__name__}.{name}{tuple(got)}: the contract is {name}{tuple(params)}"
-    assert isinstance(mod.CLAIMS, tuple) and all(isinstance(c, findings.Claim) for c in mod.CLAIMS)
+    assert isinstance(mod.CLAIMS, tuple) and all(isinstance(c, claims.Claim) for c in mod.CLAIMS)
     assert all(c.chapter == stem for c in mod.CLAIMS), "a claim names another chapter"
     assert isinstance(mod.SETTINGS, tuple) and all(isinstance(s, Setting) for s in mod.SETTINGS)
     assert bool(mod.SETTINGS) == bool(mod.CLAIMS), "a chapter that decides a paper's claims shows what the paper ran"
@@ -54,8 +55,8 @@ def test_the_default_validate_checks_the_chapters_parameters():
 
 
 def test_the_scorecard_reads_each_studys_claims_and_no_registry_is_left():
-    assert not hasattr(findings, "CLAIMS")
-    every = claims()
+    assert not hasattr(claims, "CLAIMS")
+    every = declared_claims()
     assert list(every) == list(STUDIES) and not every["08-side-by-side"]
     assert all(every[stem] for stem in STUDIES if stem != "08-side-by-side")
 
@@ -74,7 +75,7 @@ def test_every_chapter_ends_with_the_one_call(stem):
     nb = json.loads((REPO / "book" / f"{stem}.ipynb").read_text())
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     assert sum("conclude(study, result, setup, results_dir)" in c for c in code) == 1
-    assert not any("results.publish(" in c or "findings.at_scale(" in c for c in code), \
+    assert not any("results.publish(" in c or "claims.at_scale(" in c for c in code), \
         "the chapter writes out what conclude does"
 
 

@@ -6,13 +6,13 @@ combine a chapter's runs that share fingerprint, data and parameters, and say "k
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from advinterp import tier as T
 from advinterp.report import recorded
-from advinterp.studies import findings, fingerprint, study
+from advinterp.report import claims
+from advinterp.studies import fingerprint, study
 from advinterp.sweeps.spec import load_spec
 from chapter_tools import REPO
 
@@ -99,8 +99,8 @@ def test_the_pages_combine_a_chapters_seed_runs_and_say_how_many_are_in(stubbed)
     r = recorded.load("cpu-test", stem)
     assert r.seeds == [0] and r.missing_seeds == [1, 2] and r.fingerprint == "fp-1"
     (c, *_) = study(stem).CLAIMS
-    f = findings.tier_findings(c)["cpu"][0]
-    assert f.verdict == findings.INCOMPLETE and f.short_cell() == "1 of 3 seeds recorded"
+    f = claims.tier_findings(c)["cpu"][0]
+    assert f.verdict == claims.INCOMPLETE and f.short_cell() == "1 of 3 seeds recorded"
     _stretch(stubbed, 100)
     r = recorded.load("cpu-test", stem)
     assert r.seeds == [0, 1, 2] and not r.missing_seeds and r.metrics["effect_x_per_seed"] == [0.1, 1.1, 2.1]

@@ -13,6 +13,7 @@ Every check raises the ``ValueError`` of :mod:`advinterp.core.validation`:
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -191,3 +192,33 @@ def key_values(items: Iterable[str], option: str = "--set") -> dict[str, Any]:
             v.fail(option, item, "KEY=VALUE, the value read as YAML (e.g. data_root=/abs/path, seeds=[0, 1])")
         out[key] = yaml.safe_load(value)
     return out
+
+
+# ----------------------------------------------------------------------------- papermill
+
+def injected_parameters(namespace: Mapping[str, Any]) -> list[str]:
+    """The names papermill injected into this kernel (the last cell it added, whose source starts
+    with the line ``# Parameters``, found in IPython's input history ``In``); none outside papermill."""
+    history = namespace.get("In")
+    if not isinstance(history, list):
+        return []
+    for source in reversed(history):
+        if isinstance(source, str) and source.lstrip().splitlines()[:1] == ["# Parameters"]:
+            names = []
+            for node in ast.parse(source).body:
+                if isinstance(node, ast.Assign):
+                    names += [t.id for t in node.targets if isinstance(t, ast.Name)]
+            return names
+    return []
+
+
+def check_unknown(chapter: Chapter, names: Sequence[str], every_chapter: Mapping[str, Sequence[str]]) -> None:
+    """A name that no chapter of ``every_chapter`` declares stops the chapter with the closest declared
+    names (a name another chapter declares is allowed: shared configuration files such as
+    ``configs/cifar10-gpu.yaml`` pass every chapter's parameters to every chapter)."""
+    declared_anywhere = {n for declared in every_chapter.values() for n in declared}
+    unknown = [n for n in names if n not in chapter.names and n not in declared_anywhere]
+    if unknown:
+        hints = ", ".join(v.did_you_mean(n, chapter.names) for n in unknown)
+        v.fail("parameters", unknown, f"names this chapter declares; unknown: {hints}. Chapter "
+             f"{chapter.stem} declares: {', '.join(chapter.names)}")

@@ -4,9 +4,8 @@
 per neuron: whether it is live, its dominant real class (its apparent "concept"), ``consis`` on
 real probes, on adversarial probes by true label and by target label, and how many of its top-K
 adversarial images carry the dominant real class as *target* versus as *true* label.
-:func:`representation_report` tabulates, per layer, the representation-consistency measures of
-:mod:`advinterp.interpret.representation`. Chapter 3's study
-(:mod:`advinterp.studies.consistency`) runs both over seeds and attacks.
+Chapter 3's study (:mod:`advinterp.studies.consistency`) runs it over seeds and attacks, beside the
+representation-consistency measures of :mod:`advinterp.interpret.representation`.
 """
 
 from __future__ import annotations
@@ -81,15 +80,6 @@ def representation_images(model: nn.Module, x_adv: torch.Tensor, x_src: torch.Te
         nn_labels = None if k_nn is None else knn_labels(feats_adv[layer], feats_ref[layer], y_ref, k_nn)
         out[layer] = representation_metrics(feats_adv[layer], feats_src[layer], y, target, means, nn_labels, A)
     return out
-
-
-def representation_report(model: nn.Module, adv: AdversarialSet, target: torch.Tensor, layers: Sequence[str],
-                          reference: tuple[torch.Tensor, torch.Tensor], A: torch.Tensor, *,
-                          k_nn: int = 10) -> pd.DataFrame:
-    """Mean CS / r / LC per layer (rows in the order of ``layers``, with its ``depth``)."""
-    per_image = representation_images(model, adv.x_adv, adv.x, adv.y, target, layers, reference, A, k_nn=k_nn)
-    return pd.DataFrame([{"layer": layer, "depth": depth, **{k: float(v.mean()) for k, v in per_image[layer].items()}}
-                         for depth, layer in enumerate(layers)])
 
 
 def most_consistent(table: pd.DataFrame, n: int) -> list[tuple[str, int]]:

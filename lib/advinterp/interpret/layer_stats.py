@@ -1,6 +1,6 @@
 """A layer's dissection summarised as a function of *which* probe images are used, so that an
 image-level interval can resample them (chapters 2-4; the bootstrap is
-:func:`advinterp.report.uncertainty.bootstrap_interval`).
+:func:`advinterp.core.stats.bootstrap_interval`).
 
 :class:`LayerProbes` holds one number per (image, neuron) for clean probes and for their perturbed
 versions (adversarial, or the same-budget random-noise control), with the true labels and the label
@@ -52,9 +52,6 @@ class LayerProbes:
 
     def __len__(self) -> int:
         return len(self.y)
-
-    def subset(self, mask: torch.Tensor) -> LayerProbes:
-        return LayerProbes(self.real[mask], self.perturbed[mask], self.y[mask], self.target[mask])
 
 
 def measure(model: nn.Module, x: torch.Tensor, x_perturbed: torch.Tensor, y: torch.Tensor, target: torch.Tensor,

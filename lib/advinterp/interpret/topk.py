@@ -79,10 +79,6 @@ class NeuronTopK:
     labels: dict[str, torch.Tensor] = field(default_factory=dict)  # name -> (neurons, K)
 
     @property
-    def k(self) -> int:
-        return int(self.values.shape[1])
-
-    @property
     def n_neurons(self) -> int:
         return int(self.values.shape[0])
 

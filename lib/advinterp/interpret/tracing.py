@@ -81,15 +81,6 @@ def permuted_scores(diff_clean: torch.Tensor, pred_clean: torch.Tensor, diff_adv
     return scores(diff_clean, pred_clean), scores(diff_adv, pred_adv)
 
 
-def permutation_null(diff_clean: torch.Tensor, pred_clean: torch.Tensor, diff_adv: torch.Tensor,
-                     pred_adv: torch.Tensor, concept: torch.Tensor, live: torch.Tensor, A: torch.Tensor, k: int, *,
-                     weighted: bool, n_permutations: int, generator: torch.Generator) -> np.ndarray:
-    """The detector's AUC under each of :func:`permuted_scores`' permutations: its null distribution,
-    whose quantiles are the chance level a real AUC must exceed (a permutation test)."""
-    return rank_auc(*permuted_scores(diff_clean, pred_clean, diff_adv, pred_adv, concept, live, A, k,
-                                     weighted=weighted, n_permutations=n_permutations, generator=generator))
-
-
 def detection_auc(score_clean: torch.Tensor, score_adv: torch.Tensor) -> float:
     """ROC-AUC of flagging adversarial inputs by a *low* score (1 = perfect, 0.5 = chance)."""
     from sklearn.metrics import roc_auc_score
@@ -128,11 +119,6 @@ class Tracer:
         """PD of every neuron (dead neurons set to ``-inf`` so they are never "influential") and y_hat."""
         diff, pred = prediction_difference(self.model, x, self.layer, self.baseline, log_odds=self.log_odds)
         return diff.masked_fill(~self.live.view(1, -1), float("-inf")), pred
-
-    def score(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(s(x), pd, y_hat)`` for a batch."""
-        diff, pred = self.prediction_difference(x)
-        return agreement_score(diff, pred, self.concept, self.A, self.top_k, weighted=self.weighted), diff, pred
 
     def explain(self, x: torch.Tensor, classes: Sequence[str]) -> pd.DataFrame:
         """The top-k influential neurons of one image: neuron, PD, concept, A[concept, y_hat]."""

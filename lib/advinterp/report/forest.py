@@ -1,6 +1,6 @@
 """Pictures of intervals: the verdicts of every claim (the intro's forest plot), an effect layer
 by layer (chapters 2-3) and paired differences between models (chapter 7). Drawing only: the
-intervals come from :mod:`advinterp.report.uncertainty` and the verdicts from
+intervals come from :mod:`advinterp.core.stats` and the verdicts from
 :mod:`advinterp.report.verdicts`; the other figures are in :mod:`advinterp.report.figures`."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def verdict_forest(frame: pd.DataFrame) -> Figure:
     """One row per claim, one marker per tier (column), each claim's deciding effect and its 95 %
     interval in units of its delta (0: no effect; 1: the smallest effect of interest; a
     non-inferiority claim's bound is at -1), coloured by verdict. ``frame``: rows of
-    :func:`advinterp.studies.findings.forest`."""
+    :func:`advinterp.report.claims.forest`."""
     if frame.empty:
         fig, ax = plt.subplots(figsize=(7.6, 1.2))
         ax.text(0.5, 0.5, "no claim has been decided yet (run the chapters)", ha="center", va="center")

@@ -3,7 +3,7 @@
 An :class:`Effect` is a paired difference oriented so that the claim says it is **positive**
 (e.g. ``consis_control - consis_adversarial`` for "consistency drops"), with its **smallest effect
 of interest** ``delta`` chosen, with a one-line reason, before any number came in. Its interval
-(:func:`advinterp.report.uncertainty.combine`, 95 %) decides:
+(:func:`advinterp.core.stats.combine`, 95 %) decides:
 
 * **holds** - the interval lies above 0 (the effect is real and in the claimed direction); when it
   also lies below ``delta``, *holds, but smaller than delta*: real and too small to matter;
@@ -31,22 +31,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.validation import check_number
-from .uncertainty import Interval, SeedEffect, combine, p_value, settle
+from ..core.stats import Interval, SeedEffect, combine, p_value, settle
 
 HOLDS, OPPOSITE, NEGLIGIBLE, INCONCLUSIVE, UNMEASURED = (
     "holds", "opposite", "negligible", "inconclusive", "not measured")
 #: every verdict, in the order tables and counts list them
 VERDICTS = (HOLDS, OPPOSITE, NEGLIGIBLE, INCONCLUSIVE, UNMEASURED)
-#: what each verdict means, in one line (tables' legends, the intro)
-MEANINGS = {HOLDS: "the interval lies above 0", OPPOSITE: "the interval lies below 0: the reverse holds",
-            NEGLIGIBLE: "the interval lies below δ but not wholly below 0: no effect that matters",
-            INCONCLUSIVE: "the interval reaches both 0 and δ", UNMEASURED: "the results lack what the effect needs"}
 
 
 @dataclass(frozen=True)
 class Effect:
     """A claim's effect: ``name`` is its results-file name (per-seed lists, see
-    :func:`advinterp.report.uncertainty.per_seed_metrics`), ``label`` what it is in words,
+    :func:`advinterp.core.stats.per_seed_metrics`), ``label`` what it is in words,
     ``delta`` the smallest effect of interest and ``reason`` why."""
 
     name: str
@@ -96,7 +92,7 @@ class Outcome:
 
 def outcome_p(o: Outcome) -> float:
     """Two-sided p-value of "no effect" for an outcome, on the interval's own rule
-    (:func:`advinterp.report.uncertainty.p_value`), against its threshold's zero (``-delta`` for a
+    (:func:`advinterp.core.stats.p_value`), against its threshold's zero (``-delta`` for a
     non-inferiority margin)."""
     return p_value(o.interval, o.effect.threshold[0])
 

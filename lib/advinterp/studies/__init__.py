@@ -24,8 +24,9 @@ chapter                         study                  what it runs
 ==============================  =====================  ==========================================
 
 ``setting`` holds what chapters share: the :class:`~advinterp.studies.setting.Experiment` of one
-seed, the shared parameter declarations and the chapters' ``validate`` / ``setup``; ``variants``
-holds what chapters 4, 5 and 7 share (the trained model variants and their evaluation).
+seed, the shared parameter declarations and ``setup``; ``variants`` holds what chapters 4, 5 and 7
+share (the trained model variants and their evaluation); ``dissect`` what chapters 2 and 3 share (and
+Dong et al.'s settings, which chapters 2-5 show).
 :data:`STUDIES` is the one registry of chapters.
 """
 
@@ -37,11 +38,11 @@ from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from ..core.params import Chapter, ChapterParams
+from ..core.params import Chapter, ChapterParams, check_unknown, injected_parameters
 
 if TYPE_CHECKING:
     from ..report.settings import Setting
-    from .findings import Claim
+    from ..report.claims import Claim
 
 STUDIES: dict[str, str] = {
     "01-adversarial-examples": "transfer",
@@ -99,12 +100,10 @@ class SideBySide:
 
 def default_validate(chapter: Chapter) -> Callable[[Mapping[str, Any]], ChapterParams]:
     """The ``validate`` of a study: every parameter of ``chapter`` read from a notebook's ``globals()``
-    and checked, after :func:`advinterp.studies.setting.check_unknown` on the names papermill injected
+    and checked, after :func:`advinterp.core.params.check_unknown` on the names papermill injected
     (a name no chapter declares stops it, with the closest declared names); no data loaded, no model
     built."""
     def validate(namespace: Mapping[str, Any]) -> ChapterParams:
-        from .setting import check_unknown, injected_parameters
-
         check_unknown(chapter, injected_parameters(namespace), declared_names())
         return chapter.validate(namespace)
 
@@ -129,7 +128,7 @@ def exports() -> dict[str, SideBySide]:
     return {stem: s.SIDE_BY_SIDE for stem, s in studies().items() if hasattr(s, "SIDE_BY_SIDE")}
 
 
-def claims() -> dict[str, tuple[Claim, ...]]:
+def declared_claims() -> dict[str, tuple[Claim, ...]]:
     """Every chapter's claims (its study's ``CLAIMS``), by stem, in chapter order."""
     return {stem: s.CLAIMS for stem, s in studies().items()}
 

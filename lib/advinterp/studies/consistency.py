@@ -41,11 +41,13 @@ from ..models.layers import activations
 from ..models.predict import predict
 from ..report.results import with_spread
 from ..report.settings import Setting
-from ..report.uncertainty import SeedEffect, combine_frame, mean_interval, per_seed_metrics
-from . import findings
+from ..interpret.affinity import AFFINITY
+from ..models.layers import STATISTIC
+from ..core.stats import SeedEffect, combine_frame, mean_interval, per_seed_metrics
+from ..report import claims
 from . import SideBySide, default_validate
 from . import setting as S
-from .dissect import (DENSE_DECLARED, IMAGES, NETWORKS, check_dissection, dense_extension, depth_words,
+from .dissect import (DONG_ACTIVATION, DONG_NETWORK, DONG_TOP_K, layer_words, DENSE_DECLARED, IMAGES, NETWORKS, check_dissection, dense_extension, depth_words,
                       dissected_deepest, dong_layer, member_success, perturbed_layers, success_metrics, success_words,
                       weak_set)
 
@@ -71,7 +73,7 @@ def _relations(P: ChapterParams) -> None:
 
 
 CHAPTER = Chapter("03-neuron-consistency", (
-    *S.EXPERIMENT, S.HELDOUT, S.ATTACKS, S.ATTACK, S.LAYERS, S.K, S.STATISTIC, S.AFFINITY, S.N_REFERENCE, K_NN,
+    *S.EXPERIMENT, S.HELDOUT, S.ATTACKS, S.ATTACK, S.LAYERS, S.K, STATISTIC, AFFINITY, S.N_REFERENCE, K_NN,
     S.N_BOOT, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
@@ -221,7 +223,7 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
 
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals."""
-    out = findings.claim_words(CLAIMS, setup.P.public(), metrics)
+    out = claims.claim_words(CLAIMS, setup.P.public(), metrics)
     out["member_success_words"] = success_words(result.member_success)
     nets = network_layers(setup)
     for attack in setup.P.attacks:
@@ -234,34 +236,34 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     return out
 
 
-def _needs_version_b(m: findings.Metrics) -> str | None:
+def _needs_version_b(m: claims.Metrics) -> str | None:
     attacks = m.get("attacks") or []
     missing = [a for a in VERSION_B if a not in attacks]
     return f"version B's claim needs {' and '.join(missing)} in attacks" if missing else None
 
 
 #: the effects the claims are decided by
-CONSISTENCY_REAL = tuple(findings.Effect(
+CONSISTENCY_REAL = tuple(claims.Effect(
     f"effect_consistency_real_{a}", f"{a.upper()}, dissected network, last conv layer (Dong et al.'s channels): consis "
     "of the real images minus consis of the adversarial images (true labels)", 0.05,
     "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf",
     source=lambda m, a=a: f"consistency_drop_real_{a}_attacked_{dong_layer(m)}") for a in VERSION_B)
-CONSISTENCY_DENSE = tuple(findings.Effect(
+CONSISTENCY_DENSE = tuple(claims.Effect(
     f"effect_consistency_real_dense_{a}", f"{a.upper()}, dissected network, the dense layer feeding the logits: "
     "consis of the real images minus consis of the adversarial images (true labels)", 0.05,
     "a twentieth of consis's range: less is a label or two among the top-K", declared=DENSE_DECLARED,
     source=lambda m, a=a: f"consistency_drop_real_{a}_attacked_{dissected_deepest(m)}") for a in VERSION_B)
-CONSISTENCY = tuple(findings.Effect(
+CONSISTENCY = tuple(claims.Effect(
     f"effect_consistency_{a}", f"{a.upper()}, dissected network, last conv layer: consis of the control minus consis "
     "of the adversarial images (true labels)", 0.05,
     "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf",
     source=lambda m, a=a: f"consistency_drop_{a}_attacked_{dong_layer(m)}") for a in VERSION_B)
-REPRESENTATION_ATTACKED = findings.Effect(
+REPRESENTATION_ATTACKED = claims.Effect(
     "effect_representation_attacked", "dissected (attacked) network, deepest layer: cosine similarity of an "
     "adversarial image's features to its target-class mean minus to its true-class mean", 0.05,
     "a twentieth of the similarity's range, well above its seed-to-seed noise on real images", declared="6838ddf",
     source=lambda m: f"cs_gap_adversarial_{m['attack']}_attacked_{dissected_deepest(m)}")
-REPRESENTATION = findings.Effect(
+REPRESENTATION = claims.Effect(
     "effect_representation_heldout", "held-out network, deepest layer, on the images it labels as the target: "
     "cosine similarity of an adversarial image's features to its target-class mean minus to its true-class mean, "
     "minus the same under random signs of the same size", 0.05,
@@ -269,23 +271,23 @@ REPRESENTATION = findings.Effect(
 
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
-    findings.claim("consistency_drop", "Dong et al. 2019 (workshop)", "Neuron consistency p^T A p is lower on "
+    claims.claim("consistency_drop", "Dong et al. 2019 (workshop)", "Neuron consistency p^T A p is lower on "
                    "adversarial images (FGSM and ILLC) than on the real images (the last conv layer's channels)",
                    CHAPTER.stem, CONSISTENCY_REAL,
                    applies=_needs_version_b, short="consistency drops on adversarial images (FGSM, ILLC)"),
-    findings.claim("consistency_drop_dense", "Dong et al. 2019 (workshop)", "... also at the dense layer feeding the "
+    claims.claim("consistency_drop_dense", "Dong et al. 2019 (workshop)", "... also at the dense layer feeding the "
                    "logits (not the paper's layer)", CHAPTER.stem, CONSISTENCY_DENSE,
                    applies=lambda m: _needs_version_b(m) or dense_extension(m), protocol="extension",
                    extends="consistency_drop", short="... also at the dense layer feeding the logits"),
-    findings.claim("consistency_drop_noise", "Dong et al. 2019 (workshop)", "... and lower than under random noise "
+    claims.claim("consistency_drop_noise", "Dong et al. 2019 (workshop)", "... and lower than under random noise "
                    "of the same size (the chance level of any perturbation)", CHAPTER.stem, CONSISTENCY,
                    applies=_needs_version_b, protocol="extension", extends="consistency_drop",
                    short="... more than same-size noise"),
-    findings.claim("representations", "Dong et al. 2017", "Representations of adversarial images are inconsistent "
+    claims.claim("representations", "Dong et al. 2017", "Representations of adversarial images are inconsistent "
                    "with those of real images: closer to the target class than to the true class, in the network "
                    "the attack was made against", CHAPTER.stem, REPRESENTATION_ATTACKED, applies=weak_set,
                    short="adversarial features sit nearer the target class"),
-    findings.claim("representations_heldout", "Dong et al. 2017", "... even in a network the attack never saw "
+    claims.claim("representations_heldout", "Dong et al. 2017", "... even in a network the attack never saw "
                    "(held-out network, the images it labels as the target), beyond random signs of the same size",
                    CHAPTER.stem, REPRESENTATION, applies=weak_set, protocol="extension",
                    extends="representations", short="... also in a held-out network"),
@@ -294,7 +296,7 @@ CLAIMS = (
 
 #: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
 SETTINGS = (
-    S.DONG_NETWORK,
+    DONG_NETWORK,
     Setting('attacks (neuron consistency, version B)', ('attacks',),
             'FGSM and ILLC'),
     Setting('adversarial set (representation consistency, version A)', ('attack', 'ensemble_loss'),
@@ -303,9 +305,9 @@ SETTINGS = (
             'eps not stated; ILLC: a = 1/255, T = min(eps*255+4, 1.25*eps*255)'),
     Setting('layers', ('layers',),
             'several layers (version A); which: not stated (our reading: last conv block plus one earlier)',
-            show=S.layer_words('all')),
-    S.DONG_ACTIVATION,
-    S.DONG_TOP_K,
+            show=layer_words('all')),
+    DONG_ACTIVATION,
+    DONG_TOP_K,
     Setting('class affinity A', ('affinity',),
             'from WordNet distances (our reading: path similarity 1/(1+d); A = I for MNIST)'),
     Setting('neighbours of LC', ('k_nn',),

@@ -37,13 +37,15 @@ from ..models.layers import activations
 from ..models.predict import predict
 from ..report.results import method_metrics, with_spread
 from ..report.settings import Setting
-from ..report.uncertainty import SeedEffect, combine_frame, from_metrics, from_replicates, per_seed_metrics, resamples
+from ..interpret.affinity import AFFINITY
+from ..core.stats import SeedEffect, combine_frame, from_metrics, from_replicates, per_seed_metrics, resamples
 from ..report.verdicts import decide
 from ..training import adversarial as adv_obj
 from ..training.adversarial import relative_distance
-from . import findings
+from ..report import claims
 from . import SideBySide, default_validate
 from . import setting as S
+from .dissect import DONG_NETWORK
 from . import variants as V
 
 LAMBDA_SQUARED = adv_obj.LAMBDA.renamed("lambda_squared", default=100.0, help="control (first seed): the literal "
@@ -68,7 +70,7 @@ def _relations(P: ChapterParams) -> None:
 
 
 CHAPTER = Chapter("04-consistent-loss", (
-    *V.TRAINED, S.HELDOUT, *V.TRAINING, LAMBDA_SQUARED, *V.ROBUSTNESS, S.K, S.AFFINITY, S.N_SHOW, S.K_SHOW, S.N_BOOT,
+    *V.TRAINED, S.HELDOUT, *V.TRAINING, LAMBDA_SQUARED, *V.ROBUSTNESS, S.K, AFFINITY, S.N_SHOW, S.K_SHOW, S.N_BOOT,
     S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
@@ -381,7 +383,7 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     by_epoch = epoch_verdicts(metrics)
     last = [v for _, v in by_epoch[-3:]]
     return {
-        **findings.claim_words(CLAIMS, setup.P.public(), metrics),
+        **claims.claim_words(CLAIMS, setup.P.public(), metrics),
         "epoch_verdicts": "; ".join(f"epoch {e}: {v}" for e, v in by_epoch) or "not kept (trained from scratch)",
         "epoch_stability": ("the same over the last three epochs" if len(set(last)) == 1 and len(last) == 3
                             else "not the same over the last three epochs: the verdict depends on where "
@@ -394,14 +396,14 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
 
 
 #: the effect the claim is decided by
-CONSISTENT = findings.Effect(
+CONSISTENT = claims.Effect(
     "effect_consistent_loss", "consistency gap (adversarial minus clean, true labels) of the consistent-loss model "
     "minus that of adversarial training, on images that fool both, same K", 0.05,
     "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf")
 
 #: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
-    findings.claim("consistent_loss", "Dong et al. 2017", "Adversarial training with the consistent loss keeps "
+    claims.claim("consistent_loss", "Dong et al. 2017", "Adversarial training with the consistent loss keeps "
                    "neurons more consistent on adversarial images than adversarial training alone", CHAPTER.stem,
                    CONSISTENT, short="consistent loss keeps neurons consistent (vs adversarial training)"),
 )
@@ -409,7 +411,7 @@ CLAIMS = (
 
 #: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
 SETTINGS = (
-    S.DONG_NETWORK,
+    DONG_NETWORK,
     Setting('training attack', ('train_attack',),
             'not stated (generated on the fly: FGSM / ILLC / PGD)'),
     Setting('training budget and steps', ('train_eps', 'train_steps'),

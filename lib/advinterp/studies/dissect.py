@@ -27,7 +27,8 @@ from ..models.predict import predict
 from ..core.params import ChapterParams, at_most
 from ..core.validation import fail
 from ..report.results import with_spread
-from ..report.uncertainty import SeedEffect, from_replicates, resamples
+from ..report.settings import Setting
+from ..core.stats import SeedEffect, from_replicates, resamples
 from . import setting as S
 
 Summaries = Mapping[str, np.ndarray]
@@ -199,3 +200,21 @@ def dense_extension(observed: Mapping[str, Any]) -> str | None:
     except KeyError as missing:
         return f"the results lack the parameter {missing} that locates the layer"
     return None
+
+
+#: Dong et al.'s settings shared by chapters 2-5 (docs/papers.md, sec. 1): their networks, the neuron's
+#: activation and the top-K images that define a neuron's concept
+DONG_NETWORK = Setting("network", ("dataset", "model"), "AlexNet, VGG-16, ResNet-18 on ILSVRC-2012")
+DONG_ACTIVATION = Setting("neuron activation", ("statistic",), "not stated (our reading: spatial max of the channel map)")
+DONG_TOP_K = Setting("top-K images per neuron", ("k",), "not stated (docs/papers.md: one of 20, 50, 100)")
+
+
+def layer_words(which: str) -> Callable[[Mapping[str, Any]], str]:
+    """How a settings table words a run's ``layers``: as given, or ``model``'s ``which`` analysed layers
+    (:func:`advinterp.studies.setting.setup`'s choice when ``layers`` is None)."""
+    def words(params: Mapping[str, Any]) -> str:
+        given = params.get("layers")
+        if given:
+            return ", ".join(given)
+        return ", ".join(analysed_layers(params["model"], which)) + f" ({which} of {params['model']})"
+    return words

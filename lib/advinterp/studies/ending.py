@@ -1,7 +1,7 @@
 """The end of every chapter notebook, one call: :func:`conclude` publishes the study's results (the
 results file, every scalar metric and verdict word glued for the prose) and shows the chapter's
 "At scale" section, its claims decided on this page's results and in every recorded tier
-(:func:`advinterp.studies.findings.at_scale`), with the tiers' key figures; before it, the settings
+(:func:`advinterp.report.claims.at_scale`), with the tiers' key figures; before it, the settings
 that ran on this page and in each tier beside the paper's (:mod:`advinterp.report.settings`)."""
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import pandas as pd
 
 from ..report import recorded, results, settings
 from ..report.tables import Table
-from . import STUDIES, Study, findings
+from ..report import claims
+from . import STUDIES, Study
 from . import study as study_of
 
 
@@ -24,7 +25,7 @@ class Conclusion:
 
     path: Path                                  # the results file
     metrics: dict[str, Any]                     # the study's summary (what the file holds)
-    scale: findings.ScaleSection | None         # the "At scale" table and words (None: no claims)
+    scale: claims.ScaleSection | None         # the "At scale" table and words (None: no claims)
     n_recorded_figures: int                     # recorded tiers' figures shown
 
 
@@ -69,13 +70,13 @@ def conclude(study: Study, result: Any, setup: Any, results_dir: str | Path = "r
                            results_dir, getattr(setup, "seconds", None))
     if not study.CLAIMS:
         return Conclusion(path, metrics, None, 0)
-    scale = findings.at_scale(study.CLAIMS, findings.observations(results.read_results(path)))
+    scale = claims.at_scale(study.CLAIMS, claims.observations(results.read_results(path)))
     results.glue_words_all(scale.words)
     shown = 0
     if show:
         from IPython.display import display
 
         display(settings.settings_table(study.SETTINGS, setting_runs(study.CHAPTER.stem, setup.P.public())))
-        display(findings.styled(scale.table))
+        display(claims.styled(scale.table))
         shown = recorded.show_figures(study.CHAPTER.stem)
     return Conclusion(path, metrics, scale, shown)

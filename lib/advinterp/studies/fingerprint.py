@@ -28,7 +28,6 @@ import json
 import os
 import tempfile
 from collections.abc import Mapping
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 

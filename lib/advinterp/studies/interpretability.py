@@ -25,7 +25,7 @@ What makes the test fair (each item is a function below):
   threshold 0.5, with the verdicts' sensitivity to it (0.3 / 0.5 / 0.7) shown.
 * **One primary comparison per claim**: the headline method (``attribution``) and metric
   (:data:`PRIMARY`, the deletion gain over a random order) decide the verdict, with an interval
-  paired over seeds and images (:func:`advinterp.report.uncertainty.combine`); every other metric
+  paired over seeds and images (:func:`advinterp.core.stats.combine`); every other metric
   and method is shown as descriptive, with Holm-adjusted p-values across its family
   (:func:`comparisons`). ``sens_max`` is shown and never used (circular for a sensitivity
   regulariser), nor are ``alignment`` and ``deletion_random`` (properties of the model, the same
@@ -56,11 +56,11 @@ from ..models.layers import weight_norms
 from ..models.predict import predict
 from ..report.results import method_metrics, plain, with_spread
 from ..report.settings import Setting
-from ..report.uncertainty import combine, holm, mean_interval, p_value, per_seed_metrics
+from ..core.stats import combine, holm, mean_interval, p_value, per_seed_metrics
 from ..training import sensitivity as nas
 from ..training.adversarial import TRAIN_ATTACK, TRAIN_EPS, TRAIN_STEPS, madry
 from ..training.loop import TrainedModel
-from . import findings
+from ..report import claims
 from . import SideBySide, default_validate
 from . import setting as S
 from . import variants as V
@@ -401,7 +401,7 @@ def pair_effects(per_image: pd.DataFrame, a: str, b: str, method: str, metric: s
 def comparisons(result: Result, P: ChapterParams) -> pd.DataFrame:
     """One row per (pair, method, metric of :data:`VERDICT_METRICS`): the paired difference oriented so
     that positive means the first model is more interpretable, its interval over seeds and images
-    (:func:`advinterp.report.uncertainty.combine`), whether the method passes the sanity check on
+    (:func:`advinterp.core.stats.combine`), whether the method passes the sanity check on
     both models (``usable``), whether it is the claim's primary comparison, and the p-value adjusted
     by Holm across the pair's usable comparisons (the descriptive family); ``outcome`` is ``better`` /
     ``worse`` when the adjusted p-value is below 0.05, else ``no difference``."""
@@ -522,7 +522,7 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, each decided by the numbers."""
     P = setup.P
-    out = findings.claim_words([*CLAIMS, CL_PAIR], P.public(), metrics)
+    out = claims.claim_words([*CLAIMS, CL_PAIR], P.public(), metrics)
     out["selection_words"] = (f"read from its record (`{P.selection_record}`), made before any scored seed ran"
                               if P.selection_record else "taken at the start of this run, before any scored seed")
     passing = mprt_passes(result)
@@ -547,34 +547,34 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     return out
 
 
-def _pair_effect(a: str, b: str) -> findings.Effect:
-    return findings.Effect(
+def _pair_effect(a: str, b: str) -> claims.Effect:
+    return claims.Effect(
         f"effect_{pair_name(a, b)}", f"deletion gain over a random order ({a} minus {b}), the headline method's maps",
         0.05, "five per cent of the intact image's probability over the deletion curve: a reader could see less "
         "in no curve", declared="6838ddf")
 
 
 def _usable(pair: str) -> Any:
-    def applies(m: findings.Metrics) -> str | None:
+    def applies(m: claims.Metrics) -> str | None:
         return m.get(f"effect_{pair}_why")
     return applies
 
 
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = tuple(
-    findings.claim(key, "Moshe et al. 2024", text, CHAPTER.stem, _pair_effect(a, b), applies=_usable(pair_name(a, b)),
+    claims.claim(key, "Moshe et al. 2024", text, CHAPTER.stem, _pair_effect(a, b), applies=_usable(pair_name(a, b)),
                    short=short, protocol=protocol)
     for key, text, (a, b), short, protocol in (
         ("robust_premise", "Adversarially trained (robust) models have more interpretable attributions than "
          "standard ones (the premise the paper builds on, not its finding)", ("pgd_at", "standard"),
-         "robust models more interpretable", findings.PREMISE),
+         "robust models more interpretable", claims.PREMISE),
         ("nas_vs_standard", "Regularising neural activation sensitivity makes attributions more interpretable than "
-         "standard training", ("nas", "standard"), "regulariser more interpretable than standard", findings.PAPER),
+         "standard training", ("nas", "standard"), "regulariser more interpretable than standard", claims.PAPER),
         ("nas_vs_robust", "... and more interpretable than adversarial training", ("nas", "pgd_at"),
-         "regulariser more interpretable than adversarial training", findings.PAPER),
+         "regulariser more interpretable than adversarial training", claims.PAPER),
     ))
 #: the consistent-loss model on the same scale (shown in the chapter, not a paper's claim)
-CL_PAIR = findings.Claim("cl_interpretable", "this book", "Consistent-loss training makes attributions more "
+CL_PAIR = claims.Claim("cl_interpretable", "this book", "Consistent-loss training makes attributions more "
                          "interpretable than standard training", CHAPTER.stem, (_pair_effect("cl", "standard"),),
                          counted=False, applies=_usable(pair_name("cl", "standard")))
 

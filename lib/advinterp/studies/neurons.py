@@ -38,11 +38,13 @@ from ..interpret.dissection import Dissection, most_consistent, neuron_gallery_r
 from ..models.architectures import analysed_layers
 from ..report.results import layer_summary, with_spread
 from ..report.settings import Setting
-from ..report.uncertainty import SeedEffect, combine_frame, per_seed_metrics
-from . import findings
+from ..interpret.affinity import AFFINITY
+from ..models.layers import STATISTIC
+from ..core.stats import SeedEffect, combine_frame, per_seed_metrics
+from ..report import claims
 from . import default_validate
 from . import setting as S
-from .dissect import (DENSE_DECLARED, NETWORKS, check_dissection, dense_extension, depth_words, dissected_deepest,
+from .dissect import (DONG_ACTIVATION, DONG_NETWORK, DONG_TOP_K, layer_words, DENSE_DECLARED, NETWORKS, check_dissection, dense_extension, depth_words, dissected_deepest,
                       dong_layer, member_success, perturbed_layers, success_metrics, success_words, weak_set)
 
 PATCH_QUANTILE = number("patch_quantile", 0.005, 0.0, 0.5, "patches: where the channel map is in its top "
@@ -50,7 +52,7 @@ PATCH_QUANTILE = number("patch_quantile", 0.005, 0.0, 0.5, "patches: where the c
 
 
 CHAPTER = Chapter("02-neurons-and-patches", (
-    *S.EXPERIMENT, S.HELDOUT, S.ATTACK, S.LAYERS, S.K, S.STATISTIC, S.AFFINITY, PATCH_QUANTILE, S.N_SHOW, S.K_SHOW,
+    *S.EXPERIMENT, S.HELDOUT, S.ATTACK, S.LAYERS, S.K, STATISTIC, AFFINITY, PATCH_QUANTILE, S.N_SHOW, S.K_SHOW,
     S.N_BOOT, S.SEEDS, S.DEVICE, S.RESULTS_DIR), check_dissection)
 
 
@@ -184,7 +186,7 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
 
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals."""
-    out = findings.claim_words(CLAIMS, setup.P.public(), metrics)
+    out = claims.claim_words(CLAIMS, setup.P.public(), metrics)
     out["member_success_words"] = success_words({s: r.member_success for s, r in result.runs.items()})
     for network in NETWORKS:
         sub = by_layer(result).xs(network, level="network")
@@ -200,17 +202,17 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
 
 
 #: the effects the claims are decided by: the dissected network (the paper's) and the held-out one (ours)
-PATCHES_ATTACKED = findings.Effect(
+PATCHES_ATTACKED = claims.Effect(
     "effect_patches_attacked", "dissected (attacked) network, last conv layer (Dong et al.'s channels): top-K "
     "adversarial images with the neuron's concept as target minus as true label (share)", 0.05,
     "5 points of the top-K: one image in 20, the least a gallery would show", declared="6838ddf",
     source=lambda m: f"agreement_gap_attacked_{dong_layer(m)}")
-PATCHES_DENSE = findings.Effect(
+PATCHES_DENSE = claims.Effect(
     "effect_patches_dense", "dissected (attacked) network, the dense layer feeding the logits: top-K adversarial "
     "images with the neuron's concept as target minus as true label (share)", 0.05,
     "5 points of the top-K: one image in 20, the least a gallery would show", declared=DENSE_DECLARED,
     source=lambda m: f"agreement_gap_attacked_{dissected_deepest(m)}")
-PATCHES = findings.Effect(
+PATCHES = claims.Effect(
     "effect_patches_heldout", "held-out network, deepest layer, on the images it labels as the target: top-K "
     "adversarial images with the neuron's concept as target minus as true label (share), minus the same under "
     "random signs of the same size", 0.05,
@@ -218,16 +220,16 @@ PATCHES = findings.Effect(
 
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
-    findings.claim("patches", "Dong et al. 2017", "Neurons respond to discriminative patches, not semantic concepts: "
+    claims.claim("patches", "Dong et al. 2017", "Neurons respond to discriminative patches, not semantic concepts: "
                    "a neuron's top-K adversarial images carry its concept as the attack's target more often than as "
                    "their true class, in the network the attack was made against (its last conv layer's channels)",
                    CHAPTER.stem, PATCHES_ATTACKED,
                    applies=weak_set, short="neurons follow the target, not the content (dissected network)"),
-    findings.claim("patches_dense", "Dong et al. 2017", "... also at the dense layer feeding the logits, which a "
+    claims.claim("patches_dense", "Dong et al. 2017", "... also at the dense layer feeding the logits, which a "
                    "white-box attack drives to the target by construction (not the paper's layer)", CHAPTER.stem,
                    PATCHES_DENSE, applies=lambda m: weak_set(m) or dense_extension(m), protocol="extension",
                    extends="patches", short="... also at the dense layer feeding the logits"),
-    findings.claim("patches_heldout", "Dong et al. 2017", "... even in a network the attack never saw (held-out "
+    claims.claim("patches_heldout", "Dong et al. 2017", "... even in a network the attack never saw (held-out "
                    "network, the images it labels as the target), beyond random signs of the same size", CHAPTER.stem,
                    PATCHES, applies=weak_set, protocol="extension", extends="patches",
                    short="... also in a held-out network"),
@@ -236,16 +238,16 @@ CLAIMS = (
 
 #: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
 SETTINGS = (
-    S.DONG_NETWORK,
+    DONG_NETWORK,
     Setting('adversarial set', ('attack', 'ensemble', 'ensemble_loss'),
             'ensemble-optimisation set (version A), k models, equal weights, Liu et al.\'s loss (averaged probabilities)'),
     Setting('attack budget', ('eps',),
             'not stated (our reading: L-inf bound eps)'),
     Setting('layers', ('layers',),
             'not stated (our reading: last conv block, e.g. VGG-16 conv5_3, ResNet-18 layer4; plus one earlier layer)',
-            show=S.layer_words('deepest')),
-    S.DONG_ACTIVATION,
-    S.DONG_TOP_K,
+            show=layer_words('deepest')),
+    DONG_ACTIVATION,
+    DONG_TOP_K,
     Setting('patch threshold', ('patch_quantile',),
             'top 0.5 % quantile of the map (Network Dissection style)'),
     Setting('probe images', ('n_probe',),

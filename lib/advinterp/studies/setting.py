@@ -8,15 +8,14 @@ adversarial sets (:mod:`advinterp.attacks.advdata`). Because every chapter build
 ``Experiment`` from the same parameters, chapter 2 dissects exactly chapter 1's networks on exactly
 chapter 1's adversarial dataset, without recomputing them.
 
-A chapter keeps its parameters and its state apart: :func:`validate` checks the parameters (no
-data loaded; a mistyped name stops the chapter with the closest declared names), and
-:func:`setup` loads the data and returns a frozen :class:`Setup` (the data, the class affinity,
-the layers, one ``Experiment`` per seed); the parameters are never written to.
+A chapter keeps its parameters and its state apart: its study's ``validate`` checks the parameters (no
+data loaded: :func:`advinterp.studies.default_validate`), and :func:`setup` loads the data and returns
+a frozen :class:`Setup` (the data, the class affinity, the layers, one ``Experiment`` per seed); the
+parameters are never written to.
 """
 
 from __future__ import annotations
 
-import ast
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,18 +30,15 @@ from ..attacks import linf
 from ..attacks.advdata import AdversarialSet, cached_adversarial_set
 from ..core import progress
 from ..core.devices import resolve_device, seed_everything
-from ..core.params import Chapter, ChapterParams, Param, choice, flag, integer, listof, seeds, text
-from ..core.validation import did_you_mean, fail
+from ..core.params import ChapterParams, Param, choice, flag, integer, listof, seeds, text
+from ..core.validation import fail
 from ..data.datasets import DATA_ROOT, DATASET, IMAGE_SIZE, DatasetBundle, cached_bundle, take
 from ..data.probes import probe_indices
 from ..interpret import affinity
 from ..models.architectures import MODEL, MODELS, TORCHVISION_MODELS, analysed_layers, check_fits, check_layer
-from ..interpret.affinity import AFFINITY  # noqa: F401 (chapters declare it as S.AFFINITY)
-from ..models.layers import STATISTIC  # noqa: F401 (chapters declare it as S.STATISTIC)
 from ..models.predict import predict
-from ..report.settings import Setting
 from ..training import recipes
-from ..training.loop import EPOCHS, MAX_TRAIN, SEED, TrainedModel  # noqa: F401 (SEED: chapter 1 declares it)
+from ..training.loop import EPOCHS, MAX_TRAIN, TrainedModel
 from ..training.objectives import Objective
 
 T = TypeVar("T")
@@ -117,36 +113,6 @@ def check_layers(name: str, layers: Sequence[str] | None, model: str) -> None:
         check_layer(f"{name}[{i}]" if not isinstance(layers, str) else name, layer, model)
 
 
-# ----------------------------------------------------------------------------- validation
-
-def injected_parameters(namespace: Mapping[str, Any]) -> list[str]:
-    """The names papermill injected into this kernel (the last cell it added, whose source starts
-    with the line ``# Parameters``, found in IPython's input history ``In``); none outside papermill."""
-    history = namespace.get("In")
-    if not isinstance(history, list):
-        return []
-    for source in reversed(history):
-        if isinstance(source, str) and source.lstrip().splitlines()[:1] == ["# Parameters"]:
-            names = []
-            for node in ast.parse(source).body:
-                if isinstance(node, ast.Assign):
-                    names += [t.id for t in node.targets if isinstance(t, ast.Name)]
-            return names
-    return []
-
-
-def check_unknown(chapter: Chapter, names: Sequence[str], every_chapter: Mapping[str, Sequence[str]]) -> None:
-    """A name that no chapter of ``every_chapter`` declares stops the chapter with the closest declared
-    names (a name another chapter declares is allowed: shared configuration files such as
-    ``configs/cifar10-gpu.yaml`` pass every chapter's parameters to every chapter)."""
-    declared_anywhere = {n for declared in every_chapter.values() for n in declared}
-    unknown = [n for n in names if n not in chapter.names and n not in declared_anywhere]
-    if unknown:
-        hints = ", ".join(did_you_mean(n, chapter.names) for n in unknown)
-        fail("parameters", unknown, f"names this chapter declares; unknown: {hints}. Chapter "
-             f"{chapter.stem} declares: {', '.join(chapter.names)}")
-
-
 # ----------------------------------------------------------------------------- setup
 
 @dataclass(frozen=True)
@@ -195,24 +161,6 @@ def load(P: ChapterParams) -> DatasetBundle:
         integer("n_reference", None, 10, len(b.train), "").validate(P.n_reference)  # type: ignore[arg-type]
     seed_everything(seed_list(P)[0])
     return b
-
-
-#: Dong et al.'s settings shared by chapters 2-5 (docs/docs/papers.md, sec. 1): their networks, the neuron's
-#: activation and the top-K images that define a neuron's concept
-DONG_NETWORK = Setting("network", ("dataset", "model"), "AlexNet, VGG-16, ResNet-18 on ILSVRC-2012")
-DONG_ACTIVATION = Setting("neuron activation", ("statistic",), "not stated (our reading: spatial max of the channel map)")
-DONG_TOP_K = Setting("top-K images per neuron", ("k",), "not stated (docs/papers.md: one of 20, 50, 100)")
-
-
-def layer_words(which: str) -> Callable[[Mapping[str, Any]], str]:
-    """How a settings table words a run's ``layers``: as given, or ``model``'s ``which`` analysed layers
-    (:func:`setup`'s choice when ``layers`` is None)."""
-    def words(params: Mapping[str, Any]) -> str:
-        given = params.get("layers")
-        if given:
-            return ", ".join(given)
-        return ", ".join(analysed_layers(params["model"], which)) + f" ({which} of {params['model']})"
-    return words
 
 
 def setup(P: ChapterParams, *, with_affinity: bool = False, layers: str | None = None,

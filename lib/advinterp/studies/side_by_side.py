@@ -24,7 +24,8 @@ from ..core import paths
 from ..core.params import Chapter, ChapterParams, flag, text
 from ..report.results import format_mean_std
 from .. import sweeps
-from . import SideBySide, default_validate, exports, findings
+from ..report import claims
+from . import SideBySide, default_validate, exports
 from . import setting as S
 
 METHODS = {"standard": "standard", "pgd_at": "PGD adversarial training", "cl": "consistent loss",
@@ -67,7 +68,7 @@ RERUN = flag("rerun", False, "True: re-execute every run of the sweep (else only
 
 CHAPTER = Chapter("08-side-by-side", (SWEEP_SPEC, RUNS_DIR, RERUN, S.RESULTS_DIR))
 #: chapter 8 decides no claim of its own: its cells are the other chapters' measures
-CLAIMS: tuple[findings.Claim, ...] = ()
+CLAIMS: tuple[claims.Claim, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ beside two references on the same inputs:
 * the **maximum softmax probability** (MSP), the classifier's own confidence.
 
 The claims (intervals on AUROC differences on the same cases, paired per case:
-:mod:`advinterp.report.auroc`): the detector on the consistent-loss model works (above its null's mean;
+:mod:`advinterp.core.auroc`): the detector on the consistent-loss model works (above its null's mean;
 above MSP is an extension the book adds), and it works better on the consistent-loss model than on the
 standard one, compared on the same source images (correct for both; their own attack fools both).
 """
@@ -37,14 +37,16 @@ from ..interpret.tracing import (Tracer, agreement_score, build_tracer, detectio
                                  rank_auc, top1_concept_agreement)
 from ..models.predict import predict
 from ..report.results import with_spread
-from ..report.auroc import auroc_interval
+from ..core.auroc import auroc_interval
 from ..report.settings import Setting
-from ..report.uncertainty import SeedEffect, from_metrics, per_seed_metrics
+from ..interpret.affinity import AFFINITY
+from ..core.stats import SeedEffect, from_metrics, per_seed_metrics
 from ..report.verdicts import above_words, decide
 from ..training.loop import TrainedModel
-from . import findings
+from ..report import claims
 from . import SideBySide, default_validate
 from . import setting as S
+from .dissect import DONG_NETWORK
 from . import variants as V
 
 LOG_ODDS = flag("log_odds", True, "PD in log2-odds (Zintgraf et al.) rather than probability, which saturates")
@@ -79,7 +81,7 @@ CHAPTER = Chapter("05-tracing-and-detection", (
     *S.DATA, S.ENSEMBLE, S.ENSEMBLE_LOSS, S.EPOCHS, S.MAX_TRAIN, S.N_PROBE, S.EPS, S.ATTACK_STEPS, *V.TRAINING,
     S.ATTACKS.renamed("attacks", default=["fgsm", "pgd", "ensemble"], help="adversarial inputs the detector faces"),
     S.ATTACK.renamed("attack", default="pgd", help="the attack of the headline AUC (one of attacks)"),
-    TRACE_LAYERS, BASELINE, LOG_ODDS, TOP_K, WEIGHTED, S.K, S.N_REFERENCE, N_PERMUTATIONS, S.AFFINITY, S.SEEDS,
+    TRACE_LAYERS, BASELINE, LOG_ODDS, TOP_K, WEIGHTED, S.K, S.N_REFERENCE, N_PERMUTATIONS, AFFINITY, S.SEEDS,
     S.DEVICE, S.RESULTS_DIR), _relations)
 
 
@@ -207,7 +209,7 @@ def run(setup: S.Setup) -> Result:
 
 def detector_effects(s: Scores, attack: str) -> dict[str, SeedEffect]:
     """One (seed, model)'s detector against its references on the same cases (clean probes it gets
-    right, adversarial probes that fool it; :func:`advinterp.report.auroc.auroc_interval`): ``vs_null``
+    right, adversarial probes that fool it; :func:`advinterp.core.auroc.auroc_interval`): ``vs_null``
     (AUC minus the null's mean AUC, paired per case: the null's mean is a mean of AUROCs on the same
     images, so its sampling variance and its correlation with the detector's AUC enter the interval,
     and so does its Monte Carlo variance over the permutations, ``var / n_permutations``) and ``vs_msp``
@@ -229,7 +231,7 @@ def detector_effects(s: Scores, attack: str) -> dict[str, SeedEffect]:
 def model_comparison(a: Scores, b: Scores, attack: str) -> SeedEffect:
     """The detector's AUC on model ``a`` minus on model ``b``, on the same source probes: clean probes
     both get right, and probes whose own ``attack`` fools both (each model scored on its own
-    adversarial version); the paired interval of :func:`advinterp.report.auroc.auroc_interval`."""
+    adversarial version); the paired interval of :func:`advinterp.core.auroc.auroc_interval`."""
     ok = a.ok & b.ok
     f = a.fooled[attack] & b.fooled[attack]
     if not ok.any() or not f.any():
@@ -310,7 +312,7 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals."""
     observed = {**setup.P.public(), **metrics}
-    out = findings.claim_words(CLAIMS, setup.P.public(), metrics)
+    out = claims.claim_words(CLAIMS, setup.P.public(), metrics)
     seeds = observed.get("seeds")
     for m in MODELS:
         for kind, e in zip(("vs_null", "vs_msp"), detects(m)):
@@ -320,8 +322,8 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     return out
 
 
-def _effect(kind: str, what: str, model: str) -> findings.Effect:
-    return findings.Effect(f"effect_tracing_{kind}_{model}", f"{MODEL_WORDS[model]}: detector AUC minus {what}", 0.02,
+def _effect(kind: str, what: str, model: str) -> claims.Effect:
+    return claims.Effect(f"effect_tracing_{kind}_{model}", f"{MODEL_WORDS[model]}: detector AUC minus {what}", 0.02,
                            "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
 
 
@@ -329,27 +331,27 @@ def _effect(kind: str, what: str, model: str) -> findings.Effect:
 MODEL_WORDS = {"cl": "consistent-loss model", "standard": "standard model"}
 
 
-def detects(model: str) -> tuple[findings.Effect, findings.Effect]:
+def detects(model: str) -> tuple[claims.Effect, claims.Effect]:
     """The detector's effects on ``model``: against its permutation null's mean, and against MSP."""
     return _effect("vs_null", "its permutation null's mean", model), _effect("vs_msp", "the max-softmax AUC", model)
 
 
 #: the effects the claims are decided by
 DETECTS = detects("cl")
-CL_VS_STANDARD = findings.Effect(
+CL_VS_STANDARD = claims.Effect(
     "effect_tracing_cl_vs_standard", "detector AUC on the consistent-loss model minus on the standard one, same "
     "source images", 0.02, "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
 
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
-    findings.claim("tracing", "Dong et al. 2017", "After consistent-loss training, tracing a prediction to its "
+    claims.claim("tracing", "Dong et al. 2017", "After consistent-loss training, tracing a prediction to its "
                    "influential neurons detects adversarial inputs above chance (its AUC against the mean of a "
                    "null with the neurons' concepts permuted)", CHAPTER.stem, DETECTS[0],
                    short="tracing detects adversarial inputs (above chance)"),
-    findings.claim("tracing_msp", "Dong et al. 2017", "... and better than the classifier's own confidence "
+    claims.claim("tracing_msp", "Dong et al. 2017", "... and better than the classifier's own confidence "
                    "(max softmax), a bar the paper does not set", CHAPTER.stem, DETECTS[1], protocol="extension",
                    extends="tracing", short="... better than max-softmax"),
-    findings.claim("tracing_cl", "Dong et al. 2017", "Tracing detects adversarial inputs better on the "
+    claims.claim("tracing_cl", "Dong et al. 2017", "Tracing detects adversarial inputs better on the "
                    "consistent-loss model than on the standard model", CHAPTER.stem, CL_VS_STANDARD,
                    short="tracing detects better after consistent-loss training"),
 )
@@ -357,7 +359,7 @@ CLAIMS = (
 
 #: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
 SETTINGS = (
-    S.DONG_NETWORK,
+    DONG_NETWORK,
     Setting('models compared', ('lambda_cl',),
             'standard and consistent-loss model (its settings: see chapter 4)'),
     Setting('adversarial inputs detected', ('attacks', 'attack'),

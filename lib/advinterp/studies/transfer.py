@@ -27,8 +27,9 @@ from ..core.validation import fail
 from ..models.architectures import MODELS
 from ..models.predict import accuracy, predict
 from ..report.settings import Setting
-from ..report.uncertainty import SeedEffect, newcombe_paired, per_seed_metrics
-from . import findings
+from ..training.loop import SEED
+from ..core.stats import SeedEffect, newcombe_paired, per_seed_metrics
+from ..report import claims
 from . import default_validate
 from . import setting as S
 from .dissect import MIN_MEMBER_SUCCESS
@@ -47,7 +48,7 @@ def _relations(P: ChapterParams) -> None:
 
 CHAPTER = Chapter("01-adversarial-examples", (
     *S.DATA, S.ENSEMBLE, S.ENSEMBLE_LOSS, S.HELDOUT, S.EPOCHS, S.MAX_TRAIN, S.PRETRAINED, S.EPS, EPS_GRID, S.ATTACK_STEPS, S.N_PROBE,
-    S.SEED, S.DEVICE, S.RESULTS_DIR), _relations)
+    SEED, S.DEVICE, S.RESULTS_DIR), _relations)
 
 
 validate = default_validate(CHAPTER)
@@ -188,19 +189,19 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     weakest = metrics["ensemble_success_members"]
     enough = ("enough for chapters 2-3 to dissect it (they need" if weakest >= MIN_MEMBER_SUCCESS else
               "short of what chapters 2-3 need to dissect it, so their claims on it are not decided (they need")
-    return {**findings.claim_words(CLAIMS, setup.P.public(), metrics), "iterative_verdict": iterative,
+    return {**claims.claim_words(CLAIMS, setup.P.public(), metrics), "iterative_verdict": iterative,
             "member_success_enough": f"{enough} {MIN_MEMBER_SUCCESS:.0%} on every member)",
             "networks_words": networks_words(setup.P)}
 
 
 #: the effect the claim is decided by
-TRANSFER = findings.Effect(
+TRANSFER = claims.Effect(
     "effect_transfer", "targeted transfer to the held-out network, ensemble set minus one-network set", 0.05,
     "5 points of targeted success: less would not change which adversarial set a study should use", declared="6838ddf")
 
 #: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
-    findings.claim("ensemble_transfer", "Liu et al. 2017 (the tool behind the book)", "Targeted adversarial "
+    claims.claim("ensemble_transfer", "Liu et al. 2017 (the tool behind the book)", "Targeted adversarial "
                    "examples crafted on an ensemble transfer to a held-out network more often than those crafted "
                    "on one network", CHAPTER.stem, TRANSFER, counted=False,
                    short="ensemble examples transfer better"),

@@ -10,7 +10,7 @@ half with thresholds chosen on the validation half. Beside them: the classifier'
 (the combination fitted and scored in sample on the validation half), labelled.
 
 The claims' effects are AUROC differences on the same test-half predictions, with intervals paired
-per case that stay inside their range (:mod:`advinterp.report.auroc`): the combination against the better single signal (chosen on the validation half, so the
+per case that stay inside their range (:mod:`advinterp.core.auroc`): the combination against the better single signal (chosen on the validation half, so the
 choice does not flatter it), conductance against max softmax, and the combination against the
 paper's number (non-inferiority, CIFAR-10 only).
 """
@@ -38,15 +38,15 @@ from ..interpret.error_detection import ErrorDetector, auroc, selective_metrics,
 from ..interpret.mutation import MutationResult, mutate_and_predict, n_mutated
 from ..models.architectures import MODELS, build_model, check_layer
 from ..models.predict import logits_of
-from ..report.auroc import auroc_interval
+from ..core.auroc import auroc_interval
 from ..report.results import with_spread
 from ..report.settings import Setting
-from ..report.uncertainty import SeedEffect, per_seed_metrics
+from ..core.stats import SeedEffect, per_seed_metrics
 from ..training import recipes
 from ..training.loop import TrainedModel
 from . import SideBySide, default_validate
 from . import setting as S
-from . import findings
+from ..report import claims
 
 TARGET_TRAIN_ACC = number("target_train_acc", 0.85, 0.0, 1.0, "stop training once training accuracy reaches this",
                           lo_open=True, hi_open=True)
@@ -330,10 +330,10 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
 
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals."""
-    return findings.claim_words(CLAIMS, setup.P.public(), metrics)
+    return claims.claim_words(CLAIMS, setup.P.public(), metrics)
 
 
-def _cifar10_only(m: findings.Metrics) -> str | None:
+def _cifar10_only(m: claims.Metrics) -> str | None:
     return None if m.get("is_cifar10") == 1 else "the paper's number is for CIFAR-10; this run is on other data"
 
 
@@ -341,7 +341,7 @@ def _cifar10_only(m: findings.Metrics) -> str | None:
 PAPER_NETWORK = "resnet20"
 
 
-def _paper_network(m: findings.Metrics) -> str | None:
+def _paper_network(m: claims.Metrics) -> str | None:
     """Why a CIFAR-10 run cannot be held against the paper's 0.933 (measured on ResNet-20 at 86 %
     training accuracy), or None."""
     model = m.get("model")
@@ -351,26 +351,26 @@ def _paper_network(m: findings.Metrics) -> str | None:
 
 
 #: the effects the claims are decided by
-PAPER = findings.Effect(
+PAPER = claims.Effect(
     "effect_wu_paper", "AUROC of the combined detector (test half) minus the paper's 0.933", 0.02,
     "two points of AUROC, the smallest difference detection papers report", margin=True, declared="6838ddf")
-COMBINATION = findings.Effect(
+COMBINATION = claims.Effect(
     "effect_wu_combination", "AUROC of the combined detector minus that of the better single signal (chosen on the "
     "validation half), test half", 0.005, "Wu et al.'s smallest reported gain of combining (ImageNet-100: 0.946 "
     "against 0.941 AUROC); a smaller gain is below anything the paper claims", declared="564f89a")
-VS_MSP = findings.Effect(
+VS_MSP = claims.Effect(
     "effect_wu_vs_msp", "AUROC of the conductance detector minus that of the classifier's own max-softmax "
     "probability, test half", 0.02, "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
 
 #: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
 CLAIMS = (
-    findings.claim("wu_auroc", "Wu et al. 2019", "Conductance and mutation stability together flag wrong predictions "
+    claims.claim("wu_auroc", "Wu et al. 2019", "Conductance and mutation stability together flag wrong predictions "
                    "with the AUROC the paper reports (CIFAR-10: 0.933), within 0.02", CHAPTER.stem, PAPER,
                    applies=_cifar10_only, comparable=_paper_network, short="combined detector reaches the paper's AUROC"),
-    findings.claim("wu_combination", "Wu et al. 2019", "Combining conductance with mutation stability detects wrong "
+    claims.claim("wu_combination", "Wu et al. 2019", "Combining conductance with mutation stability detects wrong "
                    "predictions better than either alone", CHAPTER.stem, COMBINATION,
                    short="combining beats either signal alone"),
-    findings.claim("wu_vs_msp", "Wu et al. 2019", "Conductance flags wrong predictions better than the classifier's "
+    claims.claim("wu_vs_msp", "Wu et al. 2019", "Conductance flags wrong predictions better than the classifier's "
                    "own confidence (max softmax), the baseline the paper does not report", CHAPTER.stem, VS_MSP,
                    protocol="extension", extends="wu_auroc", short="... conductance beats max-softmax"),
 )

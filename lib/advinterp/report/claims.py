@@ -5,7 +5,7 @@ Each chapter's study declares the claims it tests with :func:`claim`: the paper,
 sentence, and the :class:`~advinterp.report.verdicts.Effect` (or effects, all of which must hold) it
 is decided by, each with its smallest effect of interest and the reason for it. The study writes
 every effect's per-seed estimates and image-level intervals into its results file
-(:func:`advinterp.report.uncertainty.per_seed_metrics`); :func:`assess` reads them back and decides
+(:func:`advinterp.core.stats.per_seed_metrics`); :func:`assess` reads them back and decides
 the verdict by :mod:`advinterp.report.verdicts` - holds / opposite / negligible / inconclusive /
 not measured - the same way for the chapter's live results and for a recorded run (:mod:`advinterp.report.recorded`),
 so no verdict is typed by hand:
@@ -33,12 +33,12 @@ from typing import Any
 import pandas as pd
 
 from ..core.validation import check_choice, fail
-from ..report import ledger
-from ..report import recorded as rec
-from ..report.tables import Table
-from ..report.uncertainty import LEVEL, from_metrics, holm
-from ..report.verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE, UNMEASURED, VERDICTS, Effect, Outcome
-from ..report.verdicts import combine_outcomes, decide, outcome_p
+from ..core.stats import LEVEL, from_metrics, holm
+from . import ledger
+from . import recorded as rec
+from .tables import Table
+from .verdicts import HOLDS, INCONCLUSIVE, NEGLIGIBLE, OPPOSITE, UNMEASURED, VERDICTS, Effect, Outcome
+from .verdicts import combine_outcomes, decide, outcome_p
 
 __all__ = ["HOLDS", "OPPOSITE", "NEGLIGIBLE", "INCONCLUSIVE", "UNMEASURED", "STALE", "INCOMPLETE", "NOT_COMPARABLE",
            "VERDICTS", "PROTOCOLS", "Effect",

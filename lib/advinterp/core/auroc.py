@@ -27,8 +27,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import optimize, stats
 
-from ..core.validation import fail
-from .uncertainty import SeedEffect, z_quantile
+from .stats import SeedEffect, z_quantile
+from .validation import fail
 
 
 def _placements(positives: np.ndarray, negatives: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

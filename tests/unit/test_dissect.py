@@ -10,6 +10,7 @@ from torch import nn
 
 from advinterp.attacks import linf, robustness
 from advinterp.attacks.advdata import AdversarialSet
+from advinterp.interpret import dissection
 from advinterp.interpret.dissection import fooled, reached_target
 from advinterp.studies import dissect
 
@@ -33,7 +34,7 @@ def test_the_held_out_network_is_read_on_the_images_it_labels_as_the_target():
     net = _Lookup()
     assert fooled(net, s).tolist() == [True, True, False, False]
     assert reached_target(net, s).tolist() == [True, False, False, False]
-    assert dissect.IMAGES["held-out"] is reached_target and dissect.IMAGES["attacked"] is fooled
+    assert dissection.IMAGES["held-out"] is reached_target and dissection.IMAGES["attacked"] is fooled
     untargeted = _set(clean=[0, 1, 3, 3], adv=[2, 0, 1, 3], y=[0, 1, 2, 3], target=[-1, -1, -1, -1])
     assert reached_target(net, untargeted).tolist() == fooled(net, untargeted).tolist()
 
@@ -41,7 +42,7 @@ def test_the_held_out_network_is_read_on_the_images_it_labels_as_the_target():
 def test_dissecting_an_unknown_network_role_fails_naming_it():
     s = _set(clean=[0], adv=[1], y=[0], target=[1])
     with pytest.raises(ValueError, match="network='student'"):
-        dissect.perturbed_layers(_Lookup(), s, s, [], 1, torch.eye(4), statistic="max", n_boot=2, seed=0,
+        dissection.perturbed_layers(_Lookup(), s, s, [], 1, torch.eye(4), statistic="max", n_boot=2, seed=0,
                                  effects={}, network="student")
 
 

@@ -4,6 +4,7 @@ when a refactor keeps the behaviour (a docstring, a function moved between modul
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +71,14 @@ def test_a_constant_on_chapter_1s_measurement_path_moves_its_fingerprint(tmp_pat
     assert run("b") == before
     monkeypatch.setattr(linf, "default_step_size", lambda eps, steps: 2.0 * eps / steps)
     assert run("c") != before
+
+
+def test_the_measuring_modules_exist_and_make_nothing_that_is_cached():
+    """A module the model code's digest leaves out (:data:`F.MEASURING`) only measures: it makes no model
+    and no cached adversarial set (what it does is in the tiny runs' metrics)."""
+    base = Path(F.__file__).resolve().parents[1]
+    for name in F.MEASURING:
+        source = (base / name).read_text()
+        assert name.split("/")[0] in F.MODEL_PACKAGES
+        for made in ("cache.", "cached_", "standard_model", "train("):
+            assert made not in source, (name, made)

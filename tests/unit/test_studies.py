@@ -13,7 +13,8 @@ import pytest
 
 from advinterp.report import results
 from advinterp.report import claims
-from advinterp.studies import (consistency, consistent_loss, dissect, fingerprint, interpretability, neurons,
+from advinterp.interpret import dissection
+from advinterp.studies import (consistency, consistent_loss, fingerprint, interpretability, neurons,
                                setting, side_by_side, study, tracing, transfer, wrong_predictions)
 
 TINY = fingerprint.TINY   # the tiny setting a chapter's measurement fingerprint is taken on
@@ -117,7 +118,7 @@ def test_neurons_and_consistency(shared_cache):
     check_claims(neurons, setup, m)
     assert in_unit(m["topk_target_agreement"], m["topk_true_agreement"])
     assert set(result.table["layer"]) == set(setup.layers) and set(result.table["seed"]) == {0}
-    assert set(result.layers["network"]) == set(dissect.NETWORKS) and set(result.layers["set"]) == {"adversarial", "noise"}
+    assert set(result.layers["network"]) == set(dissection.NETWORKS) and set(result.layers["set"]) == {"adversarial", "noise"}
     assert set(neurons.intervals(result)["effect"]) == set(neurons.EFFECTS)
     rows = neurons.gallery_rows(result, setup)
     assert rows and all(len(r["images"]) <= setup.P.k_show for r in rows)

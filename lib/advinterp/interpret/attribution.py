@@ -43,12 +43,15 @@ sanity check (:mod:`advinterp.interpret.sanity`).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..attacks.robustness import images_key
+from ..core import cache
 from ..core._helpers import eval_mode
 from ..core.devices import seeded_rng
 from ..core.validation import check_choice
@@ -269,3 +272,19 @@ def evaluate_attributions(model: nn.Module, x: torch.Tensor, method: str, *, dig
             out["relevance_mass"] = relevance_mass(attr, (x.sum(1) > 0).float())
         out["attributions"] = attr
     return out
+
+
+def cached_attributions(model_key: str, model: nn.Module, x: torch.Tensor, method: str, *, digit_mask: bool,
+                        seed: int = 0) -> dict[str, torch.Tensor]:
+    """:func:`evaluate_attributions` of one model and method on the images ``x`` (per-image metrics and
+    maps, on the CPU), cached by the model's key, the images, the settings and this module's code."""
+    description = {"model": model_key, "method": method, "images": images_key(x), "digit_mask": digit_mask,
+                   "seed": seed, "code": cache.code_version(sys.modules[__name__])}
+    device = next(model.parameters()).device
+
+    def compute() -> dict[str, torch.Tensor]:
+        out = evaluate_attributions(model, x.to(device), method, digit_mask=digit_mask, seed=seed)
+        return {k: v.detach().cpu() for k, v in out.items()}
+
+    return cache.memoized("interpretability", description, compute)
+

@@ -15,11 +15,16 @@ The m+1 path points of a batch are evaluated in one batched forward/backward pas
 
 from __future__ import annotations
 
+import sys
+
+import numpy as np
 import torch
 from torch import nn
 
+from ..core import cache
 from ..core._helpers import chunks, eval_mode, model_device
 from ..core.validation import check_choice, check_int
+from ..data import datasets
 from ..models.architectures import Normalize
 from ..models.layers import recording
 
@@ -89,3 +94,34 @@ def completeness_gap(model: nn.Module, x: torch.Tensor, layer: str, steps: int, 
     with eval_mode(model):
         f = model(x).gather(1, t.view(-1, 1)).squeeze(1) - model(b).gather(1, t.view(-1, 1)).squeeze(1)
     return (cond.flatten(1).sum(1) - f.cpu()).abs()
+
+
+def cached_features(model_key: str, data_identity: str, model: nn.Module, x_train: torch.Tensor,
+                    x_test: torch.Tensor, layer: str, *, steps: int) -> dict[str, torch.Tensor]:
+    """Wu et al.'s detector features (:func:`layer_conductance`) of the training and the test images with
+    the model's predictions (``f_train``, ``pred_train``, ``f_test``, ``pred_test``), cached by the
+    model's key, the data's identity, the layer, the steps and this module's code."""
+    def compute() -> dict[str, torch.Tensor]:
+        f_tr, p_tr = layer_conductance(model, x_train, layer, steps=steps)
+        f_te, p_te = layer_conductance(model, x_test, layer, steps=steps)
+        return {"f_train": f_tr, "pred_train": p_tr, "f_test": f_te, "pred_test": p_te}
+
+    description = {"model": model_key, "data": data_identity, "code": cache.code_version(sys.modules[__name__], datasets),
+                   "layer": layer, "steps": steps}
+    return cache.memoized("conductance", description, compute)
+
+
+def by_class(features: torch.Tensor, predicted: torch.Tensor, correct: torch.Tensor,
+             num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean conductance feature per (predicted class, channel), for the correct and for the wrong
+    predictions (NaN where a class has none)."""
+    out = []
+    for mask in (correct, ~correct):
+        table = np.full((num_classes, features.shape[1]), np.nan)
+        for c in range(num_classes):
+            sel = mask & (predicted == c)
+            if sel.any():
+                table[c] = features[sel].mean(0).numpy()
+        out.append(table)
+    return out[0], out[1]
+

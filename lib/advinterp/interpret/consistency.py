@@ -9,7 +9,15 @@ with the **target** (or predicted) labels.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
 import torch
+from torch import nn
+
+from ..core.stats import SeedEffect, from_replicates, resamples
+from ..models.predict import predict
+from . import layer_stats
 
 
 def label_histograms(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -40,3 +48,30 @@ def dominant_class(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
 def agreement(labels: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
     """Fraction of each row of ``labels`` ``(neurons, K)`` equal to ``reference[n]``."""
     return (labels == reference.view(-1, 1)).float().mean(dim=1)
+
+
+@dataclass
+class GapTest:
+    """Several networks on the same clean and adversarial images at the same K: each one's summaries
+    (:data:`advinterp.interpret.layer_stats.SUMMARIES`) and, per compared pair ``(a, b)``, the paired
+    effect ``consis_gap(a) - consis_gap(b)`` with its bootstrap interval over the images."""
+
+    summaries: dict[str, dict[str, float]]
+    effects: dict[tuple[str, str], SeedEffect]
+
+
+def gap_test(nets: Mapping[str, nn.Module], x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor, layer: str,
+             k: int, A: torch.Tensor, *, pairs: Sequence[tuple[str, str]], n_boot: int, seed: int) -> GapTest:
+    """Each network's neurons of ``layer`` on the images ``x`` and ``x_adv`` (read against the network's
+    own predictions on ``x_adv``), top-``k`` per neuron for every network, and the consistency gap's
+    difference for each pair, resampling the same images for both networks (one bootstrap of
+    ``n_boot`` resamples drawn with ``seed``: the effects are paired; chapter 4's fair test)."""
+    probes = {name: layer_stats.measure(net, x, x_adv, y, predict(net, x_adv), [layer])[layer]
+              for name, net in nets.items()}
+    summaries = {name: layer_stats.summarize(p, k, A) for name, p in probes.items()}
+    index = resamples(len(y), n_boot, seed)
+    gaps = {name: layer_stats.summarize_many(probes[name], k, A, index)["consis_gap"] for name in nets}
+    effects = {(a, b): from_replicates(summaries[a]["consis_gap"] - summaries[b]["consis_gap"], gaps[a] - gaps[b],
+                                       len(y)) for a, b in pairs}
+    return GapTest(summaries, effects)
+

@@ -10,15 +10,21 @@ representation-consistency measures of :mod:`advinterp.interpret.representation`
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
 from ..attacks.advdata import AdversarialSet
+from ..core.stats import SeedEffect, from_replicates, resamples
+from ..core.validation import fail
 from ..models.layers import activations
+from ..models.predict import predict
+from . import layer_stats
 from . import consistency as C
 from .patches import neuron_patches
 from .representation import class_means, knn_labels, representation_metrics
@@ -174,3 +180,64 @@ def consistency_on_fooled(model: nn.Module, adv: AdversarialSet, layer: str, k: 
     real, true, tgt = (float(live[c].mean()) for c in ("consis_real", "consis_adv_true", "consis_adv_target"))
     return {**out, "consis_real": real, "consis_adv_true": true, "consis_adv_target": tgt, "consis_gap": true - real,
             "target_gap": tgt - true}
+
+
+Summaries = Mapping[str, np.ndarray]
+EffectFn = Callable[[Summaries, Summaries], np.ndarray]
+#: the two perturbed sets compared
+SETS = ("adversarial", "noise")
+#: the networks dissected: the attacked one (chapter 1's ``model``) and the held-out one
+NETWORKS = ("attacked", "held-out")
+#: which images each network is dissected on: those the attack fools the attacked network with
+#: (correct before, wrong after: a white-box attack's own success), and those the held-out network
+#: labels as the attack's target (a transfer of the targeted attack; the images it merely gets wrong
+#: are not evidence of the target's pull)
+IMAGES: dict[str, Callable[[nn.Module, AdversarialSet], torch.Tensor]] = {"attacked": fooled,
+                                                                          "held-out": reached_target}
+
+
+@dataclass
+class LayerDissection:
+    """One network on one adversarial set: a row per (layer, set) with every summary, and the
+    interval of each named effect per layer."""
+
+    rows: list[dict[str, Any]]
+    effects: dict[tuple[str, str], SeedEffect]
+
+
+def perturbed_layers(net: torch.nn.Module, adv: AdversarialSet, control: AdversarialSet, layers: Sequence[str],
+                     k: int, A: torch.Tensor, *, statistic: str, n_boot: int, seed: int,
+                     effects: Mapping[str, EffectFn], network: str = "attacked") -> LayerDissection:
+    """Dissect ``net`` on the probes of :data:`IMAGES` for its ``network`` role (the attacked network:
+    those ``adv`` fools it with; the held-out network: those it labels as the attack's target),
+    perturbed by the attack and by ``control`` (the same probes), both read against the attack's
+    target labels (its target, or ``net``'s prediction for an untargeted attack). K is fixed for both
+    sets by :func:`advinterp.interpret.layer_stats.selection_k`; too few images give NaN effects."""
+    if not torch.equal(adv.x, control.x):
+        raise ValueError("the control must perturb the adversarial set's own probes")
+    if network not in IMAGES:
+        fail("network", network, f"one of {', '.join(IMAGES)}")
+    mask = IMAGES[network](net, adv)
+    n = int(mask.sum())
+    target = adv.target if adv.targeted else predict(net, adv.x_adv)
+    kk = layer_stats.selection_k(k, n)
+    rows, out = [], {}
+    if not kk:  # too few images fool the network for a top-K to be a selection
+        for layer in layers:
+            rows += [{"layer": layer, "set": s, "n_images": n, "k": 0, **dict.fromkeys(layer_stats.SUMMARIES, float("nan"))}
+                     for s in SETS]
+            out.update({(layer, e): SeedEffect(float("nan"), float("nan"), float("nan"), n) for e in effects})
+        return LayerDissection(rows, out)
+    probes = {name: layer_stats.measure(net, adv.x[mask], x[mask], adv.y[mask], target[mask], layers,
+                                        statistic=statistic)
+              for name, x in zip(SETS, (adv.x_adv, control.x_adv))}
+    index = resamples(n, n_boot, seed)
+    for layer in layers:
+        point = {s: layer_stats.summarize_many(probes[s][layer], kk, A, np.arange(n)[None]) for s in SETS}
+        reps = {s: layer_stats.summarize_many(probes[s][layer], kk, A, index) for s in SETS}
+        rows += [{"layer": layer, "set": s, "n_images": n, "k": kk, **{m: float(v[0]) for m, v in point[s].items()}}
+                 for s in SETS]
+        for name, fn in effects.items():
+            out[(layer, name)] = from_replicates(float(fn(point["adversarial"], point["noise"])[0]),
+                                                 fn(reps["adversarial"], reps["noise"]), n)
+    return LayerDissection(rows, out)

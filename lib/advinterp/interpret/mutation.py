@@ -24,15 +24,17 @@ mutated in place and restored: memory never holds N copies.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..core import progress
+from ..core import cache, progress
 from ..core.devices import derive_seed, generator
 from ..core.stats import wilson_interval
 from ..core.validation import check_choice, check_int, check_number, fail
+from ..data import datasets
 from ..models.predict import predict
 
 OPERATORS = ("NAI", "GF", "WS")
@@ -239,3 +241,23 @@ def sprt(changes: torch.Tensor, threshold: float, *, delta: float = 0.05, alpha:
     first = torch.where(any_cross, crossed.float().argmax(0), torch.full_like(any_cross, len(changes) - 1, dtype=torch.long))
     final = llr.gather(0, first.view(1, -1)).squeeze(0)
     return final > 0, first + 1
+
+
+def cached_mutants(model_key: str, data_identity: str, model: nn.Module, x: torch.Tensor, y_val: torch.Tensor,
+                   val_index: torch.Tensor, *, operator: str, rate: float, n_mutants: int, seed: int,
+                   allow_fewer: bool) -> MutationResult:
+    """:func:`mutate_and_predict` (mutants accepted on the images ``val_index`` of ``x``, predictions on
+    all of ``x``), cached by the model's key, the data's identity, every setting and this module's code."""
+    def compute() -> dict[str, torch.Tensor]:
+        res = mutate_and_predict(model, x, None, y_val, val_index=val_index, operator=operator, rate=rate,
+                                 n_mutants=n_mutants, seed=seed, allow_fewer=allow_fewer)
+        return {"original": res.original, "predictions": res.predictions, "tried": torch.tensor(res.tried),
+                "possible": torch.tensor(-1 if res.possible is None else res.possible)}
+
+    description = {"model": model_key, "data": data_identity, "code": cache.code_version(sys.modules[__name__], datasets),
+                   "op": operator, "rate": rate, "n": n_mutants, "seed": seed, "val": val_index.tolist()}
+    found = cache.memoized("mutants", description, compute)
+    possible = int(found["possible"])
+    return MutationResult(operator, rate, found["original"], found["predictions"], int(found["tried"]),
+                          None if possible < 0 else possible)
+

@@ -20,13 +20,17 @@ on the model's device and uses the book's Captum explainers.
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from ..attacks.robustness import images_key
+from ..core import cache
 from ..core._helpers import eval_mode
 from ..core.devices import seeded_rng
+from . import attribution
 
 #: mean Spearman correlation after full randomisation above which a method fails the check
 THRESHOLD = 0.5
@@ -91,3 +95,23 @@ def last_correlation(result: dict[str, torch.Tensor]) -> torch.Tensor:
 def passes(result: dict[str, torch.Tensor], threshold: float = THRESHOLD) -> bool:
     """Whether the method passes: mean correlation after full randomisation <= ``threshold``."""
     return bool(last_correlation(result).mean() <= threshold)
+
+
+def cached_mprt(model_key: str, model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str,
+                seed: int) -> dict[str, torch.Tensor]:
+    """:func:`mprt` of the attribution ``method`` (:func:`advinterp.interpret.attribution.explainer`) on
+    the images ``x``, run under ``seed``'s random stream, cached by the model's key, the images, the
+    settings and the code of this module and of the attribution methods."""
+    description = {"model": model_key, "method": method, "images": images_key(x), "seed": seed,
+                   "code": cache.code_version(sys.modules[__name__], attribution)}
+
+    def explain(m: nn.Module, xs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return attribution.explainer(m, method)(xs, target=t)
+
+    def compute() -> dict[str, torch.Tensor]:
+        device = next(model.parameters()).device
+        with seeded_rng(seed, device):
+            return mprt(model, x.to(device), target.to(device), explain, seed=seed)
+
+    return cache.memoized("mprt", description, compute)
+

@@ -3,8 +3,8 @@ finding 2; version B's metric ``consis(n) = p^T A p``), each against a control t
 chance level.
 
 For every seed and attack, on the images the attack fools the dissected network with, and those the
-held-out network labels as the attack's target (:data:`advinterp.studies.dissect.IMAGES`,
-:func:`advinterp.studies.dissect.perturbed_layers`):
+held-out network labels as the attack's target (:data:`advinterp.interpret.dissection.IMAGES`,
+:func:`advinterp.interpret.dissection.perturbed_layers`):
 
 * **neuron consistency** per layer of the dissected network, on the adversarial images and on the
   same images under the **random-sign control** of the same budget: ``consistency_drop =
@@ -42,14 +42,15 @@ from ..models.predict import predict
 from ..report.results import with_spread
 from ..report.settings import Setting
 from ..interpret.affinity import AFFINITY
+from ..interpret.dissection import IMAGES, NETWORKS, perturbed_layers
 from ..models.layers import STATISTIC
 from ..core.stats import SeedEffect, combine_frame, mean_interval, per_seed_metrics
 from ..report import claims
 from . import SideBySide, default_validate
 from . import setting as S
-from .dissect import (DONG_ACTIVATION, DONG_NETWORK, DONG_TOP_K, layer_words, DENSE_DECLARED, IMAGES, NETWORKS, check_dissection, dense_extension, depth_words,
-                      dissected_deepest, dong_layer, member_success, perturbed_layers, success_metrics, success_words,
-                      weak_set)
+from .dissect import (check_dissection, DENSE_DECLARED, dense_extension, depth_words, dissected_deepest,
+                      DONG_ACTIVATION, dong_layer, DONG_NETWORK, DONG_TOP_K, layer_words, member_success,
+                      success_metrics, success_words, weak_set)
 
 K_NN = integer("k_nn", 10, 1, None, "neighbours of LC")
 
@@ -103,7 +104,7 @@ def representation_effects(net: Any, adv: Any, noise: Any, layers: tuple[str, ..
                            reference_features: dict[str, Any] | None = None,
                            network: str = "attacked") -> tuple[list[dict[str, Any]], dict[tuple[str, str], SeedEffect]]:
     """Mean representation measures per layer on the images of ``network``'s role
-    (:data:`advinterp.studies.dissect.IMAGES`: those ``adv`` fools the attacked network with, those
+    (:data:`advinterp.interpret.dissection.IMAGES`: those ``adv`` fools the attacked network with, those
     the held-out network labels as the target), adversarial and control, and the per-image interval
     of ``cs_target - cs_true`` for each and of its difference between them (``cs_gap_did``, paired
     per image)."""

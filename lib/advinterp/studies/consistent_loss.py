@@ -31,14 +31,13 @@ import torch
 from ..attacks.advdata import AdversarialSet, cached_adversarial_set
 from ..core.params import Chapter, ChapterParams, at_most
 from ..core.validation import fail
-from ..interpret import layer_stats
+from ..interpret import consistency, layer_stats
 from ..interpret.dissection import fooled, most_consistent, neuron_gallery_rows
 from ..models.layers import activations
-from ..models.predict import predict
 from ..report.results import method_metrics, with_spread
 from ..report.settings import Setting
 from ..interpret.affinity import AFFINITY
-from ..core.stats import SeedEffect, combine_frame, from_metrics, from_replicates, per_seed_metrics, resamples
+from ..core.stats import SeedEffect, combine_frame, from_metrics, per_seed_metrics
 from ..report.verdicts import decide
 from ..training import adversarial as adv_obj
 from ..training.adversarial import relative_distance
@@ -124,38 +123,25 @@ def common_test(exp: S.Experiment, models: dict[str, V.Variant], training: V.Tra
         return CommonTest(n_images, 0, {n: {s: float("nan") for s in COMMON} for n in names},
                           {f"{a}_vs_{b}": nan for a, b in pairs})
     x, x_adv, y = joint.x[mask], joint.x_adv[mask], joint.y[mask]
-    probes, per_model = {}, {}
-    for n in names:
-        net = models[n].model.model
-        probes[n] = _probes(net, x, x_adv, y, training.layer)
+    nets = {n: models[n].model.model for n in names}
+    test = consistency.gap_test(nets, x, x_adv, y, training.layer, kk, A, pairs=pairs, n_boot=n_boot, seed=exp.seed)
+    per_model = {}
+    for n, net in nets.items():
         phi = activations(net, torch.cat([x, x_adv]), [training.layer])[training.layer]
-        summary = layer_stats.summarize(probes[n], kk, A)
-        per_model[n] = {**{s: summary[s] for s in ("consis_real", "consis_adv_true", "consis_gap")},
+        per_model[n] = {**{s: test.summaries[n][s] for s in ("consis_real", "consis_adv_true", "consis_gap")},
                         "feature_dist": float(relative_distance(phi[:n_images], phi[n_images:]).mean())}
-    index = resamples(n_images, n_boot, exp.seed)
-    gaps = {n: layer_stats.summarize_many(probes[n], kk, A, index)["consis_gap"] for n in names}
-    effects = {f"{a}_vs_{b}": from_replicates(per_model[a]["consis_gap"] - per_model[b]["consis_gap"],
-                                              gaps[a] - gaps[b], n_images) for a, b in pairs}
+    effects = {f"{a}_vs_{b}": e for (a, b), e in test.effects.items()}
     return CommonTest(n_images, kk, per_model, effects, (x, x_adv, y))
-
-
-def _probes(net: torch.nn.Module, x: torch.Tensor, x_adv: torch.Tensor, y: torch.Tensor,
-            layer: str) -> layer_stats.LayerProbes:
-    """``layer`` of ``net`` on clean and adversarial images, read against ``net``'s own predictions."""
-    return layer_stats.measure(net, x, x_adv, y, predict(net, x_adv), [layer])[layer]
 
 
 def gap_difference(a: torch.nn.Module, b: torch.nn.Module, test: CommonTest, layer: str, A: torch.Tensor, *,
                    n_boot: int, seed: int) -> SeedEffect:
-    """``gap(a) - gap(b)`` on a seed's common images with its K, bootstrap over the images (paired)."""
+    """``gap(a) - gap(b)`` on a seed's common images with its K, bootstrap over the images (paired:
+    :func:`advinterp.interpret.consistency.gap_test`)."""
     if test.images is None or test.k == 0:
         return SeedEffect(float("nan"), float("nan"), float("nan"), test.n_images)
-    pa, pb = (_probes(net, *test.images, layer) for net in (a, b))
-    point = layer_stats.summarize(pa, test.k, A)["consis_gap"] - layer_stats.summarize(pb, test.k, A)["consis_gap"]
-    index = resamples(test.n_images, n_boot, seed)
-    reps = (layer_stats.summarize_many(pa, test.k, A, index)["consis_gap"]
-            - layer_stats.summarize_many(pb, test.k, A, index)["consis_gap"])
-    return from_replicates(point, reps, test.n_images)
+    return consistency.gap_test({"a": a, "b": b}, *test.images, layer, test.k, A, pairs=[("a", "b")], n_boot=n_boot,
+                                seed=seed).effects[("a", "b")]
 
 
 def epoch_effects(result: Result, setup: S.Setup) -> pd.DataFrame:

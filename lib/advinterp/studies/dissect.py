@@ -12,37 +12,18 @@ that compares them is paired).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
 from ..attacks import linf
 from ..attacks.advdata import AdversarialSet
-from ..interpret import layer_stats
-from ..interpret.dissection import fooled, reached_target
 from ..models.architectures import MODELS, analysed_layers
 from ..models.predict import predict
 from ..core.params import ChapterParams, at_most
-from ..core.validation import fail
 from ..report.results import with_spread
 from ..report.settings import Setting
-from ..core.stats import SeedEffect, from_replicates, resamples
 from . import setting as S
-
-Summaries = Mapping[str, np.ndarray]
-EffectFn = Callable[[Summaries, Summaries], np.ndarray]
-#: the two perturbed sets compared
-SETS = ("adversarial", "noise")
-#: the networks dissected: the attacked one (chapter 1's ``model``) and the held-out one
-NETWORKS = ("attacked", "held-out")
-#: which images each network is dissected on: those the attack fools the attacked network with
-#: (correct before, wrong after: a white-box attack's own success), and those the held-out network
-#: labels as the attack's target (a transfer of the targeted attack; the images it merely gets wrong
-#: are not evidence of the target's pull)
-IMAGES = {"attacked": fooled, "held-out": reached_target}
-
 
 #: the least targeted success a targeted adversarial set must reach on every network it was made
 #: against for chapters 2-3 to decide a claim on it: below it, the set is a weak tool (the claims ask
@@ -114,53 +95,6 @@ def depth_words(gaps: Sequence[tuple[str, float]]) -> str:
         return f"{b:+.3f} at `{last}`"
     trend = "grows" if b > a else "shrinks" if b < a else "stays"
     return f"{trend} from {a:+.3f} at `{first}` to {b:+.3f} at `{last}`"
-
-
-@dataclass
-class LayerDissection:
-    """One network on one adversarial set: a row per (layer, set) with every summary, and the
-    interval of each named effect per layer."""
-
-    rows: list[dict[str, Any]]
-    effects: dict[tuple[str, str], SeedEffect]
-
-
-def perturbed_layers(net: torch.nn.Module, adv: AdversarialSet, control: AdversarialSet, layers: Sequence[str],
-                     k: int, A: torch.Tensor, *, statistic: str, n_boot: int, seed: int,
-                     effects: Mapping[str, EffectFn], network: str = "attacked") -> LayerDissection:
-    """Dissect ``net`` on the probes of :data:`IMAGES` for its ``network`` role (the attacked network:
-    those ``adv`` fools it with; the held-out network: those it labels as the attack's target),
-    perturbed by the attack and by ``control`` (the same probes), both read against the attack's
-    target labels (its target, or ``net``'s prediction for an untargeted attack). K is fixed for both
-    sets by :func:`advinterp.interpret.layer_stats.selection_k`; too few images give NaN effects."""
-    if not torch.equal(adv.x, control.x):
-        raise ValueError("the control must perturb the adversarial set's own probes")
-    if network not in IMAGES:
-        fail("network", network, f"one of {', '.join(IMAGES)}")
-    mask = IMAGES[network](net, adv)
-    n = int(mask.sum())
-    target = adv.target if adv.targeted else predict(net, adv.x_adv)
-    kk = layer_stats.selection_k(k, n)
-    rows, out = [], {}
-    if not kk:  # too few images fool the network for a top-K to be a selection
-        for layer in layers:
-            rows += [{"layer": layer, "set": s, "n_images": n, "k": 0, **dict.fromkeys(layer_stats.SUMMARIES, float("nan"))}
-                     for s in SETS]
-            out.update({(layer, e): SeedEffect(float("nan"), float("nan"), float("nan"), n) for e in effects})
-        return LayerDissection(rows, out)
-    probes = {name: layer_stats.measure(net, adv.x[mask], x[mask], adv.y[mask], target[mask], layers,
-                                        statistic=statistic)
-              for name, x in zip(SETS, (adv.x_adv, control.x_adv))}
-    index = resamples(n, n_boot, seed)
-    for layer in layers:
-        point = {s: layer_stats.summarize_many(probes[s][layer], kk, A, np.arange(n)[None]) for s in SETS}
-        reps = {s: layer_stats.summarize_many(probes[s][layer], kk, A, index) for s in SETS}
-        rows += [{"layer": layer, "set": s, "n_images": n, "k": kk, **{m: float(v[0]) for m, v in point[s].items()}}
-                 for s in SETS]
-        for name, fn in effects.items():
-            out[(layer, name)] = from_replicates(float(fn(point["adversarial"], point["noise"])[0]),
-                                                 fn(reps["adversarial"], reps["noise"]), n)
-    return LayerDissection(rows, out)
 
 
 def dissected_layers(observed: Mapping[str, Any]) -> list[str]:

@@ -46,9 +46,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core import cache, paths
+from ..core import paths
 from ..core.cache import atomic_write_text, key_of
-from ..core.devices import seeded_rng
 from ..core.params import Chapter, ChapterParams, at_most, choice, integer, listof, number, text
 from ..core.validation import fail
 from ..interpret import attribution, sanity
@@ -160,41 +159,6 @@ def models_to_compare(exp: S.Experiment, P: ChapterParams, members: list[str] | 
     if consistent:
         out["cl"] = V.consistent_model(exp, training)
     return out
-
-
-def attribution_metrics(tm: TrainedModel, x: torch.Tensor, method: str, *, digit_mask: bool,
-                        seed: int = 0) -> dict[str, torch.Tensor]:
-    """Per-image metrics (and maps) of one model and method, cached."""
-    description = {"model": tm.key, "method": method, "images": _images_key(x), "digit_mask": digit_mask,
-                   "seed": seed, "code": cache.code_version(attribution)}
-    device = next(tm.model.parameters()).device
-
-    def compute() -> dict[str, torch.Tensor]:
-        out = attribution.evaluate_attributions(tm.model, x.to(device), method, digit_mask=digit_mask, seed=seed)
-        return {k: v.detach().cpu() for k, v in out.items()}
-
-    return cache.memoized("interpretability", description, compute)
-
-
-def _images_key(x: torch.Tensor) -> str:
-    return cache.key_of([float(x.sum()), float(x.pow(2).sum()), list(x.shape)])
-
-
-def mprt_correlations(tm: TrainedModel, x: torch.Tensor, target: torch.Tensor, method: str,
-                      seed: int) -> dict[str, torch.Tensor]:
-    """The cascading randomisation test of ``method`` on ``tm`` (cached; :func:`advinterp.interpret.sanity.mprt`)."""
-    description = {"model": tm.key, "method": method, "images": _images_key(x), "seed": seed,
-                   "code": cache.code_version(sanity, attribution)}
-
-    def explain(model: torch.nn.Module, xs: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        return attribution.explainer(model, method)(xs, target=t)
-
-    def compute() -> dict[str, torch.Tensor]:
-        device = next(tm.model.parameters()).device
-        with seeded_rng(seed, device):
-            return sanity.mprt(tm.model, x.to(device), target.to(device), explain, seed=seed)
-
-    return cache.memoized("mprt", description, compute)
 
 
 @dataclass
@@ -354,13 +318,13 @@ def run(setup: S.Setup) -> Result:
         for alias, name in compared.items():
             tm = models[name]
             for method in attribution.METHODS:
-                m = attribution_metrics(tm, x_eval, method, digit_mask=digit_mask, seed=seed)
+                m = attribution.cached_attributions(tm.key, tm.model, x_eval, method, digit_mask=digit_mask, seed=seed)
                 values = {k: v.numpy() for k, v in m.items() if k != "attributions"}
                 rows += [{"seed": seed, "model": alias, "method": method, "image": i,
                           **{k: float(v[i]) for k, v in values.items()}} for i in range(len(x_eval))]
                 with torch.no_grad():
                     target = tm.model(x_eval[:P.n_mprt].to(next(tm.model.parameters()).device)).argmax(1)
-                corr = mprt_correlations(tm, x_eval[:P.n_mprt], target, method, seed)
+                corr = sanity.cached_mprt(tm.key, tm.model, x_eval[:P.n_mprt], target, method, seed)
                 sanity_rows.append({"seed": seed, "model": alias, "method": method,
                                     "correlation": float(sanity.last_correlation(corr).mean())})
                 if seed == first:

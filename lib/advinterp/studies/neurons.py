@@ -39,13 +39,15 @@ from ..models.architectures import analysed_layers
 from ..report.results import layer_summary, with_spread
 from ..report.settings import Setting
 from ..interpret.affinity import AFFINITY
+from ..interpret.dissection import NETWORKS, perturbed_layers
 from ..models.layers import STATISTIC
 from ..core.stats import SeedEffect, combine_frame, per_seed_metrics
 from ..report import claims
 from . import default_validate
 from . import setting as S
-from .dissect import (DONG_ACTIVATION, DONG_NETWORK, DONG_TOP_K, layer_words, DENSE_DECLARED, NETWORKS, check_dissection, dense_extension, depth_words, dissected_deepest,
-                      dong_layer, member_success, perturbed_layers, success_metrics, success_words, weak_set)
+from .dissect import (check_dissection, DENSE_DECLARED, dense_extension, depth_words, dissected_deepest,
+                      DONG_ACTIVATION, dong_layer, DONG_NETWORK, DONG_TOP_K, layer_words, member_success,
+                      success_metrics, success_words, weak_set)
 
 PATCH_QUANTILE = number("patch_quantile", 0.005, 0.0, 0.5, "patches: where the channel map is in its top "
                         "quantile of values", lo_open=True)

@@ -245,19 +245,22 @@ class Experiment:
     def bundle(self) -> DatasetBundle:
         return cached_bundle(self.dataset, self.data_root, self.image_size)
 
-    def trained(self, name: str, objective: Objective | None = None) -> TrainedModel:
+    def trained(self, name: str, objective: Objective | None = None, *,
+                stop_at_train_acc: float | None = None) -> TrainedModel:
         """The network ``name`` of this setting, trained with ``objective`` (default: standard
-        cross-entropy) once, then cached. Adversarially trained variants start from scratch with
-        the same recipe and seed."""
-        key = (name, objective)
+        cross-entropy) once, then cached; ``stop_at_train_acc``: training stops once the training
+        accuracy reaches it (chapter 6's classifier, kept short of convergence). Adversarially trained
+        variants start from scratch with the same recipe and seed."""
+        key = (name, objective, stop_at_train_acc)
         if key not in self._models:
             if objective is not None and self.pretrained:
                 raise ValueError("pretrained=True is not allowed with a training objective: pretrained "
                                  "ImageNet models are used as they are")
+            stop = {} if stop_at_train_acc is None else {"stop_at_train_acc": stop_at_train_acc}
             self._models[key] = recipes.standard_model(
                 self.dataset, name, self.seed, data_root=self.data_root, image_size=self.image_size,
                 device=self.device, pretrained=self.pretrained, epochs=self.epochs, max_train=self.max_train,
-                objective=objective)
+                objective=objective, **stop)
         return self._models[key]
 
     def finetuned(self, name: str, objective: Objective, epochs: int, *, schedule: str | None = None,

@@ -25,24 +25,20 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core import cache
 from ..core.devices import generator
 from ..core.params import Chapter, ChapterParams, choice, integer, listof, number, text
 from ..core.validation import fail
-from ..data import datasets as data
 from ..data.datasets import CIFAR10_CLASSES, take
 from ..interpret import conductance, mutation
 from ..interpret import error_detection as ed
-from ..interpret.conductance import layer_conductance
 from ..interpret.error_detection import ErrorDetector, auroc, selective_metrics, stack, youden_threshold
-from ..interpret.mutation import MutationResult, mutate_and_predict, n_mutated
+from ..interpret.mutation import MutationResult, n_mutated
 from ..models.architectures import MODELS, build_model, check_layer
 from ..models.predict import logits_of
 from ..core.auroc import auroc_interval
 from ..report.results import with_spread
 from ..report.settings import Setting
 from ..core.stats import SeedEffect, per_seed_metrics
-from ..training import recipes
 from ..training.loop import TrainedModel
 from . import SideBySide, default_validate
 from . import setting as S
@@ -146,52 +142,33 @@ def split_halves(n: int, part: int = 0, parts: int = 1) -> tuple[torch.Tensor, t
     return val.sort().values, test.sort().values
 
 
-def run_seed(P: ChapterParams, seed: int, stackers: Sequence[str] = STACKERS) -> SeedResult:
-    """The whole pipeline for one seed (see the module docstring); its test part is disjoint from the
-    other seeds' of ``P.seeds`` (:func:`split_halves`)."""
+def run_seed(setup: S.Setup, seed: int, stackers: Sequence[str] = STACKERS) -> SeedResult:
+    """The whole pipeline for one seed of ``setup`` (see the module docstring); its test part is disjoint
+    from the other seeds' (:func:`split_halves`)."""
+    P = setup.P
     layer, conductance_steps, n_mutants = conductance_layer(P), P.conductance_steps, P.n_mutants
     mutation_op, mutation_rate, table_rates = P.mutation_op, P.mutation_rate, P.table_rates
-    tm = recipes.standard_model(P.dataset, P.model, seed, data_root=P.data_root, image_size=P.image_size,
-                                device=P.device, epochs=P.epochs, max_train=P.max_train,
-                                stop_at_train_acc=P.target_train_acc)
-    bundle = data.cached_bundle(P.dataset, P.data_root, P.image_size)
+    tm = setup.experiments[seed].trained(P.model, stop_at_train_acc=P.target_train_acc)
+    bundle = setup.bundle
     net = tm.model
     x_train, y_train = take(bundle.train, torch.arange(len(bundle.train)))  # type: ignore[arg-type]
     x_test, y_test = take(bundle.test, torch.arange(len(bundle.test)))  # type: ignore[arg-type]
-    code = cache.code_version(conductance, mutation, data)
-    base = {"model": tm.key, "data": bundle.identity(), "code": code}
-
-    def features() -> dict[str, torch.Tensor]:
-        # conductance features: the classifier's own training-set predictions teach the detector
-        f_tr, p_tr = layer_conductance(net, x_train, layer, steps=conductance_steps)
-        f_te, p_te = layer_conductance(net, x_test, layer, steps=conductance_steps)
-        return {"f_train": f_tr, "pred_train": p_tr, "f_test": f_te, "pred_test": p_te}
-
-    feats_ = cache.memoized("conductance", {**base, "layer": layer, "steps": conductance_steps}, features)
+    identity = bundle.identity()
+    feats_ = conductance.cached_features(tm.key, identity, net, x_train, x_test, layer, steps=conductance_steps)
     f_train, pred_train, f_test, pred_test = (feats_[k] for k in ("f_train", "pred_train", "f_test", "pred_test"))
     wrong_train = (pred_train != y_train)
     detector = ErrorDetector(seed=seed).fit(f_train, wrong_train)
     p_test = detector.predict_proba(f_test).numpy()
     wrong = (pred_test != y_test).numpy()
-    seeds = list(P.seeds) if "seeds" in P else [seed]
-    val, test = split_halves(len(y_test), seeds.index(seed), len(seeds))
+    val, test = split_halves(len(y_test), setup.seeds.index(seed), len(setup.seeds))
     # mutations: accepted on the validation half, evaluated on the whole test split
     mutations = {}
     # the detector's operator and rate must give n_mutants distinct mutants; the LCR table's others report
     # how many they give when fewer are accepted or exist (NAI at one or two of few filters)
     for op, rate in sorted({(mutation_op, mutation_rate), *((o, r) for o in TABLE_OPERATORS for r in table_rates)}):
-        def mutants(op: str = op, rate: float = rate) -> dict[str, torch.Tensor]:
-            res = mutate_and_predict(net, x_test, None, y_test[val], val_index=val, operator=op, rate=rate,
-                                     n_mutants=n_mutants, seed=seed,
-                                     allow_fewer=(op, rate) != (mutation_op, mutation_rate))
-            return {"original": res.original, "predictions": res.predictions, "tried": torch.tensor(res.tried),
-                    "possible": torch.tensor(-1 if res.possible is None else res.possible)}
-
-        found = cache.memoized("mutants", {**base, "op": op, "rate": rate, "n": n_mutants, "seed": seed,
-                                           "val": val.tolist()}, mutants)
-        possible = int(found["possible"])
-        mutations[(op, rate)] = MutationResult(op, rate, found["original"], found["predictions"], int(found["tried"]),
-                                               None if possible < 0 else possible)
+        mutations[(op, rate)] = mutation.cached_mutants(tm.key, identity, net, x_test, y_test[val], val, operator=op,
+                                                        rate=rate, n_mutants=n_mutants, seed=seed,
+                                                        allow_fewer=(op, rate) != (mutation_op, mutation_rate))
     lcr = mutations[(mutation_op, mutation_rate)].lcr().numpy()
     feats = np.c_[lcr, p_test]
     v, t = val.numpy(), test.numpy()
@@ -236,7 +213,7 @@ class Result:
 
 def run(setup: S.Setup) -> Result:
     """The pipeline for every seed."""
-    runs = S.over_seeds(setup, lambda s, _: run_seed(setup.P, s))
+    runs = S.over_seeds(setup, lambda s, _: run_seed(setup, s))
     return Result(pd.DataFrame({s: r.metrics for s, r in runs.items()}).T, runs)
 
 
@@ -270,18 +247,10 @@ def auroc_vs_mutants(result: SeedResult, op: str, rate: float, counts: Sequence[
 
 
 def conductance_by_class(result: SeedResult, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Mean conductance feature per (predicted class, channel) for correct and for wrong predictions."""
-    f, pred, ok = result.conductance, result.predicted, result.correct
-    assert f is not None and pred is not None and ok is not None
-    out = []
-    for mask in (ok, ~ok):
-        table = np.full((num_classes, f.shape[1]), np.nan)
-        for c in range(num_classes):
-            sel = mask & (pred == c)
-            if sel.any():
-                table[c] = f[sel].mean(0).numpy()
-        out.append(table)
-    return out[0], out[1]
+    """Mean conductance feature per (predicted class, channel) for correct and for wrong predictions
+    (:func:`advinterp.interpret.conductance.by_class` of the seed's test features)."""
+    assert result.conductance is not None and result.predicted is not None and result.correct is not None
+    return conductance.by_class(result.conductance, result.predicted, result.correct, num_classes)
 
 
 def paper_comparison(result: Result, setup: S.Setup) -> pd.DataFrame:

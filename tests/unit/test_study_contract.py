@@ -92,3 +92,29 @@ def test_conclude_publishes_then_decides_the_chapters_claims(tmp_path):
     silent = conclude(SimpleNamespace(**{**vars(fake), "CLAIMS": ()}), None, SimpleNamespace(P=P), tmp_path,
                       show=False)  # type: ignore[arg-type]
     assert silent.scale is None
+
+
+def _code_cells(stem: str) -> list[tuple[list[str], str]]:
+    nb = json.loads((REPO / "book" / f"{stem}.ipynb").read_text())
+    return [(c["metadata"].get("tags", []), "".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+@pytest.mark.parametrize("stem", list(STUDIES))
+def test_a_chapter_reads_its_own_study_only_and_shows_no_plumbing(stem):
+    """The notebook calls its study, never a module the study imports (``study.V.``, ``study.attribution.``);
+    it imports nothing it does not use; its setup and closing cells (imports, ``validate``, ``setup``,
+    ``conclude``) show the reader their output only (Jupyter Book's ``remove-input``)."""
+    import re
+    from types import ModuleType
+
+    mod = study(stem)
+    cells = _code_cells(stem)
+    source = "\n".join(src for _, src in cells)
+    for name in set(re.findall(r"\bstudy\.(\w+)\.", source)):
+        assert not isinstance(getattr(mod, name, None), ModuleType), f"{stem} reaches through study.{name}"
+    for imported in re.findall(r"^from advinterp\.[\w.]+ import (.+)$", source, flags=re.M):
+        for name in (n.strip().split(" as ")[-1] for n in imported.split(",")):
+            assert re.search(rf"\b{name}\s*[.(\[]", source), f"{stem} imports {name} unused"
+    for tags, src in cells:
+        if "study.validate(globals())" in src or "conclude(study" in src:
+            assert "remove-input" in tags, f"{stem}: a plumbing cell shows its code: {src.splitlines()[0]}"

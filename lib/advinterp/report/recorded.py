@@ -512,3 +512,51 @@ def record_minutes(provenance: Mapping[str, Any]) -> pd.DataFrame:
     costs.update({f"earlier ({str(e['commit'])[:7]}, {e['date']})": e["device_seconds"]
                   for e in provenance.get("earlier", [])})
     return (pd.DataFrame(costs) / 60).rename_axis("minutes per chapter")
+
+
+def seed_run_table(run: str, folder: Path | None = None) -> pd.DataFrame:
+    """What each (chapter, seed) run of a tier recorded in stretches cost and what made it: one row per
+    run (``chapter``, ``seed``; chapter 7's selection step as ``selection``) with its minutes, commit,
+    measurement fingerprint and whether it is the current code's (``current``), the data's digest and
+    date; empty when the tier has no such runs."""
+    import pandas as pd
+
+    base = (folder or recorded_dir()) / run / SEED_RUNS
+    current = current_fingerprints(folder)
+    rows = []
+    for path in sorted(base.glob("*/*.json")) if base.is_dir() else []:
+        record = json.loads(path.read_text())
+        prov = record.get("provenance", {})
+        chapter = path.parent.name
+        rows.append({"chapter": chapter, "seed": record.get("seed", path.stem),
+                     "minutes": (prov.get("seconds") or float("nan")) / 60, "commit": prov.get("commit", ""),
+                     "fingerprint": prov.get("fingerprint", ""),
+                     "current": prov.get("fingerprint") is not None and prov.get("fingerprint") == current.get(chapter),
+                     "data SHA-256": str((prov.get("data") or {}).get("sha256", ""))[:16], "date": prov.get("date", "")})
+    return pd.DataFrame(rows, columns=["chapter", "seed", "minutes", "commit", "fingerprint", "current",
+                                       "data SHA-256", "date"])
+
+
+def data_lines(provenance: Mapping[str, Any]) -> list[str]:
+    """A line per data set a record ran on: its number of files and the SHA-256 of its listing
+    (:func:`advinterp.data.datasets.tree_digest`); none for records made before it was kept."""
+    return [f"data: {d['files']} files, listing SHA-256 {d['sha256'][:16]}..." for d in provenance.get("data") or []]
+
+
+#: the recorded benchmark files the appendix compares, by machine
+BENCH_FILES = {"2-core CPU": "bench-cpu-2core.json", "H100": "bench-h100.json"}
+
+
+def bench_table(files: Mapping[str, str] = BENCH_FILES, folder: Path | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The recorded benchmarks (:mod:`advinterp.bench`) side by side: one column per machine of ``files``
+    and the targets last, a row per benchmark; and a line per machine saying what it was and when."""
+    import pandas as pd
+
+    columns, lines, targets = {}, [], None
+    for name, file in files.items():
+        bench = json.loads(((folder or recorded_dir()) / file).read_text())
+        lines.append(f"{name}: {bench['machine']} | {bench['date']}")
+        frame = pd.DataFrame(bench["rows"]).set_index("benchmark")
+        columns[name] = frame["value"]
+        targets = frame["target"]
+    return pd.DataFrame({**columns, "target": targets}), lines

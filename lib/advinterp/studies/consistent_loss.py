@@ -34,7 +34,7 @@ from ..core.validation import fail
 from ..interpret import consistency, layer_stats
 from ..interpret.dissection import fooled, most_consistent, neuron_gallery_rows
 from ..models.layers import activations
-from ..report.results import method_metrics, with_spread
+from ..report.results import mean_std_table, method_metrics, with_spread
 from ..report.settings import Setting
 from ..interpret.affinity import AFFINITY
 from ..core.stats import SeedEffect, combine_frame, from_metrics, per_seed_metrics
@@ -254,18 +254,36 @@ def last_epoch_change(curves: pd.DataFrame) -> float:
     return float(change.max()) if len(change) else float("nan")
 
 
-def before_after_rows(result: Result, setup: S.Setup, methods: Sequence[str]) -> list[dict[str, object]]:
+def before_after_rows(result: Result, setup: S.Setup, methods: Sequence[str] | None = None) -> list[dict[str, object]]:
     """Gallery rows (:func:`advinterp.report.figures.galleries.neuron_rows`) of the ``n_show`` most consistent
-    neurons of each of ``methods`` (first seed): top real and top adversarial probes."""
+    neurons of each of ``methods`` (default: the standard model and the consistent-loss model of
+    ``lambda_cl``; first seed): top real and top adversarial probes."""
     seed = setup.seeds[0]
     rows: list[dict[str, object]] = []
-    for method in methods:
+    for method in methods or ("standard", V.method_name(setup.P.lambda_cl)):
         v, e = result.models[seed][method], result.evaluations[(seed, method)]
         for layer, neuron in most_consistent(e.dissection.table, setup.P.n_show):
             for row in neuron_gallery_rows(v.model.model, e.dissection, e.whitebox, e.dissection.target, layer, neuron,
                                            setup.classes, setup.P.k_show):
                 rows.append({**row, "label": f"{method}\n{row['label']}"})
     return rows
+
+
+def fair_table(result: Result) -> pd.DataFrame:
+    """The fine-tuned models of every seed, controls left out (one row per seed and method)."""
+    return result.table[~result.table.control]
+
+
+def measures_table(result: Result) -> pd.DataFrame:
+    """Each method's measures as ``mean ± std`` over seeds (controls left out)."""
+    return mean_std_table(fair_table(result), "method", [*MEASURES, "weight_norm_layer", "weight_norm_next",
+                                                         "train_adv_acc", "epoch_time_ratio", "whitebox_consis_gap",
+                                                         "whitebox_n_fooled", "whitebox_k"])
+
+
+def robustness_table(result: Result) -> pd.DataFrame:
+    """Each method's robustness, mean over seeds (controls left out): :func:`advinterp.studies.variants.robustness_table`."""
+    return V.robustness_table(fair_table(result), "method")
 
 
 def lambda_metric(measure: str, lam: float) -> str:

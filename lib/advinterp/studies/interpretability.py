@@ -82,6 +82,8 @@ N_EVAL = integer("n_eval", 128, 2, None, "images whose attributions are scored (
 N_MPRT = integer("n_mprt", 32, 2, None, "images of the randomisation sanity check (per seed)")
 #: for each metric, whether larger values mean a more interpretable model
 HIGHER_IS_BETTER = attribution.HIGHER_IS_BETTER
+#: the attribution methods compared
+METHODS = attribution.METHODS
 #: metrics of the descriptive family (sens_max is circular; alignment and deletion_random are
 #: properties of the model, the same for every method)
 VERDICT_METRICS = tuple(m for m in HIGHER_IS_BETTER if m not in (*attribution.CIRCULAR, "alignment", "deletion_random"))
@@ -338,6 +340,11 @@ def run(setup: S.Setup) -> Result:
                     x_first, ratios, n_scored=n_scored, sweep=pd.DataFrame(sweep_rows))
     result.comparisons = comparisons(result, P)  # the intervals run once; summary, verdicts and figures read them
     return result
+
+
+def robustness_table(result: Result) -> pd.DataFrame:
+    """Each compared model's robustness, mean over seeds: :func:`advinterp.studies.variants.robustness_table`."""
+    return V.robustness_table(result.accuracy, "model")
 
 
 def mprt_passes(result: Result, threshold: float = sanity.THRESHOLD) -> pd.DataFrame:

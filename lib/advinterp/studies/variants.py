@@ -244,3 +244,14 @@ def masking_words(table: Any) -> str:
         if checks:
             failed.append(f"{method} ({', '.join(c.replace('_', ' ') for c in checks)})")
     return "; ".join(failed) if failed else "no model"
+
+
+#: the columns of a robustness table: clean accuracy, each attack's accuracy and the gradient-masking checks
+ROBUSTNESS_COLUMNS = ("clean_acc", "fgsm_acc", "pgd_acc", "aa_acc", "transfer_acc", "masking", *CHECKS)
+
+
+def robustness_table(table: Any, by: str) -> Any:
+    """Each group's (``by``: a method or a model) mean over seeds of :data:`ROBUSTNESS_COLUMNS` (chapters 4
+    and 7 show the same table)."""
+    return table.groupby(by, sort=False)[list(ROBUSTNESS_COLUMNS)].mean().round(3)
+

@@ -118,3 +118,25 @@ def test_a_chapter_reads_its_own_study_only_and_shows_no_plumbing(stem):
     for tags, src in cells:
         if "study.validate(globals())" in src or "conclude(study" in src:
             assert "remove-input" in tags, f"{stem}: a plumbing cell shows its code: {src.splitlines()[0]}"
+
+
+#: the sections of a chapter study, in the order every study keeps them
+SECTIONS = ("declarations", "setup", "run", "summarize", "verdicts", "display helpers")
+
+
+@pytest.mark.parametrize("stem", list(STUDIES))
+def test_every_study_reads_in_the_same_order(stem):
+    """Declarations (parameters, claims, settings), ``setup``, ``run``, ``summarize``, ``verdicts``, display
+    helpers: a newcomer finds each part of any study where it is in the others."""
+    import re
+
+    source = inspect.getsource(study(stem))
+    marks = [(m.start(), m.group(1)) for m in re.finditer(r"^# -{77} (.+)$", source, flags=re.M)]
+    titles = [t for _, t in marks]
+    assert titles == [s for s in SECTIONS if s in titles] and titles[:1] == ["declarations"], titles
+    for name in ("setup", "run", "summarize", "verdicts"):
+        where = re.search(rf"^def {name}\(", source, flags=re.M)
+        if where is None:
+            continue
+        section = [t for start, t in marks if start < where.start()][-1]
+        assert section == name, f"{stem}: {name} sits under '{section}'"

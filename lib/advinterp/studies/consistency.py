@@ -52,14 +52,21 @@ from .dissect import (check_dissection, DENSE_DECLARED, dense_extension, depth_w
                       DONG_ACTIVATION, dong_layer, DONG_NETWORK, DONG_TOP_K, layer_words, member_success,
                       success_metrics, success_words, weak_set)
 
+
+# ----------------------------------------------------------------------------- declarations
+
 K_NN = integer("k_nn", 10, 1, None, "neighbours of LC")
 
 #: the chapter's headline measures (chapter 8 reads them against eps)
 CONSISTENCY_METRICS = ("consis_real", "consis_adv_true", "consis_adv_target")
+
 REPRESENTATION_METRICS = ("cs_adv_to_true_class", "cs_adv_to_target_class")
+
 SIDE_BY_SIDE = SideBySide(across_eps=(*CONSISTENCY_METRICS, *REPRESENTATION_METRICS))
+
 #: version B's attacks: its claim is decided on both
 VERSION_B = ("fgsm", "illc")
+
 #: the per-layer effects with intervals (the attacked network)
 EFFECTS = {"consistency_drop": lambda adv, ctl: ctl["consis_adv_true"] - adv["consis_adv_true"],
            "consistency_drop_real": lambda adv, ctl: -adv["consis_gap"]}
@@ -77,14 +84,99 @@ CHAPTER = Chapter("03-neuron-consistency", (
     *S.EXPERIMENT, S.HELDOUT, S.ATTACKS, S.ATTACK, S.LAYERS, S.K, STATISTIC, AFFINITY, S.N_REFERENCE, K_NN,
     S.N_BOOT, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
-
 validate = default_validate(CHAPTER)
 
+
+def _needs_version_b(m: claims.Metrics) -> str | None:
+    attacks = m.get("attacks") or []
+    missing = [a for a in VERSION_B if a not in attacks]
+    return f"version B's claim needs {' and '.join(missing)} in attacks" if missing else None
+
+
+#: the effects the claims are decided by
+CONSISTENCY_REAL = tuple(claims.Effect(
+    f"effect_consistency_real_{a}", f"{a.upper()}, dissected network, last conv layer (Dong et al.'s channels): consis "
+    "of the real images minus consis of the adversarial images (true labels)", 0.05,
+    "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf",
+    source=lambda m, a=a: f"consistency_drop_real_{a}_attacked_{dong_layer(m)}") for a in VERSION_B)
+
+CONSISTENCY_DENSE = tuple(claims.Effect(
+    f"effect_consistency_real_dense_{a}", f"{a.upper()}, dissected network, the dense layer feeding the logits: "
+    "consis of the real images minus consis of the adversarial images (true labels)", 0.05,
+    "a twentieth of consis's range: less is a label or two among the top-K", declared=DENSE_DECLARED,
+    source=lambda m, a=a: f"consistency_drop_real_{a}_attacked_{dissected_deepest(m)}") for a in VERSION_B)
+
+CONSISTENCY = tuple(claims.Effect(
+    f"effect_consistency_{a}", f"{a.upper()}, dissected network, last conv layer: consis of the control minus consis "
+    "of the adversarial images (true labels)", 0.05,
+    "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf",
+    source=lambda m, a=a: f"consistency_drop_{a}_attacked_{dong_layer(m)}") for a in VERSION_B)
+
+REPRESENTATION_ATTACKED = claims.Effect(
+    "effect_representation_attacked", "dissected (attacked) network, deepest layer: cosine similarity of an "
+    "adversarial image's features to its target-class mean minus to its true-class mean", 0.05,
+    "a twentieth of the similarity's range, well above its seed-to-seed noise on real images", declared="6838ddf",
+    source=lambda m: f"cs_gap_adversarial_{m['attack']}_attacked_{dissected_deepest(m)}")
+
+REPRESENTATION = claims.Effect(
+    "effect_representation_heldout", "held-out network, deepest layer, on the images it labels as the target: "
+    "cosine similarity of an adversarial image's features to its target-class mean minus to its true-class mean, "
+    "minus the same under random signs of the same size", 0.05,
+    "a twentieth of the similarity's range, well above its seed-to-seed noise on real images", declared="6838ddf")
+
+#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    claims.claim("consistency_drop", "Dong et al. 2019 (workshop)", "Neuron consistency p^T A p is lower on "
+                   "adversarial images (FGSM and ILLC) than on the real images (the last conv layer's channels)",
+                   CHAPTER.stem, CONSISTENCY_REAL,
+                   applies=_needs_version_b, short="consistency drops on adversarial images (FGSM, ILLC)"),
+    claims.claim("consistency_drop_dense", "Dong et al. 2019 (workshop)", "... also at the dense layer feeding the "
+                   "logits (not the paper's layer)", CHAPTER.stem, CONSISTENCY_DENSE,
+                   applies=lambda m: _needs_version_b(m) or dense_extension(m), protocol="extension",
+                   extends="consistency_drop", short="... also at the dense layer feeding the logits"),
+    claims.claim("consistency_drop_noise", "Dong et al. 2019 (workshop)", "... and lower than under random noise "
+                   "of the same size (the chance level of any perturbation)", CHAPTER.stem, CONSISTENCY,
+                   applies=_needs_version_b, protocol="extension", extends="consistency_drop",
+                   short="... more than same-size noise"),
+    claims.claim("representations", "Dong et al. 2017", "Representations of adversarial images are inconsistent "
+                   "with those of real images: closer to the target class than to the true class, in the network "
+                   "the attack was made against", CHAPTER.stem, REPRESENTATION_ATTACKED, applies=weak_set,
+                   short="adversarial features sit nearer the target class"),
+    claims.claim("representations_heldout", "Dong et al. 2017", "... even in a network the attack never saw "
+                   "(held-out network, the images it labels as the target), beyond random signs of the same size",
+                   CHAPTER.stem, REPRESENTATION, applies=weak_set, protocol="extension",
+                   extends="representations", short="... also in a held-out network"),
+)
+
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
+SETTINGS = (
+    DONG_NETWORK,
+    Setting('attacks (neuron consistency, version B)', ('attacks',),
+            'FGSM and ILLC'),
+    Setting('adversarial set (representation consistency, version A)', ('attack', 'ensemble_loss'),
+            'ensemble-optimisation set, Liu et al.\'s loss (averaged probabilities)'),
+    Setting('attack budget and steps', ('eps', 'attack_steps'),
+            'eps not stated; ILLC: a = 1/255, T = min(eps*255+4, 1.25*eps*255)'),
+    Setting('layers', ('layers',),
+            'several layers (version A); which: not stated (our reading: last conv block plus one earlier)',
+            show=layer_words('all')),
+    DONG_ACTIVATION,
+    DONG_TOP_K,
+    Setting('class affinity A', ('affinity',),
+            'from WordNet distances (our reading: path similarity 1/(1+d); A = I for MNIST)'),
+    Setting('neighbours of LC', ('k_nn',),
+            'k nearest real neighbours (k not stated)'),
+)
+
+
+# ----------------------------------------------------------------------------- setup
 
 def setup(P: ChapterParams) -> S.Setup:
     """As chapter 2, with every analysed layer of ``model`` by default."""
     return S.setup(P, with_affinity=True, layers="all")
 
+
+# ----------------------------------------------------------------------------- run
 
 def network_layers(setup: S.Setup) -> dict[str, tuple[str, ...]]:
     """Every analysed layer of each network."""
@@ -163,22 +255,7 @@ def run(setup: S.Setup) -> Result:
                   success)
 
 
-def intervals(result: Result) -> pd.DataFrame:
-    """One row per (seed, attack, network, layer, effect): estimate and interval."""
-    return pd.DataFrame([{"seed": s, "attack": a, "network": n, "layer": layer, "effect": name, "estimate": e.estimate,
-                          "lo": e.lo, "hi": e.hi} for (s, a, n, layer, name), e in result.effects.items()])
-
-
-def layer_effects(result: Result) -> pd.DataFrame:
-    """Per (attack, network, layer, effect): the interval over seeds and images (per-layer figures)."""
-    return combine_frame(intervals(result), ["attack", "network", "layer", "effect"])
-
-
-def by_setting(result: Result, network: str = "attacked") -> pd.DataFrame:
-    """Mean consis per (attack, layer, set) over seeds, for one network."""
-    t = result.neurons[result.neurons.network == network]
-    return t.groupby(["attack", "layer", "set"], sort=False)[list(CONSISTENCY_METRICS)].mean()
-
+# ----------------------------------------------------------------------------- summarize
 
 def _per_seed(result: Result, attack: str, network: str, layer: str, name: str) -> dict[int, SeedEffect]:
     return {s: e for (s, a, n, lay, nm), e in result.effects.items() if (a, n, lay, nm) == (attack, network, layer, name)}
@@ -222,6 +299,8 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     return metrics
 
 
+# ----------------------------------------------------------------------------- verdicts
+
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals."""
     out = claims.claim_words(CLAIMS, setup.P.public(), metrics)
@@ -237,80 +316,20 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     return out
 
 
-def _needs_version_b(m: claims.Metrics) -> str | None:
-    attacks = m.get("attacks") or []
-    missing = [a for a in VERSION_B if a not in attacks]
-    return f"version B's claim needs {' and '.join(missing)} in attacks" if missing else None
+# ----------------------------------------------------------------------------- display helpers
+
+def intervals(result: Result) -> pd.DataFrame:
+    """One row per (seed, attack, network, layer, effect): estimate and interval."""
+    return pd.DataFrame([{"seed": s, "attack": a, "network": n, "layer": layer, "effect": name, "estimate": e.estimate,
+                          "lo": e.lo, "hi": e.hi} for (s, a, n, layer, name), e in result.effects.items()])
 
 
-#: the effects the claims are decided by
-CONSISTENCY_REAL = tuple(claims.Effect(
-    f"effect_consistency_real_{a}", f"{a.upper()}, dissected network, last conv layer (Dong et al.'s channels): consis "
-    "of the real images minus consis of the adversarial images (true labels)", 0.05,
-    "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf",
-    source=lambda m, a=a: f"consistency_drop_real_{a}_attacked_{dong_layer(m)}") for a in VERSION_B)
-CONSISTENCY_DENSE = tuple(claims.Effect(
-    f"effect_consistency_real_dense_{a}", f"{a.upper()}, dissected network, the dense layer feeding the logits: "
-    "consis of the real images minus consis of the adversarial images (true labels)", 0.05,
-    "a twentieth of consis's range: less is a label or two among the top-K", declared=DENSE_DECLARED,
-    source=lambda m, a=a: f"consistency_drop_real_{a}_attacked_{dissected_deepest(m)}") for a in VERSION_B)
-CONSISTENCY = tuple(claims.Effect(
-    f"effect_consistency_{a}", f"{a.upper()}, dissected network, last conv layer: consis of the control minus consis "
-    "of the adversarial images (true labels)", 0.05,
-    "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf",
-    source=lambda m, a=a: f"consistency_drop_{a}_attacked_{dong_layer(m)}") for a in VERSION_B)
-REPRESENTATION_ATTACKED = claims.Effect(
-    "effect_representation_attacked", "dissected (attacked) network, deepest layer: cosine similarity of an "
-    "adversarial image's features to its target-class mean minus to its true-class mean", 0.05,
-    "a twentieth of the similarity's range, well above its seed-to-seed noise on real images", declared="6838ddf",
-    source=lambda m: f"cs_gap_adversarial_{m['attack']}_attacked_{dissected_deepest(m)}")
-REPRESENTATION = claims.Effect(
-    "effect_representation_heldout", "held-out network, deepest layer, on the images it labels as the target: "
-    "cosine similarity of an adversarial image's features to its target-class mean minus to its true-class mean, "
-    "minus the same under random signs of the same size", 0.05,
-    "a twentieth of the similarity's range, well above its seed-to-seed noise on real images", declared="6838ddf")
-
-#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
-CLAIMS = (
-    claims.claim("consistency_drop", "Dong et al. 2019 (workshop)", "Neuron consistency p^T A p is lower on "
-                   "adversarial images (FGSM and ILLC) than on the real images (the last conv layer's channels)",
-                   CHAPTER.stem, CONSISTENCY_REAL,
-                   applies=_needs_version_b, short="consistency drops on adversarial images (FGSM, ILLC)"),
-    claims.claim("consistency_drop_dense", "Dong et al. 2019 (workshop)", "... also at the dense layer feeding the "
-                   "logits (not the paper's layer)", CHAPTER.stem, CONSISTENCY_DENSE,
-                   applies=lambda m: _needs_version_b(m) or dense_extension(m), protocol="extension",
-                   extends="consistency_drop", short="... also at the dense layer feeding the logits"),
-    claims.claim("consistency_drop_noise", "Dong et al. 2019 (workshop)", "... and lower than under random noise "
-                   "of the same size (the chance level of any perturbation)", CHAPTER.stem, CONSISTENCY,
-                   applies=_needs_version_b, protocol="extension", extends="consistency_drop",
-                   short="... more than same-size noise"),
-    claims.claim("representations", "Dong et al. 2017", "Representations of adversarial images are inconsistent "
-                   "with those of real images: closer to the target class than to the true class, in the network "
-                   "the attack was made against", CHAPTER.stem, REPRESENTATION_ATTACKED, applies=weak_set,
-                   short="adversarial features sit nearer the target class"),
-    claims.claim("representations_heldout", "Dong et al. 2017", "... even in a network the attack never saw "
-                   "(held-out network, the images it labels as the target), beyond random signs of the same size",
-                   CHAPTER.stem, REPRESENTATION, applies=weak_set, protocol="extension",
-                   extends="representations", short="... also in a held-out network"),
-)
+def layer_effects(result: Result) -> pd.DataFrame:
+    """Per (attack, network, layer, effect): the interval over seeds and images (per-layer figures)."""
+    return combine_frame(intervals(result), ["attack", "network", "layer", "effect"])
 
 
-#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
-SETTINGS = (
-    DONG_NETWORK,
-    Setting('attacks (neuron consistency, version B)', ('attacks',),
-            'FGSM and ILLC'),
-    Setting('adversarial set (representation consistency, version A)', ('attack', 'ensemble_loss'),
-            'ensemble-optimisation set, Liu et al.\'s loss (averaged probabilities)'),
-    Setting('attack budget and steps', ('eps', 'attack_steps'),
-            'eps not stated; ILLC: a = 1/255, T = min(eps*255+4, 1.25*eps*255)'),
-    Setting('layers', ('layers',),
-            'several layers (version A); which: not stated (our reading: last conv block plus one earlier)',
-            show=layer_words('all')),
-    DONG_ACTIVATION,
-    DONG_TOP_K,
-    Setting('class affinity A', ('affinity',),
-            'from WordNet distances (our reading: path similarity 1/(1+d); A = I for MNIST)'),
-    Setting('neighbours of LC', ('k_nn',),
-            'k nearest real neighbours (k not stated)'),
-)
+def by_setting(result: Result, network: str = "attacked") -> pd.DataFrame:
+    """Mean consis per (attack, layer, set) over seeds, for one network."""
+    t = result.neurons[result.neurons.network == network]
+    return t.groupby(["attack", "layer", "set"], sort=False)[list(CONSISTENCY_METRICS)].mean()

@@ -47,13 +47,19 @@ from . import setting as S
 from .dissect import DONG_NETWORK
 from . import variants as V
 
+
+# ----------------------------------------------------------------------------- declarations
+
 LAMBDA_SQUARED = adv_obj.LAMBDA.renamed("lambda_squared", default=100.0, help="control (first seed): the literal "
                                         "squared-distance term at this weight, to show its trivial solution")
+
 #: what the study measures per (seed, method); chapter 8 reads them against lambda
 MEASURES = ("clean_acc", "pgd_acc", "aa_acc", "masking", "consis_real", "consis_adv_true", "consis_adv_target",
             "dead_units")
+
 #: the fair test's per-model statistics on the common images
 COMMON = ("consis_real", "consis_adv_true", "consis_gap", "feature_dist")
+
 #: the adversarial training accuracy changes by less than this over the last epoch: converged
 CONVERGED = 0.01
 
@@ -72,14 +78,95 @@ CHAPTER = Chapter("04-consistent-loss", (
     *V.TRAINED, S.HELDOUT, *V.TRAINING, LAMBDA_SQUARED, *V.ROBUSTNESS, S.K, AFFINITY, S.N_SHOW, S.K_SHOW, S.N_BOOT,
     S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
-
 validate = default_validate(CHAPTER)
 
+#: the training curves' columns: the end-of-epoch monitor on fixed training images
+#: (:func:`advinterp.training.loop.train`), not running averages over the epoch
+CURVES = {"clean_acc_end": "clean accuracy\n(end of epoch, 1,000 training images)",
+          "adv_acc_end": "accuracy under the training attack\n(end of epoch, same images)"}
+
+
+def lambda_metric(measure: str, lam: float) -> str:
+    """The name of ``measure`` (one of :data:`MEASURES`) at consistency weight ``lam``."""
+    return f"{measure}_lambda_{lam:g}"
+
+
+def lambdas_in(metrics: dict[str, Any]) -> list[float]:
+    """The lambdas of a results file's metrics (the inverse of :func:`lambda_metric`)."""
+    prefix = f"{MEASURES[0]}_lambda_"
+    found = []
+    for name in metrics:
+        if name.startswith(prefix) and not name.endswith(("_std", "_per_seed")):
+            try:
+                lam = float(name[len(prefix):])
+            except ValueError:  # clean_acc_lambda_max: the largest lambda's value, not a grid point
+                continue
+            if lambda_metric(MEASURES[0], lam) == name:
+                found.append(lam)
+    return sorted(found)
+
+
+def lambda_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every measure of :data:`MEASURES` (mean and ``_std``) at each lambda of a results file's
+    metrics, a row per lambda (chapter 8's curve). KeyError names a missing metric."""
+    out = []
+    for lam in lambdas_in(dict(metrics)):
+        entry: dict[str, Any] = {"lambda": lam}
+        for measure in MEASURES:
+            key = lambda_metric(measure, lam)
+            if key not in metrics:
+                raise KeyError(key)
+            entry[measure], entry[f"{measure}_std"] = metrics[key], metrics.get(f"{key}_std", float("nan"))
+        out.append(entry)
+    return out
+
+
+#: what chapter 8 reads: the measures against lambda
+SIDE_BY_SIDE = SideBySide(curve=lambda_rows)
+
+#: the effect the claim is decided by
+CONSISTENT = claims.Effect(
+    "effect_consistent_loss", "consistency gap (adversarial minus clean, true labels) of the consistent-loss model "
+    "minus that of adversarial training, on images that fool both, same K", 0.05,
+    "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf")
+
+#: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    claims.claim("consistent_loss", "Dong et al. 2017", "Adversarial training with the consistent loss keeps "
+                   "neurons more consistent on adversarial images than adversarial training alone", CHAPTER.stem,
+                   CONSISTENT, short="consistent loss keeps neurons consistent (vs adversarial training)"),
+)
+
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
+SETTINGS = (
+    DONG_NETWORK,
+    Setting('training attack', ('train_attack',),
+            'not stated (generated on the fly: FGSM / ILLC / PGD)'),
+    Setting('training budget and steps', ('train_eps', 'train_steps'),
+            'not stated'),
+    Setting('weight of CE on x_adv', ('alpha',),
+            'not stated (our reading: 1)'),
+    Setting('consistency weight lambda', ('lambdas', 'lambda_cl'),
+            'not stated (our reading: swept, e.g. 0, 0.1, 1, 10; 0 = plain adversarial training)'),
+    Setting('consistent layer phi', ('layer',),
+            'the analysed layer (which: not stated)'),
+    Setting('consistency term', ('consistency', 'anchor_clean', 'lambda_squared'),
+            'not stated (our reading: ||phi(x) - phi(x_adv)||^2 / d; cosine as option)'),
+    Setting('training schedule', ('finetune_epochs', 'finetune_lr', 'epochs'),
+            'not stated (fine-tuning vs from scratch not stated)'),
+    Setting('robustness evaluation', ('eval_steps', 'eval_restarts', 'eval_loss', 'aa_iters', 'aa_targets'),
+            'PGD accuracy (L-inf, random start); steps/restarts not stated; no AutoAttack'),
+)
+
+
+# ----------------------------------------------------------------------------- setup
 
 def setup(P: ChapterParams) -> S.Setup:
     """Load the data and the class affinity; one experiment per seed at budget ``train_eps``."""
     return S.setup(P, with_affinity=True, eps=P.train_eps)
 
+
+# ----------------------------------------------------------------------------- run
 
 def controls(exp: S.Experiment, training: V.Training, P: ChapterParams) -> dict[str, V.Variant]:
     """The two controls (trained for the first seed only): the literal squared-distance term at
@@ -196,40 +283,12 @@ def run(setup: S.Setup) -> Result:
     return result
 
 
+# ----------------------------------------------------------------------------- summarize
+
 def common_table(result: Result) -> pd.DataFrame:
     """Per (seed, method): the fair test's images, K and statistics (the main variants)."""
     return pd.DataFrame([{"seed": s, "method": m, "n_images": c.n_images, "k": c.k, **stats}
                          for s, c in result.common.items() for m, stats in c.per_model.items()])
-
-
-def effects_table(result: Result) -> pd.DataFrame:
-    """Per (seed, pair): the paired effect gap(a) - gap(b) on the common images and its interval."""
-    return pd.DataFrame([{"seed": s, "pair": pair, "estimate": e.estimate, "lo": e.lo, "hi": e.hi, "n_images": e.n}
-                         for s, c in result.common.items() for pair, e in c.effects.items()])
-
-
-def effect_intervals(result: Result) -> pd.DataFrame:
-    """Per pair: the fair test's effect ``gap(a) - gap(b)`` combined over seeds and images (for the
-    figure); column ``panel`` is constant (one panel)."""
-    return combine_frame(effects_table(result).assign(effect="gap", panel="common images"), ["panel", "pair", "effect"])
-
-
-def epoch_intervals(result: Result) -> pd.DataFrame:
-    """Per epoch: the claim's effect combined over seeds (for the figure); one panel."""
-    if result.epochs.empty:
-        return pd.DataFrame(columns=["panel", "epoch", "effect", "estimate", "lo", "hi", "n_seeds"])
-    return combine_frame(result.epochs.assign(effect="gap", panel="the same common images"), ["panel", "epoch", "effect"])
-
-
-def aa_words(table: pd.DataFrame) -> str:
-    """How much AutoAttack's core lowers PGD's accuracy on the same images (largest over models and seeds)."""
-    return f"lowers the PGD accuracy by at most {float(table.aa_drop.max()):.3f} on the same images"
-
-
-#: the training curves' columns: the end-of-epoch monitor on fixed training images
-#: (:func:`advinterp.training.loop.train`), not running averages over the epoch
-CURVES = {"clean_acc_end": "clean accuracy\n(end of epoch, 1,000 training images)",
-          "adv_acc_end": "accuracy under the training attack\n(end of epoch, same images)"}
 
 
 def training_curves(result: Result) -> pd.DataFrame:
@@ -252,77 +311,6 @@ def last_epoch_change(curves: pd.DataFrame) -> float:
     last = main[main.epoch >= main.epoch.max() - 1].groupby(["seed", "method", "epoch"]).adv_acc_end.mean()
     change = last.groupby(["seed", "method"]).diff().abs().dropna()
     return float(change.max()) if len(change) else float("nan")
-
-
-def before_after_rows(result: Result, setup: S.Setup, methods: Sequence[str] | None = None) -> list[dict[str, object]]:
-    """Gallery rows (:func:`advinterp.report.figures.galleries.neuron_rows`) of the ``n_show`` most consistent
-    neurons of each of ``methods`` (default: the standard model and the consistent-loss model of
-    ``lambda_cl``; first seed): top real and top adversarial probes."""
-    seed = setup.seeds[0]
-    rows: list[dict[str, object]] = []
-    for method in methods or ("standard", V.method_name(setup.P.lambda_cl)):
-        v, e = result.models[seed][method], result.evaluations[(seed, method)]
-        for layer, neuron in most_consistent(e.dissection.table, setup.P.n_show):
-            for row in neuron_gallery_rows(v.model.model, e.dissection, e.whitebox, e.dissection.target, layer, neuron,
-                                           setup.classes, setup.P.k_show):
-                rows.append({**row, "label": f"{method}\n{row['label']}"})
-    return rows
-
-
-def fair_table(result: Result) -> pd.DataFrame:
-    """The fine-tuned models of every seed, controls left out (one row per seed and method)."""
-    return result.table[~result.table.control]
-
-
-def measures_table(result: Result) -> pd.DataFrame:
-    """Each method's measures as ``mean ± std`` over seeds (controls left out)."""
-    return mean_std_table(fair_table(result), "method", [*MEASURES, "weight_norm_layer", "weight_norm_next",
-                                                         "train_adv_acc", "epoch_time_ratio", "whitebox_consis_gap",
-                                                         "whitebox_n_fooled", "whitebox_k"])
-
-
-def robustness_table(result: Result) -> pd.DataFrame:
-    """Each method's robustness, mean over seeds (controls left out): :func:`advinterp.studies.variants.robustness_table`."""
-    return V.robustness_table(fair_table(result), "method")
-
-
-def lambda_metric(measure: str, lam: float) -> str:
-    """The name of ``measure`` (one of :data:`MEASURES`) at consistency weight ``lam``."""
-    return f"{measure}_lambda_{lam:g}"
-
-
-def lambdas_in(metrics: dict[str, Any]) -> list[float]:
-    """The lambdas of a results file's metrics (the inverse of :func:`lambda_metric`)."""
-    prefix = f"{MEASURES[0]}_lambda_"
-    found = []
-    for name in metrics:
-        if name.startswith(prefix) and not name.endswith(("_std", "_per_seed")):
-            try:
-                lam = float(name[len(prefix):])
-            except ValueError:  # clean_acc_lambda_max: the largest lambda's value, not a grid point
-                continue
-            if lambda_metric(MEASURES[0], lam) == name:
-                found.append(lam)
-    return sorted(found)
-
-
-def lambda_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Every measure of :data:`MEASURES` (mean and ``_std``) at each lambda of a results file's
-    metrics, a row per lambda (chapter 8's curve). KeyError names a missing metric."""
-    out = []
-    for lam in lambdas_in(dict(metrics)):
-        entry: dict[str, Any] = {"lambda": lam}
-        for measure in MEASURES:
-            key = lambda_metric(measure, lam)
-            if key not in metrics:
-                raise KeyError(key)
-            entry[measure], entry[f"{measure}_std"] = metrics[key], metrics.get(f"{key}_std", float("nan"))
-        out.append(entry)
-    return out
-
-
-#: what chapter 8 reads: the measures against lambda
-SIDE_BY_SIDE = SideBySide(curve=lambda_rows)
 
 
 def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
@@ -370,6 +358,13 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     return metrics
 
 
+# ----------------------------------------------------------------------------- verdicts
+
+def aa_words(table: pd.DataFrame) -> str:
+    """How much AutoAttack's core lowers PGD's accuracy on the same images (largest over models and seeds)."""
+    return f"lowers the PGD accuracy by at most {float(table.aa_drop.max()):.3f} on the same images"
+
+
 def epoch_verdicts(metrics: dict[str, Any]) -> list[tuple[int, str]]:
     """The claim's verdict after each fine-tuning epoch (from :func:`epoch_effects`' metrics)."""
     out = []
@@ -399,37 +394,54 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     }
 
 
-#: the effect the claim is decided by
-CONSISTENT = claims.Effect(
-    "effect_consistent_loss", "consistency gap (adversarial minus clean, true labels) of the consistent-loss model "
-    "minus that of adversarial training, on images that fool both, same K", 0.05,
-    "a twentieth of consis's range: less is a label or two among the top-K", declared="6838ddf")
+# ----------------------------------------------------------------------------- display helpers
 
-#: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
-CLAIMS = (
-    claims.claim("consistent_loss", "Dong et al. 2017", "Adversarial training with the consistent loss keeps "
-                   "neurons more consistent on adversarial images than adversarial training alone", CHAPTER.stem,
-                   CONSISTENT, short="consistent loss keeps neurons consistent (vs adversarial training)"),
-)
+def effects_table(result: Result) -> pd.DataFrame:
+    """Per (seed, pair): the paired effect gap(a) - gap(b) on the common images and its interval."""
+    return pd.DataFrame([{"seed": s, "pair": pair, "estimate": e.estimate, "lo": e.lo, "hi": e.hi, "n_images": e.n}
+                         for s, c in result.common.items() for pair, e in c.effects.items()])
 
 
-#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
-SETTINGS = (
-    DONG_NETWORK,
-    Setting('training attack', ('train_attack',),
-            'not stated (generated on the fly: FGSM / ILLC / PGD)'),
-    Setting('training budget and steps', ('train_eps', 'train_steps'),
-            'not stated'),
-    Setting('weight of CE on x_adv', ('alpha',),
-            'not stated (our reading: 1)'),
-    Setting('consistency weight lambda', ('lambdas', 'lambda_cl'),
-            'not stated (our reading: swept, e.g. 0, 0.1, 1, 10; 0 = plain adversarial training)'),
-    Setting('consistent layer phi', ('layer',),
-            'the analysed layer (which: not stated)'),
-    Setting('consistency term', ('consistency', 'anchor_clean', 'lambda_squared'),
-            'not stated (our reading: ||phi(x) - phi(x_adv)||^2 / d; cosine as option)'),
-    Setting('training schedule', ('finetune_epochs', 'finetune_lr', 'epochs'),
-            'not stated (fine-tuning vs from scratch not stated)'),
-    Setting('robustness evaluation', ('eval_steps', 'eval_restarts', 'eval_loss', 'aa_iters', 'aa_targets'),
-            'PGD accuracy (L-inf, random start); steps/restarts not stated; no AutoAttack'),
-)
+def effect_intervals(result: Result) -> pd.DataFrame:
+    """Per pair: the fair test's effect ``gap(a) - gap(b)`` combined over seeds and images (for the
+    figure); column ``panel`` is constant (one panel)."""
+    return combine_frame(effects_table(result).assign(effect="gap", panel="common images"), ["panel", "pair", "effect"])
+
+
+def epoch_intervals(result: Result) -> pd.DataFrame:
+    """Per epoch: the claim's effect combined over seeds (for the figure); one panel."""
+    if result.epochs.empty:
+        return pd.DataFrame(columns=["panel", "epoch", "effect", "estimate", "lo", "hi", "n_seeds"])
+    return combine_frame(result.epochs.assign(effect="gap", panel="the same common images"), ["panel", "epoch", "effect"])
+
+
+def before_after_rows(result: Result, setup: S.Setup, methods: Sequence[str] | None = None) -> list[dict[str, object]]:
+    """Gallery rows (:func:`advinterp.report.figures.galleries.neuron_rows`) of the ``n_show`` most consistent
+    neurons of each of ``methods`` (default: the standard model and the consistent-loss model of
+    ``lambda_cl``; first seed): top real and top adversarial probes."""
+    seed = setup.seeds[0]
+    rows: list[dict[str, object]] = []
+    for method in methods or ("standard", V.method_name(setup.P.lambda_cl)):
+        v, e = result.models[seed][method], result.evaluations[(seed, method)]
+        for layer, neuron in most_consistent(e.dissection.table, setup.P.n_show):
+            for row in neuron_gallery_rows(v.model.model, e.dissection, e.whitebox, e.dissection.target, layer, neuron,
+                                           setup.classes, setup.P.k_show):
+                rows.append({**row, "label": f"{method}\n{row['label']}"})
+    return rows
+
+
+def fair_table(result: Result) -> pd.DataFrame:
+    """The fine-tuned models of every seed, controls left out (one row per seed and method)."""
+    return result.table[~result.table.control]
+
+
+def measures_table(result: Result) -> pd.DataFrame:
+    """Each method's measures as ``mean ± std`` over seeds (controls left out)."""
+    return mean_std_table(fair_table(result), "method", [*MEASURES, "weight_norm_layer", "weight_norm_next",
+                                                         "train_adv_acc", "epoch_time_ratio", "whitebox_consis_gap",
+                                                         "whitebox_n_fooled", "whitebox_k"])
+
+
+def robustness_table(result: Result) -> pd.DataFrame:
+    """Each method's robustness, mean over seeds (controls left out): :func:`advinterp.studies.variants.robustness_table`."""
+    return V.robustness_table(fair_table(result), "method")

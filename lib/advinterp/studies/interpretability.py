@@ -64,39 +64,61 @@ from . import SideBySide, default_validate
 from . import setting as S
 from . import variants as V
 
+
+# ----------------------------------------------------------------------------- declarations
+
 AT_ATTACK = TRAIN_ATTACK.renamed("at_attack", help="robust baseline: pgd (Madry) | fgsm_rs (fast FGSM with random start)")
+
 AT_EPS = TRAIN_EPS.renamed("at_eps", help="its budget (also the evaluation budget)")
+
 AT_STEPS = TRAIN_STEPS.renamed("at_steps", help="its steps")
+
 LAMBDAS_NAS = listof(nas.LAMBDA_NAS, "lambdas_nas", [0.1, 0.3, 1.0], "the sweep: sensitivity-term weights")
+
 LAMBDAS_JAC = listof(nas.LAMBDA_JAC, "lambdas_jac", [0.03, 0.1, 0.3],
                      "the sweep: input-Jacobian weights, paired with lambdas_nas")
+
 MATCH_TOL = number("match_tol", 0.03, 0.0, 1.0, "clean-accuracy tolerance of the matched comparison")
+
 SELECTION_SEED = integer("selection_seed", 3, 0, None, "the seed the sweep runs on to choose the member compared "
                          "(never scored; not one of seeds)")
+
 SELECTION_RECORD = text("selection_record", None, "a recorded selection step (JSON written by write_selection, "
                         "path absolute or relative to the repository): the compared weight is read from it and the "
                         "sweep does not run again; None: the sweep runs here first", optional=True)
-ATTRIBUTION = choice("attribution", "integrated_gradients", attribution.METHODS,
-                     "the method of the headline numbers: " + " | ".join(attribution.METHODS))
+
 N_EVAL = integer("n_eval", 128, 2, None, "images whose attributions are scored (per seed; the first probes every model classifies correctly)")
+
 N_MPRT = integer("n_mprt", 32, 2, None, "images of the randomisation sanity check (per seed)")
+
 #: for each metric, whether larger values mean a more interpretable model
 HIGHER_IS_BETTER = attribution.HIGHER_IS_BETTER
+
 #: the attribution methods compared
 METHODS = attribution.METHODS
+
+ATTRIBUTION = choice("attribution", "integrated_gradients", attribution.METHODS,
+                     "the method of the headline numbers: " + " | ".join(attribution.METHODS))
+
 #: metrics of the descriptive family (sens_max is circular; alignment and deletion_random are
 #: properties of the model, the same for every method)
 VERDICT_METRICS = tuple(m for m in HIGHER_IS_BETTER if m not in (*attribution.CIRCULAR, "alignment", "deletion_random"))
+
 #: the metric of every claim's primary comparison: what the map's order adds to deleting pixels at random
 PRIMARY = "deletion_gain"
+
 #: randomisation-check thresholds whose verdicts are shown (the verdicts use sanity.THRESHOLD)
 MPRT_THRESHOLDS = (0.3, 0.5, 0.7)
+
 #: the models compared, by their alias in metric names
 MODELS = ("standard", "pgd_at", "nas", "cl")
+
 #: accuracy, robustness and consistency measured per model
 ACCURACY_MEASURES = ("clean_acc", "pgd_acc", "aa_acc", "masking", "consis_real", "consis_adv_true")
+
 #: robust accuracy within this of PGD-AT's counts as "near" (prose only; no verdict depends on it)
 NEAR = 0.05
+
 #: the pairs compared (first minus second, in the metric's "better" direction) and what they test
 PAIRS = {("pgd_at", "standard"): "robust training helps (the premise)",
          ("nas", "standard"): "claim 1: the regulariser helps",
@@ -127,14 +149,95 @@ CHAPTER = Chapter("07-sensitivity-regularization", (
     nas.UNITS_PER_LAYER, nas.ESTIMATOR, nas.NORMALIZATION, nas.MAX_GRAD_NORM, MATCH_TOL, SELECTION_SEED, SELECTION_RECORD, *V.TRAINING, ATTRIBUTION, N_EVAL, N_MPRT,
     *V.ROBUSTNESS, S.K, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
-
 validate = default_validate(CHAPTER)
 
+#: parameters that do not decide the selection (which seeds are scored, where results go, how they are
+#: shown or on which device, and where the data are: the data are named by their digest instead)
+NOT_SELECTION = ("seeds", "results_dir", "selection_record", "device", "attribution", "n_eval", "n_mprt",
+                 "data_root")
+
+
+def pair_name(a: str, b: str) -> str:
+    return f"{a}_vs_{b}"
+
+
+def metric_name(measure: str, model: str) -> str:
+    """The results name of ``measure`` (a metric of :data:`HIGHER_IS_BETTER` or
+    :data:`ACCURACY_MEASURES`) for ``model`` (one of :data:`MODELS`)."""
+    return f"{measure}_{model}"
+
+
+#: what chapter 8 reads: every accuracy and attribution measure of every model, and lambda_cl
+SIDE_BY_SIDE = SideBySide(cells={c: {m: metric_name(c, m) for m in MODELS} for c in (*ACCURACY_MEASURES,
+                                                                                    *HIGHER_IS_BETTER)},
+                          values=("lambda_cl",))
+
+
+def _pair_effect(a: str, b: str) -> claims.Effect:
+    return claims.Effect(
+        f"effect_{pair_name(a, b)}", f"deletion gain over a random order ({a} minus {b}), the headline method's maps",
+        0.05, "five per cent of the intact image's probability over the deletion curve: a reader could see less "
+        "in no curve", declared="6838ddf")
+
+
+def _usable(pair: str) -> Any:
+    def applies(m: claims.Metrics) -> str | None:
+        return m.get(f"effect_{pair}_why")
+    return applies
+
+
+#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = tuple(
+    claims.claim(key, "Moshe et al. 2024", text, CHAPTER.stem, _pair_effect(a, b), applies=_usable(pair_name(a, b)),
+                   short=short, protocol=protocol)
+    for key, text, (a, b), short, protocol in (
+        ("robust_premise", "Adversarially trained (robust) models have more interpretable attributions than "
+         "standard ones (the premise the paper builds on, not its finding)", ("pgd_at", "standard"),
+         "robust models more interpretable", claims.PREMISE),
+        ("nas_vs_standard", "Regularising neural activation sensitivity makes attributions more interpretable than "
+         "standard training", ("nas", "standard"), "regulariser more interpretable than standard", claims.PAPER),
+        ("nas_vs_robust", "... and more interpretable than adversarial training", ("nas", "pgd_at"),
+         "regulariser more interpretable than adversarial training", claims.PAPER),
+    ))
+
+#: the consistent-loss model on the same scale (shown in the chapter, not a paper's claim)
+CL_PAIR = claims.Claim("cl_interpretable", "this book", "Consistent-loss training makes attributions more "
+                         "interpretable than standard training", CHAPTER.stem, (_pair_effect("cl", "standard"),),
+                         counted=False, applies=_usable(pair_name("cl", "standard")))
+
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
+SETTINGS = (
+    Setting('network and data', ('dataset', 'model'),
+            'not stated'),
+    Setting('robust baseline', ('at_attack',),
+            'PGD adversarial training (Madry); fast FGSM-RS (Wong et al.)'),
+    Setting('baseline budget and steps', ('at_eps', 'at_steps'),
+            'not stated'),
+    Setting('regulariser weight lambda', ('lambdas_nas',),
+            'not stated (our reading: swept)'),
+    Setting('how the weight compared is chosen', ('match_tol', 'selection_seed'),
+            'not stated (our reading: clean accuracy matched to the robust baseline, on a seed never scored)'),
+    Setting('regularised layers', ('nas_layers',),
+            'not stated'),
+    Setting('units per step', ('units_per_layer',),
+            'not stated (our reading: random subset re-drawn each step)'),
+    Setting('regulariser form', ('estimator', 'normalization'),
+            'not stated (our reading: mean of ||grad_x a_j||^2; Rademacher projection as cheaper form)'),
+    Setting('explanation methods', ('attribution',),
+            'Saliency, Integrated Gradients, SmoothGrad, SHAP, LIME (cited)'),
+    Setting('training schedule', ('finetune_epochs', 'finetune_lr', 'epochs'),
+            'not stated'),
+)
+
+
+# ----------------------------------------------------------------------------- setup
 
 def setup(P: ChapterParams) -> S.Setup:
     """Load the data and the class affinity; one experiment per seed at budget ``at_eps``."""
     return S.setup(P, with_affinity=True, eps=P.at_eps)
 
+
+# ----------------------------------------------------------------------------- run
 
 def nas_name(lam: float, lam_jac: float) -> str:
     return f"nas-{lam:g}-{lam_jac:g}"
@@ -240,12 +343,6 @@ class Selection:
     key: str
 
 
-#: parameters that do not decide the selection (which seeds are scored, where results go, how they are
-#: shown or on which device, and where the data are: the data are named by their digest instead)
-NOT_SELECTION = ("seeds", "results_dir", "selection_record", "device", "attribution", "n_eval", "n_mprt",
-                 "data_root")
-
-
 def selection_key(P: ChapterParams) -> str:
     """The digest of every parameter that decides the selection step (all but :data:`NOT_SELECTION`)."""
     return key_of({k: v for k, v in P.public().items() if k not in NOT_SELECTION})
@@ -260,15 +357,6 @@ def choose(P: ChapterParams, A: torch.Tensor) -> Selection:
                         transfer_check=False)
     selected, matched = select(pd.DataFrame(rows), P)
     return Selection(selected, matched, json.loads(json.dumps(plain(rows))), selection_key(P))
-
-
-def write_selection(selection: Selection, path: str | Path, provenance: Mapping[str, Any]) -> Path:
-    """Record the selection step (with ``provenance``: commit, data digest, seconds, ...) at ``path``,
-    atomically, before any scored seed runs: the scored runs read it (``selection_record``)."""
-    payload = {"selected": selection.selected, "matched": selection.matched, "sweep": selection.sweep,
-               "key": selection.key, "provenance": dict(provenance)}
-    atomic_write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n", Path(path))
-    return Path(path)
 
 
 def read_selection(P: ChapterParams) -> Selection:
@@ -342,11 +430,6 @@ def run(setup: S.Setup) -> Result:
     return result
 
 
-def robustness_table(result: Result) -> pd.DataFrame:
-    """Each compared model's robustness, mean over seeds: :func:`advinterp.studies.variants.robustness_table`."""
-    return V.robustness_table(result.accuracy, "model")
-
-
 def mprt_passes(result: Result, threshold: float = sanity.THRESHOLD) -> pd.DataFrame:
     """Per (model, method): the mean correlation after full randomisation (over seeds) and whether
     the method passes at ``threshold`` (the verdicts use :data:`advinterp.interpret.sanity.THRESHOLD`)."""
@@ -400,25 +483,11 @@ def comparisons(result: Result, P: ChapterParams) -> pd.DataFrame:
     return table
 
 
+# ----------------------------------------------------------------------------- summarize
+
 def aliases(result: Result) -> dict[str, str]:
     """Metric-name alias -> model name of the accuracy table."""
     return {"standard": "standard", "pgd_at": "pgd_at", "nas": result.selected, "cl": "cl"}
-
-
-def pair_name(a: str, b: str) -> str:
-    return f"{a}_vs_{b}"
-
-
-def metric_name(measure: str, model: str) -> str:
-    """The results name of ``measure`` (a metric of :data:`HIGHER_IS_BETTER` or
-    :data:`ACCURACY_MEASURES`) for ``model`` (one of :data:`MODELS`)."""
-    return f"{measure}_{model}"
-
-
-#: what chapter 8 reads: every accuracy and attribution measure of every model, and lambda_cl
-SIDE_BY_SIDE = SideBySide(cells={c: {m: metric_name(c, m) for m in MODELS} for c in (*ACCURACY_MEASURES,
-                                                                                    *HIGHER_IS_BETTER)},
-                          values=("lambda_cl",))
 
 
 def sweep_table(result: Result, P: ChapterParams) -> pd.DataFrame:
@@ -432,21 +501,6 @@ def sweep_table(result: Result, P: ChapterParams) -> pd.DataFrame:
     out.columns = [f"{a}{'' if b == 'mean' else '_std'}" for a, b in out.columns]
     out["masking"] = g.masking.max().astype(bool)
     return out.loc[names]
-
-
-def threshold_table(result: Result, P: ChapterParams) -> pd.DataFrame:
-    """Whether each claim's primary comparison is usable (its method passes the randomisation check
-    on both models) at each threshold of :data:`MPRT_THRESHOLDS`, and how many of the descriptive
-    comparisons are."""
-    comp, rows = result.comparisons, []
-    for threshold in MPRT_THRESHOLDS:
-        passes = mprt_passes(result, threshold).set_index(["model", "method"]).passes
-        for (a, b) in PAIRS:
-            ok = {m: bool(passes.get((a, m), False) and passes.get((b, m), False)) for m in attribution.METHODS}
-            sub = comp[(comp.a == a) & (comp.b == b)]
-            rows.append({"threshold": threshold, "pair": pair_name(a, b), "primary usable": ok[P.attribution],
-                         "descriptive usable": int(sum(ok[m] for m in sub.method)), "of": len(sub)})
-    return pd.DataFrame(rows)
 
 
 def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
@@ -490,6 +544,23 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     return metrics
 
 
+# ----------------------------------------------------------------------------- verdicts
+
+def threshold_table(result: Result, P: ChapterParams) -> pd.DataFrame:
+    """Whether each claim's primary comparison is usable (its method passes the randomisation check
+    on both models) at each threshold of :data:`MPRT_THRESHOLDS`, and how many of the descriptive
+    comparisons are."""
+    comp, rows = result.comparisons, []
+    for threshold in MPRT_THRESHOLDS:
+        passes = mprt_passes(result, threshold).set_index(["model", "method"]).passes
+        for (a, b) in PAIRS:
+            ok = {m: bool(passes.get((a, m), False) and passes.get((b, m), False)) for m in attribution.METHODS}
+            sub = comp[(comp.a == a) & (comp.b == b)]
+            rows.append({"threshold": threshold, "pair": pair_name(a, b), "primary usable": ok[P.attribution],
+                         "descriptive usable": int(sum(ok[m] for m in sub.method)), "of": len(sub)})
+    return pd.DataFrame(rows)
+
+
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, each decided by the numbers."""
     P = setup.P
@@ -518,58 +589,17 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     return out
 
 
-def _pair_effect(a: str, b: str) -> claims.Effect:
-    return claims.Effect(
-        f"effect_{pair_name(a, b)}", f"deletion gain over a random order ({a} minus {b}), the headline method's maps",
-        0.05, "five per cent of the intact image's probability over the deletion curve: a reader could see less "
-        "in no curve", declared="6838ddf")
+# ----------------------------------------------------------------------------- display helpers
+
+def write_selection(selection: Selection, path: str | Path, provenance: Mapping[str, Any]) -> Path:
+    """Record the selection step (with ``provenance``: commit, data digest, seconds, ...) at ``path``,
+    atomically, before any scored seed runs: the scored runs read it (``selection_record``)."""
+    payload = {"selected": selection.selected, "matched": selection.matched, "sweep": selection.sweep,
+               "key": selection.key, "provenance": dict(provenance)}
+    atomic_write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n", Path(path))
+    return Path(path)
 
 
-def _usable(pair: str) -> Any:
-    def applies(m: claims.Metrics) -> str | None:
-        return m.get(f"effect_{pair}_why")
-    return applies
-
-
-#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
-CLAIMS = tuple(
-    claims.claim(key, "Moshe et al. 2024", text, CHAPTER.stem, _pair_effect(a, b), applies=_usable(pair_name(a, b)),
-                   short=short, protocol=protocol)
-    for key, text, (a, b), short, protocol in (
-        ("robust_premise", "Adversarially trained (robust) models have more interpretable attributions than "
-         "standard ones (the premise the paper builds on, not its finding)", ("pgd_at", "standard"),
-         "robust models more interpretable", claims.PREMISE),
-        ("nas_vs_standard", "Regularising neural activation sensitivity makes attributions more interpretable than "
-         "standard training", ("nas", "standard"), "regulariser more interpretable than standard", claims.PAPER),
-        ("nas_vs_robust", "... and more interpretable than adversarial training", ("nas", "pgd_at"),
-         "regulariser more interpretable than adversarial training", claims.PAPER),
-    ))
-#: the consistent-loss model on the same scale (shown in the chapter, not a paper's claim)
-CL_PAIR = claims.Claim("cl_interpretable", "this book", "Consistent-loss training makes attributions more "
-                         "interpretable than standard training", CHAPTER.stem, (_pair_effect("cl", "standard"),),
-                         counted=False, applies=_usable(pair_name("cl", "standard")))
-
-
-#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
-SETTINGS = (
-    Setting('network and data', ('dataset', 'model'),
-            'not stated'),
-    Setting('robust baseline', ('at_attack',),
-            'PGD adversarial training (Madry); fast FGSM-RS (Wong et al.)'),
-    Setting('baseline budget and steps', ('at_eps', 'at_steps'),
-            'not stated'),
-    Setting('regulariser weight lambda', ('lambdas_nas',),
-            'not stated (our reading: swept)'),
-    Setting('how the weight compared is chosen', ('match_tol', 'selection_seed'),
-            'not stated (our reading: clean accuracy matched to the robust baseline, on a seed never scored)'),
-    Setting('regularised layers', ('nas_layers',),
-            'not stated'),
-    Setting('units per step', ('units_per_layer',),
-            'not stated (our reading: random subset re-drawn each step)'),
-    Setting('regulariser form', ('estimator', 'normalization'),
-            'not stated (our reading: mean of ||grad_x a_j||^2; Rademacher projection as cheaper form)'),
-    Setting('explanation methods', ('attribution',),
-            'Saliency, Integrated Gradients, SmoothGrad, SHAP, LIME (cited)'),
-    Setting('training schedule', ('finetune_epochs', 'finetune_lr', 'epochs'),
-            'not stated'),
-)
+def robustness_table(result: Result) -> pd.DataFrame:
+    """Each compared model's robustness, mean over seeds: :func:`advinterp.studies.variants.robustness_table`."""
+    return V.robustness_table(result.accuracy, "model")

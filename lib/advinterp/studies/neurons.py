@@ -49,29 +49,17 @@ from .dissect import (check_dissection, DENSE_DECLARED, dense_extension, depth_w
                       DONG_ACTIVATION, dong_layer, DONG_NETWORK, DONG_TOP_K, layer_words, member_success,
                       success_metrics, success_words, weak_set)
 
+
+# ----------------------------------------------------------------------------- declarations
+
 PATCH_QUANTILE = number("patch_quantile", 0.005, 0.0, 0.5, "patches: where the channel map is in its top "
                         "quantile of values", lo_open=True)
-
 
 CHAPTER = Chapter("02-neurons-and-patches", (
     *S.EXPERIMENT, S.HELDOUT, S.ATTACK, S.LAYERS, S.K, STATISTIC, AFFINITY, PATCH_QUANTILE, S.N_SHOW, S.K_SHOW,
     S.N_BOOT, S.SEEDS, S.DEVICE, S.RESULTS_DIR), check_dissection)
 
-
 validate = default_validate(CHAPTER)
-
-
-def setup(P: ChapterParams) -> S.Setup:
-    """Load the data and the class affinity; the layers are ``layers``, else the model's deepest conv
-    layer and first dense layer."""
-    return S.setup(P, with_affinity=True, layers="deepest")
-
-
-def network_layers(setup: S.Setup) -> dict[str, tuple[str, ...]]:
-    """The layers dissected in each network of :data:`NETWORKS` (the held-out network's deepest conv
-    and first dense layer)."""
-    return {"attacked": setup.layers, "held-out": tuple(analysed_layers(setup.P.heldout, "deepest"))}
-
 
 #: the effects chapter 2 puts intervals on, per layer: the claim's, the control's (its chance level)
 #: and the difference between them (the held-out extension's effect: what the attack adds to what any
@@ -79,6 +67,76 @@ def network_layers(setup: S.Setup) -> dict[str, tuple[str, ...]]:
 EFFECTS = {"agreement_gap": lambda adv, ctl: adv["agreement_gap"],
            "agreement_gap_noise": lambda adv, ctl: ctl["agreement_gap"],
            "agreement_gap_did": lambda adv, ctl: adv["agreement_gap"] - ctl["agreement_gap"]}
+
+#: the effects the claims are decided by: the dissected network (the paper's) and the held-out one (ours)
+PATCHES_ATTACKED = claims.Effect(
+    "effect_patches_attacked", "dissected (attacked) network, last conv layer (Dong et al.'s channels): top-K "
+    "adversarial images with the neuron's concept as target minus as true label (share)", 0.05,
+    "5 points of the top-K: one image in 20, the least a gallery would show", declared="6838ddf",
+    source=lambda m: f"agreement_gap_attacked_{dong_layer(m)}")
+
+PATCHES_DENSE = claims.Effect(
+    "effect_patches_dense", "dissected (attacked) network, the dense layer feeding the logits: top-K adversarial "
+    "images with the neuron's concept as target minus as true label (share)", 0.05,
+    "5 points of the top-K: one image in 20, the least a gallery would show", declared=DENSE_DECLARED,
+    source=lambda m: f"agreement_gap_attacked_{dissected_deepest(m)}")
+
+PATCHES = claims.Effect(
+    "effect_patches_heldout", "held-out network, deepest layer, on the images it labels as the target: top-K "
+    "adversarial images with the neuron's concept as target minus as true label (share), minus the same under "
+    "random signs of the same size", 0.05,
+    "5 points of the top-K: one image in 20, the least a gallery would show", declared="6838ddf")
+
+#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    claims.claim("patches", "Dong et al. 2017", "Neurons respond to discriminative patches, not semantic concepts: "
+                   "a neuron's top-K adversarial images carry its concept as the attack's target more often than as "
+                   "their true class, in the network the attack was made against (its last conv layer's channels)",
+                   CHAPTER.stem, PATCHES_ATTACKED,
+                   applies=weak_set, short="neurons follow the target, not the content (dissected network)"),
+    claims.claim("patches_dense", "Dong et al. 2017", "... also at the dense layer feeding the logits, which a "
+                   "white-box attack drives to the target by construction (not the paper's layer)", CHAPTER.stem,
+                   PATCHES_DENSE, applies=lambda m: weak_set(m) or dense_extension(m), protocol="extension",
+                   extends="patches", short="... also at the dense layer feeding the logits"),
+    claims.claim("patches_heldout", "Dong et al. 2017", "... even in a network the attack never saw (held-out "
+                   "network, the images it labels as the target), beyond random signs of the same size", CHAPTER.stem,
+                   PATCHES, applies=weak_set, protocol="extension", extends="patches",
+                   short="... also in a held-out network"),
+)
+
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
+SETTINGS = (
+    DONG_NETWORK,
+    Setting('adversarial set', ('attack', 'ensemble', 'ensemble_loss'),
+            'ensemble-optimisation set (version A), k models, equal weights, Liu et al.\'s loss (averaged probabilities)'),
+    Setting('attack budget', ('eps',),
+            'not stated (our reading: L-inf bound eps)'),
+    Setting('layers', ('layers',),
+            'not stated (our reading: last conv block, e.g. VGG-16 conv5_3, ResNet-18 layer4; plus one earlier layer)',
+            show=layer_words('deepest')),
+    DONG_ACTIVATION,
+    DONG_TOP_K,
+    Setting('patch threshold', ('patch_quantile',),
+            'top 0.5 % quantile of the map (Network Dissection style)'),
+    Setting('probe images', ('n_probe',),
+            'not stated'),
+)
+
+
+# ----------------------------------------------------------------------------- setup
+
+def setup(P: ChapterParams) -> S.Setup:
+    """Load the data and the class affinity; the layers are ``layers``, else the model's deepest conv
+    layer and first dense layer."""
+    return S.setup(P, with_affinity=True, layers="deepest")
+
+
+# ----------------------------------------------------------------------------- run
+
+def network_layers(setup: S.Setup) -> dict[str, tuple[str, ...]]:
+    """The layers dissected in each network of :data:`NETWORKS` (the held-out network's deepest conv
+    and first dense layer)."""
+    return {"attacked": setup.layers, "held-out": tuple(analysed_layers(setup.P.heldout, "deepest"))}
 
 
 @dataclass
@@ -126,32 +184,7 @@ def run(setup: S.Setup) -> Result:
     return Result(table, pd.concat(layer_frames, ignore_index=True), runs)
 
 
-def intervals(result: Result) -> pd.DataFrame:
-    """One row per (seed, network, layer, effect of :data:`EFFECTS`): estimate and interval."""
-    return pd.DataFrame([{"seed": s, "network": network, "layer": layer, "effect": name, "estimate": e.estimate,
-                          "lo": e.lo, "hi": e.hi} for s, r in result.runs.items()
-                         for (network, layer, name), e in r.effects.items()])
-
-
-def layer_effects(result: Result) -> pd.DataFrame:
-    """Per (network, layer, effect): the interval over seeds and images (for the per-layer figure)."""
-    return combine_frame(intervals(result), ["network", "layer", "effect"])
-
-
-def gallery_rows(result: Result, setup: S.Setup) -> list[dict[str, object]]:
-    """Rows of :func:`advinterp.report.figures.galleries.neuron_rows`: the ``n_show`` purest neurons of each
-    layer of the first seed, their top real images (with patches) and top adversarial images."""
-    r = result.runs[setup.seeds[0]]
-    return [row for layer, neuron in most_consistent(r.dissection.table, setup.P.n_show)
-            for row in neuron_gallery_rows(r.experiment.net, r.dissection, r.adversarial, r.target, layer, neuron,
-                                           setup.classes, setup.P.k_show)]
-
-
-def by_layer(result: Result) -> pd.DataFrame:
-    """Mean (over seeds) agreement and consistency per (network, layer, set), layers in order."""
-    cols = ["target_agreement", "true_agreement", "agreement_gap", "consis_real", "n_images", "k"]
-    return result.layers.groupby(["network", "layer", "set"], sort=False)[cols].mean()
-
+# ----------------------------------------------------------------------------- summarize
 
 def deciding_layer(setup: S.Setup) -> str:
     """The layer the claim is decided at: the held-out network's deepest analysed layer."""
@@ -186,6 +219,14 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     return metrics
 
 
+# ----------------------------------------------------------------------------- verdicts
+
+def by_layer(result: Result) -> pd.DataFrame:
+    """Mean (over seeds) agreement and consistency per (network, layer, set), layers in order."""
+    cols = ["target_agreement", "true_agreement", "agreement_gap", "consis_real", "n_images", "k"]
+    return result.layers.groupby(["network", "layer", "set"], sort=False)[cols].mean()
+
+
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals."""
     out = claims.claim_words(CLAIMS, setup.P.public(), metrics)
@@ -203,55 +244,24 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     return out
 
 
-#: the effects the claims are decided by: the dissected network (the paper's) and the held-out one (ours)
-PATCHES_ATTACKED = claims.Effect(
-    "effect_patches_attacked", "dissected (attacked) network, last conv layer (Dong et al.'s channels): top-K "
-    "adversarial images with the neuron's concept as target minus as true label (share)", 0.05,
-    "5 points of the top-K: one image in 20, the least a gallery would show", declared="6838ddf",
-    source=lambda m: f"agreement_gap_attacked_{dong_layer(m)}")
-PATCHES_DENSE = claims.Effect(
-    "effect_patches_dense", "dissected (attacked) network, the dense layer feeding the logits: top-K adversarial "
-    "images with the neuron's concept as target minus as true label (share)", 0.05,
-    "5 points of the top-K: one image in 20, the least a gallery would show", declared=DENSE_DECLARED,
-    source=lambda m: f"agreement_gap_attacked_{dissected_deepest(m)}")
-PATCHES = claims.Effect(
-    "effect_patches_heldout", "held-out network, deepest layer, on the images it labels as the target: top-K "
-    "adversarial images with the neuron's concept as target minus as true label (share), minus the same under "
-    "random signs of the same size", 0.05,
-    "5 points of the top-K: one image in 20, the least a gallery would show", declared="6838ddf")
+# ----------------------------------------------------------------------------- display helpers
 
-#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
-CLAIMS = (
-    claims.claim("patches", "Dong et al. 2017", "Neurons respond to discriminative patches, not semantic concepts: "
-                   "a neuron's top-K adversarial images carry its concept as the attack's target more often than as "
-                   "their true class, in the network the attack was made against (its last conv layer's channels)",
-                   CHAPTER.stem, PATCHES_ATTACKED,
-                   applies=weak_set, short="neurons follow the target, not the content (dissected network)"),
-    claims.claim("patches_dense", "Dong et al. 2017", "... also at the dense layer feeding the logits, which a "
-                   "white-box attack drives to the target by construction (not the paper's layer)", CHAPTER.stem,
-                   PATCHES_DENSE, applies=lambda m: weak_set(m) or dense_extension(m), protocol="extension",
-                   extends="patches", short="... also at the dense layer feeding the logits"),
-    claims.claim("patches_heldout", "Dong et al. 2017", "... even in a network the attack never saw (held-out "
-                   "network, the images it labels as the target), beyond random signs of the same size", CHAPTER.stem,
-                   PATCHES, applies=weak_set, protocol="extension", extends="patches",
-                   short="... also in a held-out network"),
-)
+def intervals(result: Result) -> pd.DataFrame:
+    """One row per (seed, network, layer, effect of :data:`EFFECTS`): estimate and interval."""
+    return pd.DataFrame([{"seed": s, "network": network, "layer": layer, "effect": name, "estimate": e.estimate,
+                          "lo": e.lo, "hi": e.hi} for s, r in result.runs.items()
+                         for (network, layer, name), e in r.effects.items()])
 
 
-#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
-SETTINGS = (
-    DONG_NETWORK,
-    Setting('adversarial set', ('attack', 'ensemble', 'ensemble_loss'),
-            'ensemble-optimisation set (version A), k models, equal weights, Liu et al.\'s loss (averaged probabilities)'),
-    Setting('attack budget', ('eps',),
-            'not stated (our reading: L-inf bound eps)'),
-    Setting('layers', ('layers',),
-            'not stated (our reading: last conv block, e.g. VGG-16 conv5_3, ResNet-18 layer4; plus one earlier layer)',
-            show=layer_words('deepest')),
-    DONG_ACTIVATION,
-    DONG_TOP_K,
-    Setting('patch threshold', ('patch_quantile',),
-            'top 0.5 % quantile of the map (Network Dissection style)'),
-    Setting('probe images', ('n_probe',),
-            'not stated'),
-)
+def layer_effects(result: Result) -> pd.DataFrame:
+    """Per (network, layer, effect): the interval over seeds and images (for the per-layer figure)."""
+    return combine_frame(intervals(result), ["network", "layer", "effect"])
+
+
+def gallery_rows(result: Result, setup: S.Setup) -> list[dict[str, object]]:
+    """Rows of :func:`advinterp.report.figures.galleries.neuron_rows`: the ``n_show`` purest neurons of each
+    layer of the first seed, their top real images (with patches) and top adversarial images."""
+    r = result.runs[setup.seeds[0]]
+    return [row for layer, neuron in most_consistent(r.dissection.table, setup.P.n_show)
+            for row in neuron_gallery_rows(r.experiment.net, r.dissection, r.adversarial, r.target, layer, neuron,
+                                           setup.classes, setup.P.k_show)]

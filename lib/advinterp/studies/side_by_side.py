@@ -28,11 +28,15 @@ from ..report import claims
 from . import SideBySide, default_validate, exports
 from . import setting as S
 
+
+# ----------------------------------------------------------------------------- declarations
+
 METHODS = {"standard": "standard", "pgd_at": "PGD adversarial training", "cl": "consistent loss",
            "nas": "sensitivity-regularised"}
 
 #: columns a chapter measures only on some data (relevance mass needs MNIST's digit masks)
 OPTIONAL = {"relevance_mass"}
+
 #: every column's label, in the order the table shows them
 LABELS = {"clean_acc": "clean accuracy", "pgd_acc": "PGD accuracy", "aa_acc": "AutoAttack-core accuracy",
           "masking": "gradient masking flagged (share of seeds)", "consis_real": "consis (real)",
@@ -44,32 +48,24 @@ LABELS = {"clean_acc": "clean accuracy", "pgd_acc": "PGD accuracy", "aa_acc": "A
           "alignment": "gradient alignment ↑", "deletion_random": "deletion AUC / p(x), random order (the model)",
           "sens_max": "sensitivity-max ↓ (circular)"}
 
-
-def columns() -> dict[str, tuple[str, dict[str, str]]]:
-    """Column -> (chapter, {method alias: metric name}), gathered from every study's ``SIDE_BY_SIDE``
-    cells, in the order of :data:`LABELS` (a column without a label is an error)."""
-    found = {column: (stem, dict(names)) for stem, sbs in exports().items() for column, names in sbs.cells.items()}
-    unlabelled = sorted(set(found) - set(LABELS))
-    if unlabelled:
-        raise KeyError(f"chapter 8 has no label for the exported column(s) {unlabelled}: add them to LABELS")
-    return {column: found[column] for column in LABELS if column in found}
-
-
-def _exporter(what: str, exported: Callable[[SideBySide], bool]) -> str:
-    """The one chapter whose ``SIDE_BY_SIDE`` has ``what`` (``exported`` says whether it does)."""
-    stems = [stem for stem, sbs in exports().items() if exported(sbs)]
-    if len(stems) != 1:
-        raise KeyError(f"chapter 8 reads {what!r} from exactly one chapter; exported by {stems or 'none'}")
-    return stems[0]
-
 SWEEP_SPEC = text("sweep_spec", "configs/sweeps/side-by-side.yaml", "the sweep whose table this chapter reads")
+
 RUNS_DIR = text("runs_dir", "runs", "sweep outputs: <runs_dir>/<sweep name>/ (relative to the repository)")
+
 RERUN = flag("rerun", False, "True: re-execute every run of the sweep (else only missing or outdated ones)")
 
 CHAPTER = Chapter("08-side-by-side", (SWEEP_SPEC, RUNS_DIR, RERUN, S.RESULTS_DIR))
+
 #: chapter 8 decides no claim of its own: its cells are the other chapters' measures
 CLAIMS: tuple[claims.Claim, ...] = ()
 
+validate = default_validate(CHAPTER)
+
+#: chapter 8 reproduces no paper's run: no settings table
+SETTINGS: tuple = ()
+
+
+# ----------------------------------------------------------------------------- setup
 
 @dataclass(frozen=True)
 class Setup:
@@ -85,9 +81,6 @@ class Setup:
         return self.runs_root / self.spec["name"] / "table.csv"
 
 
-validate = default_validate(CHAPTER)
-
-
 def _from_repo(path: str) -> Path:
     p = Path(path)
     return p if p.is_absolute() else paths.repo_root() / p
@@ -98,6 +91,8 @@ def setup(P: ChapterParams) -> Setup:
     spec_path = _from_repo(P.sweep_spec)
     return Setup(P, sweeps.load_spec(spec_path, name="sweep_spec"), spec_path, _from_repo(P.runs_dir))
 
+
+# ----------------------------------------------------------------------------- run
 
 def run(setup: Setup) -> pd.DataFrame:
     """The sweep's table; the sweep runs first when the table is absent, a run is missing or made by
@@ -113,6 +108,16 @@ def run(setup: Setup) -> pd.DataFrame:
     return pd.read_csv(table_path)
 
 
+# ----------------------------------------------------------------------------- summarize
+
+def _exporter(what: str, exported: Callable[[SideBySide], bool]) -> str:
+    """The one chapter whose ``SIDE_BY_SIDE`` has ``what`` (``exported`` says whether it does)."""
+    stems = [stem for stem, sbs in exports().items() if exported(sbs)]
+    if len(stems) != 1:
+        raise KeyError(f"chapter 8 reads {what!r} from exactly one chapter; exported by {stems or 'none'}")
+    return stems[0]
+
+
 class MissingMetric(KeyError):
     """The sweep's table lacks a metric chapter 8 needs."""
 
@@ -126,6 +131,62 @@ def _chapter_row(table: pd.DataFrame, chapter: str) -> pd.Series:
         raise MissingMetric(f"the sweep's run of chapter {chapter} did not finish: {rows['status'].iloc[0]} "
                             f"({rows['error'].iloc[0]}); see its folder under runs/")
     return ok.iloc[0]  # chapters 4-7 run once in the side-by-side sweep
+
+
+def best_lambda(curve: pd.DataFrame, clean_reference: float, tolerance: float = 0.05) -> float | None:
+    """The consistent-loss weight (lambda > 0) with the highest consistency on adversarial probes
+    among those whose clean accuracy stays within ``tolerance`` of ``clean_reference`` (a collapsed
+    model, whose few live units are trivially "consistent", does not count)."""
+    ok = curve[(curve["lambda"] > 0) & (curve["clean_acc"] >= clean_reference - tolerance)]
+    return float(ok.loc[ok["consis_adv_true"].idxmax(), "lambda"]) if len(ok) else None
+
+
+@dataclass
+class Result:
+    table: pd.DataFrame
+    values: dict[str, float | None]
+    lambdas: pd.DataFrame
+    eps: pd.DataFrame
+
+
+def summarize(result: Result, setup: Setup) -> dict[str, Any]:
+    """Chapter 8's metrics."""
+    lam, table = result.lambdas, result.table
+    best = best_lambda(lam, result.values["clean_acc_standard"] or math.nan) if len(lam) else None
+    overall = lam.loc[lam.consis_adv_true.idxmax()] if len(lam) else None
+    cl_lambda = float(_chapter_row(table, _exporter("lambda_cl", lambda s: "lambda_cl" in s.values))["lambda_cl"])
+    return {**result.values, "best_lambda_consistency": best,
+            "best_lambda_overall": float(overall["lambda"]) if overall is not None else None,
+            "lambda_cl_in_table": cl_lambda, "n_runs": len(table), "n_runs_ok": int((table.status == "ok").sum())}
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+def best_method(values: dict[str, float | None], column: str) -> str:
+    """The readable name of the method with the highest measured ``column``."""
+    measured = {m: values[f"{column}_{m}"] for m in METHODS if f"{column}_{m}" in values}
+    return METHODS[max(measured, key=lambda m: measured[m])] if measured else "no"  # type: ignore[arg-type,return-value]
+
+
+def verdicts(result: Result, setup: Setup, metrics: dict[str, Any]) -> dict[str, str]:
+    """Words the prose glues."""
+    words = {word: best_method(result.values, column) for word, column in (
+        ("best_pgd", "pgd_acc"), ("best_clean", "clean_acc"), ("best_consis", "consis_adv_true"),
+        ("best_alignment", "alignment"))}
+    words["lambda_note"] = "" if metrics["best_lambda_consistency"] == metrics["lambda_cl_in_table"] else "not"
+    return words
+
+
+# ----------------------------------------------------------------------------- display helpers
+
+def columns() -> dict[str, tuple[str, dict[str, str]]]:
+    """Column -> (chapter, {method alias: metric name}), gathered from every study's ``SIDE_BY_SIDE``
+    cells, in the order of :data:`LABELS` (a column without a label is an error)."""
+    found = {column: (stem, dict(names)) for stem, sbs in exports().items() for column, names in sbs.cells.items()}
+    unlabelled = sorted(set(found) - set(LABELS))
+    if unlabelled:
+        raise KeyError(f"chapter 8 has no label for the exported column(s) {unlabelled}: add them to LABELS")
+    return {column: found[column] for column in LABELS if column in found}
 
 
 def cells(table: pd.DataFrame) -> dict[str, float | None]:
@@ -178,51 +239,6 @@ def eps_curve(table: pd.DataFrame) -> pd.DataFrame:
     return rows[cols].reset_index(drop=True)
 
 
-def best_method(values: dict[str, float | None], column: str) -> str:
-    """The readable name of the method with the highest measured ``column``."""
-    measured = {m: values[f"{column}_{m}"] for m in METHODS if f"{column}_{m}" in values}
-    return METHODS[max(measured, key=lambda m: measured[m])] if measured else "no"  # type: ignore[arg-type,return-value]
-
-
-def best_lambda(curve: pd.DataFrame, clean_reference: float, tolerance: float = 0.05) -> float | None:
-    """The consistent-loss weight (lambda > 0) with the highest consistency on adversarial probes
-    among those whose clean accuracy stays within ``tolerance`` of ``clean_reference`` (a collapsed
-    model, whose few live units are trivially "consistent", does not count)."""
-    ok = curve[(curve["lambda"] > 0) & (curve["clean_acc"] >= clean_reference - tolerance)]
-    return float(ok.loc[ok["consis_adv_true"].idxmax(), "lambda"]) if len(ok) else None
-
-
-@dataclass
-class Result:
-    table: pd.DataFrame
-    values: dict[str, float | None]
-    lambdas: pd.DataFrame
-    eps: pd.DataFrame
-
-
 def collect(table: pd.DataFrame) -> Result:
     """Everything the chapter shows, read from the sweep's table."""
     return Result(table, cells(table), lambda_curve(table), eps_curve(table))
-
-
-def summarize(result: Result, setup: Setup) -> dict[str, Any]:
-    """Chapter 8's metrics."""
-    lam, table = result.lambdas, result.table
-    best = best_lambda(lam, result.values["clean_acc_standard"] or math.nan) if len(lam) else None
-    overall = lam.loc[lam.consis_adv_true.idxmax()] if len(lam) else None
-    cl_lambda = float(_chapter_row(table, _exporter("lambda_cl", lambda s: "lambda_cl" in s.values))["lambda_cl"])
-    return {**result.values, "best_lambda_consistency": best,
-            "best_lambda_overall": float(overall["lambda"]) if overall is not None else None,
-            "lambda_cl_in_table": cl_lambda, "n_runs": len(table), "n_runs_ok": int((table.status == "ok").sum())}
-
-
-def verdicts(result: Result, setup: Setup, metrics: dict[str, Any]) -> dict[str, str]:
-    """Words the prose glues."""
-    words = {word: best_method(result.values, column) for word, column in (
-        ("best_pgd", "pgd_acc"), ("best_clean", "clean_acc"), ("best_consis", "consis_adv_true"),
-        ("best_alignment", "alignment"))}
-    words["lambda_note"] = "" if metrics["best_lambda_consistency"] == metrics["lambda_cl_in_table"] else "not"
-    return words
-
-#: chapter 8 reproduces no paper's run: no settings table
-SETTINGS: tuple = ()

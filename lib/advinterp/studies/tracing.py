@@ -49,12 +49,20 @@ from . import setting as S
 from .dissect import DONG_NETWORK
 from . import variants as V
 
+
+# ----------------------------------------------------------------------------- declarations
+
 LOG_ODDS = flag("log_odds", True, "PD in log2-odds (Zintgraf et al.) rather than probability, which saturates")
+
 TOP_K = integer("top_k", 5, 1, 10_000, "influential neurons per prediction")
+
 WEIGHTED = flag("weighted", False, "weight A[c(n), y_hat] by PD in s(x) (the headline; both are reported)")
+
 TRACE_LAYERS = S.LAYERS.renamed("trace_layers", default=["conv2", "fc1"], help="layers whose neurons are traced "
                                 "(None: `layer` only); the headline uses `layer`")
+
 N_PERMUTATIONS = integer("n_permutations", 200, 20, 100_000, "concept permutations of the null (headline layer)")
+
 #: the models compared: chapter 4's standard model and its consistent-loss model
 MODELS = ("standard", "cl")
 
@@ -84,14 +92,74 @@ CHAPTER = Chapter("05-tracing-and-detection", (
     TRACE_LAYERS, BASELINE, LOG_ODDS, TOP_K, WEIGHTED, S.K, S.N_REFERENCE, N_PERMUTATIONS, AFFINITY, S.SEEDS,
     S.DEVICE, S.RESULTS_DIR), _relations)
 
-
 validate = default_validate(CHAPTER)
 
+
+def _effect(kind: str, what: str, model: str) -> claims.Effect:
+    return claims.Effect(f"effect_tracing_{kind}_{model}", f"{MODEL_WORDS[model]}: detector AUC minus {what}", 0.02,
+                           "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
+
+
+#: how the effects name the models
+MODEL_WORDS = {"cl": "consistent-loss model", "standard": "standard model"}
+
+
+def detects(model: str) -> tuple[claims.Effect, claims.Effect]:
+    """The detector's effects on ``model``: against its permutation null's mean, and against MSP."""
+    return _effect("vs_null", "its permutation null's mean", model), _effect("vs_msp", "the max-softmax AUC", model)
+
+
+#: the effects the claims are decided by
+DETECTS = detects("cl")
+
+CL_VS_STANDARD = claims.Effect(
+    "effect_tracing_cl_vs_standard", "detector AUC on the consistent-loss model minus on the standard one, same "
+    "source images", 0.02, "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
+
+#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    claims.claim("tracing", "Dong et al. 2017", "After consistent-loss training, tracing a prediction to its "
+                   "influential neurons detects adversarial inputs above chance (its AUC against the mean of a "
+                   "null with the neurons' concepts permuted)", CHAPTER.stem, DETECTS[0],
+                   short="tracing detects adversarial inputs (above chance)"),
+    claims.claim("tracing_msp", "Dong et al. 2017", "... and better than the classifier's own confidence "
+                   "(max softmax), a bar the paper does not set", CHAPTER.stem, DETECTS[1], protocol="extension",
+                   extends="tracing", short="... better than max-softmax"),
+    claims.claim("tracing_cl", "Dong et al. 2017", "Tracing detects adversarial inputs better on the "
+                   "consistent-loss model than on the standard model", CHAPTER.stem, CL_VS_STANDARD,
+                   short="tracing detects better after consistent-loss training"),
+)
+
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
+SETTINGS = (
+    DONG_NETWORK,
+    Setting('models compared', ('lambda_cl',),
+            'standard and consistent-loss model (its settings: see chapter 4)'),
+    Setting('adversarial inputs detected', ('attacks', 'attack'),
+            'not stated'),
+    Setting('attack budget and steps', ('eps', 'attack_steps'),
+            'not stated'),
+    Setting('traced layers', ('trace_layers',),
+            'not stated'),
+    Setting('prediction difference', ('baseline', 'log_odds'),
+            'not stated (our reading: baseline 0 or neuron mean; probability or log2-odds form, Zintgraf et al.)'),
+    Setting('influential neurons per prediction', ('top_k',),
+            'top-k (k not stated)'),
+    Setting('detection score', ('weighted',),
+            'not stated (our reading: unweighted mean of A[c(n), y_hat])'),
+    Setting('top-K images defining a concept', ('k',),
+            'not stated (docs/papers.md: one of 20, 50, 100)'),
+)
+
+
+# ----------------------------------------------------------------------------- setup
 
 def setup(P: ChapterParams) -> S.Setup:
     """Load the data and the class affinity; one experiment per seed."""
     return S.setup(P, with_affinity=True)
 
+
+# ----------------------------------------------------------------------------- run
 
 def models_for(exp: S.Experiment, P: ChapterParams) -> dict[str, TrainedModel]:
     """The standard and the consistent-loss model of chapter 4 (cached there)."""
@@ -207,6 +275,14 @@ def run(setup: S.Setup) -> Result:
     return Result(pd.DataFrame(rows), scores, models)
 
 
+def headline(result: Result, P: ChapterParams) -> pd.DataFrame:
+    """The rows of the headline layer and weighting."""
+    t = result.table
+    return t[(t.layer == P.layer) & (t.weighted == P.weighted)]
+
+
+# ----------------------------------------------------------------------------- summarize
+
 def detector_effects(s: Scores, attack: str) -> dict[str, SeedEffect]:
     """One (seed, model)'s detector against its references on the same cases (clean probes it gets
     right, adversarial probes that fool it; :func:`advinterp.core.auroc.auroc_interval`): ``vs_null``
@@ -239,38 +315,6 @@ def model_comparison(a: Scores, b: Scores, attack: str) -> SeedEffect:
     labels = np.r_[np.zeros(int(ok.sum())), np.ones(int(f.sum()))]
     score = {m: -np.r_[s.clean[ok].numpy(), s.adversarial[attack][f].numpy()] for m, s in (("a", a), ("b", b))}
     return auroc_interval(labels, score["a"], score["b"])
-
-
-def headline(result: Result, P: ChapterParams) -> pd.DataFrame:
-    """The rows of the headline layer and weighting."""
-    t = result.table
-    return t[(t.layer == P.layer) & (t.weighted == P.weighted)]
-
-
-def example_cases(result: Result, setup: S.Setup) -> list[dict[str, object]]:
-    """Per model (first seed): a correctly classified probe, a misclassified real probe (if any) and
-    a successful adversarial probe of ``attack`` (if any), as rows for
-    :func:`advinterp.report.figures.galleries.explanations`."""
-    P, seed = setup.P, setup.seeds[0]
-    exp = setup.experiments[seed]
-    x, y = exp.probes()
-    cases: list[dict[str, object]] = []
-    for name, tm in result.models[seed].items():
-        s = result.scores[(seed, name)]
-        adv = adversarial_inputs(exp, tm, P.attack)
-        picks = [("correct", x, s.ok), ("misclassified", x, ~s.ok), (P.attack.upper(), adv.x_adv, s.fooled[P.attack])]
-        for title, images, mask in picks:
-            idx = torch.nonzero(mask).flatten()
-            if len(idx):
-                cases.append({"title": f"{name}: {title}\ntrue: {exp.bundle.classes[int(y[idx[0]])]}",
-                              "image": images[idx[0]], "tracer": s.tracer})
-    return cases
-
-
-def settings_table(result: Result) -> pd.DataFrame:
-    """Mean AUC and its references per (model, layer, weighting, attack), over seeds."""
-    return result.table.groupby(["model", "layer", "weighted", "attack"], sort=False)[
-        ["agreement_clean", "agreement_adv", "auc", "auc_null_mean", "auc_null_q95", "auc_msp", "n_adversarial"]].mean()
 
 
 def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
@@ -309,6 +353,8 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     return metrics
 
 
+# ----------------------------------------------------------------------------- verdicts
+
 def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
     """Words the prose glues, decided by intervals."""
     observed = {**setup.P.public(), **metrics}
@@ -322,58 +368,29 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     return out
 
 
-def _effect(kind: str, what: str, model: str) -> claims.Effect:
-    return claims.Effect(f"effect_tracing_{kind}_{model}", f"{MODEL_WORDS[model]}: detector AUC minus {what}", 0.02,
-                           "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
+# ----------------------------------------------------------------------------- display helpers
+
+def example_cases(result: Result, setup: S.Setup) -> list[dict[str, object]]:
+    """Per model (first seed): a correctly classified probe, a misclassified real probe (if any) and
+    a successful adversarial probe of ``attack`` (if any), as rows for
+    :func:`advinterp.report.figures.galleries.explanations`."""
+    P, seed = setup.P, setup.seeds[0]
+    exp = setup.experiments[seed]
+    x, y = exp.probes()
+    cases: list[dict[str, object]] = []
+    for name, tm in result.models[seed].items():
+        s = result.scores[(seed, name)]
+        adv = adversarial_inputs(exp, tm, P.attack)
+        picks = [("correct", x, s.ok), ("misclassified", x, ~s.ok), (P.attack.upper(), adv.x_adv, s.fooled[P.attack])]
+        for title, images, mask in picks:
+            idx = torch.nonzero(mask).flatten()
+            if len(idx):
+                cases.append({"title": f"{name}: {title}\ntrue: {exp.bundle.classes[int(y[idx[0]])]}",
+                              "image": images[idx[0]], "tracer": s.tracer})
+    return cases
 
 
-#: how the effects name the models
-MODEL_WORDS = {"cl": "consistent-loss model", "standard": "standard model"}
-
-
-def detects(model: str) -> tuple[claims.Effect, claims.Effect]:
-    """The detector's effects on ``model``: against its permutation null's mean, and against MSP."""
-    return _effect("vs_null", "its permutation null's mean", model), _effect("vs_msp", "the max-softmax AUC", model)
-
-
-#: the effects the claims are decided by
-DETECTS = detects("cl")
-CL_VS_STANDARD = claims.Effect(
-    "effect_tracing_cl_vs_standard", "detector AUC on the consistent-loss model minus on the standard one, same "
-    "source images", 0.02, "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
-
-#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
-CLAIMS = (
-    claims.claim("tracing", "Dong et al. 2017", "After consistent-loss training, tracing a prediction to its "
-                   "influential neurons detects adversarial inputs above chance (its AUC against the mean of a "
-                   "null with the neurons' concepts permuted)", CHAPTER.stem, DETECTS[0],
-                   short="tracing detects adversarial inputs (above chance)"),
-    claims.claim("tracing_msp", "Dong et al. 2017", "... and better than the classifier's own confidence "
-                   "(max softmax), a bar the paper does not set", CHAPTER.stem, DETECTS[1], protocol="extension",
-                   extends="tracing", short="... better than max-softmax"),
-    claims.claim("tracing_cl", "Dong et al. 2017", "Tracing detects adversarial inputs better on the "
-                   "consistent-loss model than on the standard model", CHAPTER.stem, CL_VS_STANDARD,
-                   short="tracing detects better after consistent-loss training"),
-)
-
-
-#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
-SETTINGS = (
-    DONG_NETWORK,
-    Setting('models compared', ('lambda_cl',),
-            'standard and consistent-loss model (its settings: see chapter 4)'),
-    Setting('adversarial inputs detected', ('attacks', 'attack'),
-            'not stated'),
-    Setting('attack budget and steps', ('eps', 'attack_steps'),
-            'not stated'),
-    Setting('traced layers', ('trace_layers',),
-            'not stated'),
-    Setting('prediction difference', ('baseline', 'log_odds'),
-            'not stated (our reading: baseline 0 or neuron mean; probability or log2-odds form, Zintgraf et al.)'),
-    Setting('influential neurons per prediction', ('top_k',),
-            'top-k (k not stated)'),
-    Setting('detection score', ('weighted',),
-            'not stated (our reading: unweighted mean of A[c(n), y_hat])'),
-    Setting('top-K images defining a concept', ('k',),
-            'not stated (docs/papers.md: one of 20, 50, 100)'),
-)
+def settings_table(result: Result) -> pd.DataFrame:
+    """Mean AUC and its references per (model, layer, weighting, attack), over seeds."""
+    return result.table.groupby(["model", "layer", "weighted", "attack"], sort=False)[
+        ["agreement_clean", "agreement_adv", "auc", "auc_null_mean", "auc_null_q95", "auc_msp", "n_adversarial"]].mean()

@@ -33,6 +33,9 @@ from . import default_validate
 from . import setting as S
 from .dissect import MIN_MEMBER_SUCCESS
 
+
+# ----------------------------------------------------------------------------- declarations
+
 EPS_GRID = listof(S.EPS, "eps_grid", [0.05, 0.1, 0.15, 0.2, 0.25, 0.3], "budgets of the success-rate curve")
 
 
@@ -46,14 +49,50 @@ CHAPTER = Chapter("01-adversarial-examples", (
     *S.DATA, S.ENSEMBLE, S.ENSEMBLE_LOSS, S.HELDOUT, S.EPOCHS, S.MAX_TRAIN, S.PRETRAINED, S.EPS, EPS_GRID, S.ATTACK_STEPS, S.N_PROBE,
     SEED, S.DEVICE, S.RESULTS_DIR), _relations)
 
-
 validate = default_validate(CHAPTER)
 
+#: the effect the claim is decided by
+TRANSFER = claims.Effect(
+    "effect_transfer", "targeted transfer to the held-out network, ensemble set minus one-network set", 0.05,
+    "5 points of targeted success: less would not change which adversarial set a study should use", declared="6838ddf")
+
+#: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    claims.claim("ensemble_transfer", "Liu et al. 2017 (the tool behind the book)", "Targeted adversarial "
+                   "examples crafted on an ensemble transfer to a held-out network more often than those crafted "
+                   "on one network", CHAPTER.stem, TRANSFER, counted=False,
+                   short="ensemble examples transfer better"),
+)
+
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
+SETTINGS = (
+    Setting('data', ('dataset',),
+            'ILSVRC-2012'),
+    Setting('networks', ('model',),
+            'AlexNet, VGG-16, ResNet-18'),
+    Setting('ensemble members', ('ensemble',),
+            'k models, equal weights (which ones: not stated)'),
+    Setting('ensemble loss', ('ensemble_loss',),
+            'log of the averaged probabilities of y* (Liu et al.)'),
+    Setting('attack budget', ('eps',),
+            'not stated (our reading: L-inf bound eps)'),
+    Setting('attack steps', ('attack_steps',),
+            'ensemble: not stated (Adam or sign-gradient steps); ILLC: a = 1/255, T = min(eps*255+4, 1.25*eps*255)'),
+    Setting('held-out network (transfer)', ('heldout',),
+            'not stated'),
+    Setting('probe images', ('n_probe',),
+            'not stated'),
+)
+
+
+# ----------------------------------------------------------------------------- setup
 
 def setup(P: ChapterParams) -> S.Setup:
     """Load the data (and check what depends on it); the setup's one experiment is the chapter's."""
     return S.setup(P)
 
+
+# ----------------------------------------------------------------------------- run
 
 def transfer_effect(model: nn.Module, ensemble_set: AdversarialSet, single_set: AdversarialSet) -> SeedEffect:
     """Targeted success on ``model`` of the ensemble set minus that of the single-model set (same
@@ -113,6 +152,8 @@ def control_row(P: ChapterParams) -> str:
     return f"{P.heldout} (attack on {P.model} only)"
 
 
+# ----------------------------------------------------------------------------- summarize
+
 def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
     """Chapter 1's metrics (the names are this function's)."""
     P = setup.P
@@ -132,6 +173,8 @@ def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
         **{k: v for a, e in result.iterative.items() for k, v in per_seed_metrics(f"{a}_minus_fgsm", {P.seed: e}).items()},
     }
 
+
+# ----------------------------------------------------------------------------- verdicts
 
 def networks_words(P: ChapterParams) -> str:
     """The networks of this run in words (the page types none): the ensemble's members, then the
@@ -154,38 +197,3 @@ def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[st
     return {**claims.claim_words(CLAIMS, setup.P.public(), metrics), "iterative_verdict": iterative,
             "member_success_enough": f"{enough} {MIN_MEMBER_SUCCESS:.0%} on every member)",
             "networks_words": networks_words(setup.P)}
-
-
-#: the effect the claim is decided by
-TRANSFER = claims.Effect(
-    "effect_transfer", "targeted transfer to the held-out network, ensemble set minus one-network set", 0.05,
-    "5 points of targeted success: less would not change which adversarial set a study should use", declared="6838ddf")
-
-#: the claim this chapter tests (decided the same way on its results at scale; intro scorecard)
-CLAIMS = (
-    claims.claim("ensemble_transfer", "Liu et al. 2017 (the tool behind the book)", "Targeted adversarial "
-                   "examples crafted on an ensemble transfer to a held-out network more often than those crafted "
-                   "on one network", CHAPTER.stem, TRANSFER, counted=False,
-                   short="ensemble examples transfer better"),
-)
-
-
-#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
-SETTINGS = (
-    Setting('data', ('dataset',),
-            'ILSVRC-2012'),
-    Setting('networks', ('model',),
-            'AlexNet, VGG-16, ResNet-18'),
-    Setting('ensemble members', ('ensemble',),
-            'k models, equal weights (which ones: not stated)'),
-    Setting('ensemble loss', ('ensemble_loss',),
-            'log of the averaged probabilities of y* (Liu et al.)'),
-    Setting('attack budget', ('eps',),
-            'not stated (our reading: L-inf bound eps)'),
-    Setting('attack steps', ('attack_steps',),
-            'ensemble: not stated (Adam or sign-gradient steps); ILLC: a = 1/255, T = min(eps*255+4, 1.25*eps*255)'),
-    Setting('held-out network (transfer)', ('heldout',),
-            'not stated'),
-    Setting('probe images', ('n_probe',),
-            'not stated'),
-)

@@ -44,28 +44,44 @@ from . import SideBySide, default_validate
 from . import setting as S
 from ..report import claims
 
+
+# ----------------------------------------------------------------------------- declarations
+
 TARGET_TRAIN_ACC = number("target_train_acc", 0.85, 0.0, 1.0, "stop training once training accuracy reaches this",
                           lo_open=True, hi_open=True)
+
 CONDUCTANCE_STEPS = integer("conductance_steps", 10, 1, 1000, "m, Riemann steps of conductance")
+
 N_MUTANTS = integer("n_mutants", 100, 2, 10_000, "accepted mutants per operator and rate")
+
 MUTATION_OP = choice("mutation_op", "NAI", mutation.OPERATORS,
                      "NAI (negate a filter) | GF (Gaussian fuzzing of a filter) | WS (shuffle a filter's weights)")
+
 MUTATION_RATE = number("mutation_rate", 0.1, 0.0, 1.0, "gamma: fraction of conv filters mutated", lo_open=True)
+
 TABLE_RATES = listof(MUTATION_RATE, "table_rates", [0.05, 0.1],
                      "rates of the LCR table (NAI and GF; each mutates a different number of filters)", min_len=2)
+
 #: the value of ``conductance_layer`` that stands for the model's last conv block
 LAST_CONV = "auto"
+
 CONDUCTANCE_LAYER = text("conductance_layer", LAST_CONV,
                          "the layer whose channels are the detector's features; auto: the last conv block (Wu et al.)")
+
 #: the operators of the LCR table (beside ``mutation_op`` at ``mutation_rate``)
 TABLE_OPERATORS = ("NAI", "GF")
+
 #: the detector scores compared (AUROC on the test half)
 SCORES = ("lcr", "conductance", "combined")
+
 #: the classifier's own confidence, the baselines (AUROC on the test half)
 BASELINES = ("msp", "energy")
+
 STACKERS = ("random_forest", "lda", "qda")
+
 #: the chapter's headline: AUROC of the combined detector on the test half
 HEADLINE = "auroc_combined"
+
 #: what chapter 8 reads: the wrong-prediction detector's AUROC (the standard model)
 SIDE_BY_SIDE = SideBySide(cells={"error_auroc": {"standard": HEADLINE}})
 
@@ -93,9 +109,82 @@ CHAPTER = Chapter("06-error-detection", (
     *S.DATA, S.EPOCHS, S.MAX_TRAIN, TARGET_TRAIN_ACC, CONDUCTANCE_LAYER,
     CONDUCTANCE_STEPS, N_MUTANTS, MUTATION_OP, MUTATION_RATE, TABLE_RATES, S.SEEDS, S.DEVICE, S.RESULTS_DIR), _relations)
 
-
 validate = default_validate(CHAPTER)
 
+
+def _cifar10_only(m: claims.Metrics) -> str | None:
+    return None if m.get("is_cifar10") == 1 else "the paper's number is for CIFAR-10; this run is on other data"
+
+
+#: the network the paper's CIFAR-10 number was measured on
+PAPER_NETWORK = "resnet20"
+
+
+def _paper_network(m: claims.Metrics) -> str | None:
+    """Why a CIFAR-10 run cannot be held against the paper's 0.933 (measured on ResNet-20 at 86 %
+    training accuracy), or None."""
+    model = m.get("model")
+    return None if model == PAPER_NETWORK else (
+        f"the paper's 0.933 is ResNet-20's at 86 % training accuracy; this run's network is {model}: the "
+        "tier with ResNet-20 decides it")
+
+
+#: the effects the claims are decided by
+PAPER = claims.Effect(
+    "effect_wu_paper", "AUROC of the combined detector (test half) minus the paper's 0.933", 0.02,
+    "two points of AUROC, the smallest difference detection papers report", margin=True, declared="6838ddf")
+
+COMBINATION = claims.Effect(
+    "effect_wu_combination", "AUROC of the combined detector minus that of the better single signal (chosen on the "
+    "validation half), test half", 0.005, "Wu et al.'s smallest reported gain of combining (ImageNet-100: 0.946 "
+    "against 0.941 AUROC); a smaller gain is below anything the paper claims", declared="564f89a")
+
+VS_MSP = claims.Effect(
+    "effect_wu_vs_msp", "AUROC of the conductance detector minus that of the classifier's own max-softmax "
+    "probability, test half", 0.02, "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
+
+#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
+CLAIMS = (
+    claims.claim("wu_auroc", "Wu et al. 2019", "Conductance and mutation stability together flag wrong predictions "
+                   "with the AUROC the paper reports (CIFAR-10: 0.933), within 0.02", CHAPTER.stem, PAPER,
+                   applies=_cifar10_only, comparable=_paper_network, short="combined detector reaches the paper's AUROC"),
+    claims.claim("wu_combination", "Wu et al. 2019", "Combining conductance with mutation stability detects wrong "
+                   "predictions better than either alone", CHAPTER.stem, COMBINATION,
+                   short="combining beats either signal alone"),
+    claims.claim("wu_vs_msp", "Wu et al. 2019", "Conductance flags wrong predictions better than the classifier's "
+                   "own confidence (max softmax), the baseline the paper does not report", CHAPTER.stem, VS_MSP,
+                   protocol="extension", extends="wu_auroc", short="... conductance beats max-softmax"),
+)
+
+
+def _conductance_layer_words(params: Mapping[str, Any]) -> str:
+    """The conductance layer of a run, ``auto`` resolved to the model's last conv block."""
+    layer = params["conductance_layer"]
+    if layer == LAST_CONV and params.get("model") in MODELS and MODELS[params["model"]].conv_layers:
+        return f"{MODELS[params['model']].conv_layers[-1]} (the last conv block)"
+    return str(layer)
+
+
+#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
+SETTINGS = (
+    Setting('network', ('dataset', 'model'),
+            'ResNet-20 on CIFAR-10 (also InceptionV3 on ImageNet-50/100)'),
+    Setting('classifier training', ('target_train_acc', 'epochs'),
+            'under-trained: 86 % train, 82 % test accuracy (epochs not stated)'),
+    Setting('conductance layer', ('conductance_layer',),
+            'last block (64 channels for ResNet-20), spatial mean per channel', show=_conductance_layer_words),
+    Setting('conductance steps m', ('conductance_steps',),
+            '10 (right-end Riemann; zero baseline in normalised space)'),
+    Setting('mutants', ('n_mutants',),
+            "100, each kept if accuracy > 0.9 x the original's"),
+    Setting('mutation operator', ('mutation_op',),
+            'NAI, GF'),
+    Setting('mutation rate gamma', ('mutation_rate', 'table_rates'),
+            '0.01 of conv filters (CIFAR), 0.002 (ImageNet)'),
+)
+
+
+# ----------------------------------------------------------------------------- setup
 
 def setup(P: ChapterParams) -> S.Setup:
     """Load the data and check that the mutation rates mutate at least one of the model's filters."""
@@ -109,6 +198,8 @@ def setup(P: ChapterParams) -> S.Setup:
              f"{len(mutation.conv_filters(net))} conv filters (these mutate {changed})")
     return setup
 
+
+# ----------------------------------------------------------------------------- run
 
 @dataclass
 class SeedResult:
@@ -217,6 +308,36 @@ def run(setup: S.Setup) -> Result:
     return Result(pd.DataFrame({s: r.metrics for s, r in runs.items()}).T, runs)
 
 
+# ----------------------------------------------------------------------------- summarize
+
+def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
+    """Chapter 6's metrics (the names are this function's)."""
+    P, per_seed = setup.P, result.per_seed
+    metrics: dict[str, Any] = with_spread({k: per_seed[k] for k in (
+        "acc_base", *(f"auroc_{s}" for s in SCORES), "lcr_mean_correct", "lcr_mean_wrong", "acc_kept", "coverage",
+        "recall_wrong", "recall_correct", "train_acc", *(f"auroc_{s}" for s in (*STACKERS, *BASELINES)),
+        "auroc_combined_paper_protocol", "auroc_combined_val", "n_wrong_test", "best_single_is_conductance")})
+    for effect, key in ((COMBINATION, "combination"), (VS_MSP, "vs_msp"), (PAPER, "paper")):
+        metrics.update(per_seed_metrics(effect.name, {s: r.effects[key] for s, r in result.runs.items()}))
+    net = result.first.classifier.model
+    metrics.update({"n_mutants": P.n_mutants, "mutation_rate": P.mutation_rate, "mutation_op": P.mutation_op,
+                    "filters_mutated": n_mutated(net, P.mutation_rate), "conv_filters": len(mutation.conv_filters(net)),
+                    "conductance_layer": conductance_layer(P),
+                    "n_seeds": len(setup.seeds), "is_cifar10": int(tuple(setup.classes) == CIFAR10_CLASSES),
+                    **{f"paper_{k}": v for k, v in ed.PAPER_AUROC["CIFAR-10 (ResNet-20)"].items()},
+                    **{f"paper_{k}": v for k, v in ed.PAPER_SELECTIVE.items()}})
+    return metrics
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
+    """Words the prose glues, decided by intervals."""
+    return claims.claim_words(CLAIMS, setup.P.public(), metrics)
+
+
+# ----------------------------------------------------------------------------- display helpers
+
 def lcr_table(result: Result) -> pd.DataFrame:
     """Wu et al.'s Table 3 analogue: LCR mean and std over test inputs, correct vs wrong, per
     operator and rate (pooled over seeds), with the filters each mutant changes and the distinct
@@ -276,97 +397,3 @@ def mutant_curves(result: Result, setup: S.Setup) -> tuple[list[int], np.ndarray
     P = setup.P
     counts = [c for c in (1, 2, 5, 10, 20, 50, 100, 200, 500) if c <= P.n_mutants]
     return counts, np.array([auroc_vs_mutants(r, P.mutation_op, P.mutation_rate, counts) for r in result.runs.values()])
-
-
-def summarize(result: Result, setup: S.Setup) -> dict[str, Any]:
-    """Chapter 6's metrics (the names are this function's)."""
-    P, per_seed = setup.P, result.per_seed
-    metrics: dict[str, Any] = with_spread({k: per_seed[k] for k in (
-        "acc_base", *(f"auroc_{s}" for s in SCORES), "lcr_mean_correct", "lcr_mean_wrong", "acc_kept", "coverage",
-        "recall_wrong", "recall_correct", "train_acc", *(f"auroc_{s}" for s in (*STACKERS, *BASELINES)),
-        "auroc_combined_paper_protocol", "auroc_combined_val", "n_wrong_test", "best_single_is_conductance")})
-    for effect, key in ((COMBINATION, "combination"), (VS_MSP, "vs_msp"), (PAPER, "paper")):
-        metrics.update(per_seed_metrics(effect.name, {s: r.effects[key] for s, r in result.runs.items()}))
-    net = result.first.classifier.model
-    metrics.update({"n_mutants": P.n_mutants, "mutation_rate": P.mutation_rate, "mutation_op": P.mutation_op,
-                    "filters_mutated": n_mutated(net, P.mutation_rate), "conv_filters": len(mutation.conv_filters(net)),
-                    "conductance_layer": conductance_layer(P),
-                    "n_seeds": len(setup.seeds), "is_cifar10": int(tuple(setup.classes) == CIFAR10_CLASSES),
-                    **{f"paper_{k}": v for k, v in ed.PAPER_AUROC["CIFAR-10 (ResNet-20)"].items()},
-                    **{f"paper_{k}": v for k, v in ed.PAPER_SELECTIVE.items()}})
-    return metrics
-
-
-def verdicts(result: Result, setup: S.Setup, metrics: dict[str, Any]) -> dict[str, str]:
-    """Words the prose glues, decided by intervals."""
-    return claims.claim_words(CLAIMS, setup.P.public(), metrics)
-
-
-def _cifar10_only(m: claims.Metrics) -> str | None:
-    return None if m.get("is_cifar10") == 1 else "the paper's number is for CIFAR-10; this run is on other data"
-
-
-#: the network the paper's CIFAR-10 number was measured on
-PAPER_NETWORK = "resnet20"
-
-
-def _paper_network(m: claims.Metrics) -> str | None:
-    """Why a CIFAR-10 run cannot be held against the paper's 0.933 (measured on ResNet-20 at 86 %
-    training accuracy), or None."""
-    model = m.get("model")
-    return None if model == PAPER_NETWORK else (
-        f"the paper's 0.933 is ResNet-20's at 86 % training accuracy; this run's network is {model}: the "
-        "tier with ResNet-20 decides it")
-
-
-#: the effects the claims are decided by
-PAPER = claims.Effect(
-    "effect_wu_paper", "AUROC of the combined detector (test half) minus the paper's 0.933", 0.02,
-    "two points of AUROC, the smallest difference detection papers report", margin=True, declared="6838ddf")
-COMBINATION = claims.Effect(
-    "effect_wu_combination", "AUROC of the combined detector minus that of the better single signal (chosen on the "
-    "validation half), test half", 0.005, "Wu et al.'s smallest reported gain of combining (ImageNet-100: 0.946 "
-    "against 0.941 AUROC); a smaller gain is below anything the paper claims", declared="564f89a")
-VS_MSP = claims.Effect(
-    "effect_wu_vs_msp", "AUROC of the conductance detector minus that of the classifier's own max-softmax "
-    "probability, test half", 0.02, "two points of AUROC, the smallest gain detection papers report", declared="6838ddf")
-
-#: the claims this chapter tests (decided the same way on its results at scale; intro scorecard)
-CLAIMS = (
-    claims.claim("wu_auroc", "Wu et al. 2019", "Conductance and mutation stability together flag wrong predictions "
-                   "with the AUROC the paper reports (CIFAR-10: 0.933), within 0.02", CHAPTER.stem, PAPER,
-                   applies=_cifar10_only, comparable=_paper_network, short="combined detector reaches the paper's AUROC"),
-    claims.claim("wu_combination", "Wu et al. 2019", "Combining conductance with mutation stability detects wrong "
-                   "predictions better than either alone", CHAPTER.stem, COMBINATION,
-                   short="combining beats either signal alone"),
-    claims.claim("wu_vs_msp", "Wu et al. 2019", "Conductance flags wrong predictions better than the classifier's "
-                   "own confidence (max softmax), the baseline the paper does not report", CHAPTER.stem, VS_MSP,
-                   protocol="extension", extends="wu_auroc", short="... conductance beats max-softmax"),
-)
-
-
-def _conductance_layer_words(params: Mapping[str, Any]) -> str:
-    """The conductance layer of a run, ``auto`` resolved to the model's last conv block."""
-    layer = params["conductance_layer"]
-    if layer == LAST_CONV and params.get("model") in MODELS and MODELS[params["model"]].conv_layers:
-        return f"{MODELS[params['model']].conv_layers[-1]} (the last conv block)"
-    return str(layer)
-
-
-#: what ran beside what the paper ran (the page's settings table; docs/papers.md gives the paper's values)
-SETTINGS = (
-    Setting('network', ('dataset', 'model'),
-            'ResNet-20 on CIFAR-10 (also InceptionV3 on ImageNet-50/100)'),
-    Setting('classifier training', ('target_train_acc', 'epochs'),
-            'under-trained: 86 % train, 82 % test accuracy (epochs not stated)'),
-    Setting('conductance layer', ('conductance_layer',),
-            'last block (64 channels for ResNet-20), spatial mean per channel', show=_conductance_layer_words),
-    Setting('conductance steps m', ('conductance_steps',),
-            '10 (right-end Riemann; zero baseline in normalised space)'),
-    Setting('mutants', ('n_mutants',),
-            "100, each kept if accuracy > 0.9 x the original's"),
-    Setting('mutation operator', ('mutation_op',),
-            'NAI, GF'),
-    Setting('mutation rate gamma', ('mutation_rate', 'table_rates'),
-            '0.01 of conv filters (CIFAR), 0.002 (ImageNet)'),
-)

@@ -15,14 +15,19 @@ from advinterp import studies
 from chapter_tools import EXECUTED_DIR, REPO, executed_notebooks, record_cell, seed_execution_cache
 
 
-def test_every_chapter_reusing_chapter_4s_models_runs_after_it_on_its_worker():
+def test_every_chapter_reusing_chapter_4s_models_runs_after_it():
     reusing = [stem for stem, module in studies.studies().items()
                if re.search(r"^from \. import variants\b", inspect.getsource(module), re.M)]
     assert "04-consistent-loss" in reusing
     assert nbexec.SHARES_CHAPTER_4[0] == "04-consistent-loss"
-    assert set(reusing) <= set(nbexec.SHARES_CHAPTER_4), "add the chapter to nbexec.SHARES_CHAPTER_4"
+    assert set(reusing) <= {*nbexec.SHARES_CHAPTER_4, *nbexec.AFTER_CHAPTER_4}, \
+        "add the chapter to nbexec.SHARES_CHAPTER_4 or AFTER_CHAPTER_4"
     groups = {nbexec.group_of(f"book/{stem}.ipynb::Cell 3") for stem in nbexec.SHARES_CHAPTER_4}
     assert groups == {nbexec.CHAPTER_4_GROUP}
+    order = nbexec._start_order
+    item = lambda path: type("Item", (), {"path": path})()  # noqa: E731
+    after = [order(item(REPO / "book" / f"{stem}.ipynb")) for stem in nbexec.AFTER_CHAPTER_4]
+    assert min(after) > order(item(REPO / "tests" / "unit" / "test_core.py")), "handed out after the test modules"
 
 
 def test_groups_keep_a_notebooks_cells_and_a_modules_tests_together():

@@ -122,3 +122,16 @@ def test_the_pages_combine_a_chapters_seed_runs_and_say_how_many_are_in(stubbed)
 def test_code_with_uncommitted_fingerprints_records_nothing(stubbed, monkeypatch):
     monkeypatch.setattr(fingerprint, "current", lambda chapters=fingerprint.CHAPTERS: {c: "new" for c in chapters})
     assert _stretch(stubbed, 100) == -1 and not stubbed["executed"]
+
+
+def test_a_recorded_run_is_a_file_git_keeps():
+    """A stretch's records live under book/recorded/<record>/runs/, which no ignore rule may cover (a
+    top-level ``runs/`` rule once did: the first recorded run stayed out of the repository)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    path = recorded.seed_record_path("cpu-cifar10", "01-adversarial-examples", 0).relative_to(REPO)
+    ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", str(path)])
+    assert ignored.returncode == 1, f"{path} is git-ignored: recorded runs would never be committed"

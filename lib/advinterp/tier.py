@@ -80,15 +80,26 @@ def planned_seeds(spec: dict[str, Any], chapter: str) -> list[int]:
     return list(block.get("grid", {}).get("seed") or block["params"].get("seeds") or [])
 
 
+def chapter_setting(chapter: str, params: dict[str, Any]) -> dict[str, Any]:
+    """What a run of ``chapter`` is given, as its results file states it: each parameter the chapter declares,
+    at the run's value or else at its default (a tier's parameters are book-wide: the others are not the
+    chapter's)."""
+    from .studies import study
+
+    return {name: params.get(name, default) for name, default in study(chapter).CHAPTER.defaults.items()}
+
+
 def is_recorded(record: str, p: Planned, fingerprint: str, data_sha: str | None, params: dict[str, Any]) -> bool:
-    """Whether the run is recorded with the current fingerprint, data and parameters."""
+    """Whether the run is recorded with the current fingerprint, data and parameters (the chapter's own:
+    :func:`chapter_setting` of the record's and of the planned run's)."""
     path = recorded.seed_record_path(record, p.chapter, p.seed)
     if not path.is_file():
         return False
     made = json.loads(path.read_text())
     return (made["provenance"].get("fingerprint") == fingerprint
             and made["provenance"].get("data", {}).get("sha256") == data_sha
-            and recorded.same_setting(made["params"]) == recorded.same_setting(params))
+            and recorded.same_setting(chapter_setting(p.chapter, made["params"]))
+            == recorded.same_setting(chapter_setting(p.chapter, params)))
 
 
 def estimate_seconds(record: str, chapter: str, spec: dict[str, Any]) -> float:

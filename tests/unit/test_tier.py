@@ -135,3 +135,22 @@ def test_a_recorded_run_is_a_file_git_keeps():
     path = recorded.seed_record_path("cpu-cifar10", "01-adversarial-examples", 0).relative_to(REPO)
     ignored = subprocess.run(["git", "-C", str(REPO), "check-ignore", "-q", str(path)])
     assert ignored.returncode == 1, f"{path} is git-ignored: recorded runs would never be committed"
+
+
+def test_a_committed_run_counts_as_recorded_for_the_tiers_own_plan():
+    """A results file keeps the chapter's own parameters, the plan the tier's book-wide ones: a committed run
+    is recorded for its planned run (same fingerprint, data and the chapter's setting; before, the two never
+    compared equal and every stretch would have run everything again), and not when a declared value moves."""
+    spec = load_spec(SPEC, overrides={"data_root": "/data/cifar10-jpg"})
+    checked = 0
+    for p in T.plan(spec):
+        path = recorded.seed_record_path("cpu-cifar10", p.chapter, p.seed)
+        if not path.is_file():
+            continue
+        prov = json.loads(path.read_text())["provenance"]
+        args = ("cpu-cifar10", p, prov["fingerprint"], prov["data"]["sha256"])
+        assert T.is_recorded(*args, dict(p.run.params)), (p.chapter, p.seed)
+        assert not T.is_recorded(*args, {**p.run.params, "epochs": 3}), (p.chapter, p.seed)
+        checked += 1
+    if not checked:
+        pytest.skip("no run of the CPU tier is committed yet")

@@ -36,7 +36,6 @@ def chapter_stem(name: str, notebooks: Path | None = None) -> str:
         if match:
             return match[0]
     fail("chapter", name, f"a chapter number or notebook stem: {', '.join(stems)}")
-    raise AssertionError  # fail raises
 
 
 def chapter_params(stem: str, config: str | Path | None, overrides: dict[str, Any],
@@ -50,9 +49,10 @@ def chapter_params(stem: str, config: str | Path | None, overrides: dict[str, An
         path = Path(config)
         if not path.is_file():
             fail("config", str(config), "a YAML parameter file (e.g. configs/cifar10-cpu.yaml)")
-        given = dict(yaml.safe_load(path.read_text()) or {})
-        if not isinstance(given, dict):
+        loaded = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(loaded, dict):
             fail("config", str(config), "a YAML mapping of parameter names to values")
+        given = dict(loaded)
     return {**{k: v for k, v in given.items() if k in declared}, **overrides}
 
 

@@ -33,3 +33,12 @@ def test_a_mistyped_override_stops_before_anything_runs(capsys):
     with pytest.raises(ValueError, match=r"--set='seed' is not allowed"):
         key_values(["seed"])
     assert key_values(["seeds=[0, 1]", "data_root=/x"]) == {"seeds": [0, 1], "data_root": "/x"}
+
+
+def test_a_config_that_is_not_a_mapping_is_named(tmp_path):
+    missing, listed = tmp_path / "absent.yaml", tmp_path / "list.yaml"
+    listed.write_text("- eps\n- 0.3\n")
+    with pytest.raises(ValueError, match=r"config='.*absent.yaml' is not allowed: a YAML parameter file"):
+        chapter_params("01-adversarial-examples", missing, {})
+    with pytest.raises(ValueError, match=r"config='.*list.yaml' is not allowed: a YAML mapping"):
+        chapter_params("01-adversarial-examples", listed, {})

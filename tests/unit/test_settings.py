@@ -127,7 +127,29 @@ def test_a_tiers_settings_are_worded_from_its_record(tmp_path):
     (run / "08-side-by-side.json").write_text(json.dumps({"chapter": "08-side-by-side", "params": {}, "metrics": {}}))
     (run / "provenance.json").write_text("{}")
     frame = tier_frame("tier", folder=tmp_path)
-    assert list(frame.columns) == ["chapter", "setting", "paper", "recorded"]
+    assert list(frame.columns) == ["chapter", "record", "setting", "paper", "recorded"]
     assert set(frame.chapter) == {6} and len(frame) == len(study("06-error-detection").SETTINGS)
     mutants = [s.label for s in study("06-error-detection").SETTINGS if s.params == ("n_mutants",)]
     assert frame.set_index("setting").loc[mutants[0], "recorded"] == "37"
+    assert set(frame.record) == {"stale (made before records carried a fingerprint)"}
+
+
+def test_a_tier_recorded_in_stretches_is_worded_from_its_seed_runs(tmp_path):
+    """Per-seed records replace the chapter's older results file in the appendix's table, which says
+    whether they are current and how many of the planned seeds they hold."""
+    ch6 = study("06-error-detection").CHAPTER
+    (tmp_path / "fingerprints.json").write_text(json.dumps({"fingerprints": {ch6.stem: "fp-now"}}))
+    run = tmp_path / "tier"
+    run.mkdir()
+    (run / f"{ch6.stem}.json").write_text(json.dumps(
+        {"chapter": ch6.stem, "params": {**ch6.defaults, "n_mutants": 37}, "metrics": {}}))
+    (run / "provenance.json").write_text("{}")
+    for seed in (0, 2):
+        recorded.write_seed_record("tier", ch6.stem, seed, {"params": {**ch6.defaults, "n_mutants": 90, "seeds": [seed]},
+                                                            "metrics": {}},
+                                   {"fingerprint": "fp-now", "planned_seeds": [0, 1, 2], "finished": seed},
+                                   folder=tmp_path)
+    frame = tier_frame("tier", folder=tmp_path)
+    mutants = [s.label for s in study("06-error-detection").SETTINGS if s.params == ("n_mutants",)]
+    assert frame.set_index("setting").loc[mutants[0], "recorded"] == "90"
+    assert set(frame.record) == {"current, seeds 0, 2 (2 of 3)"}

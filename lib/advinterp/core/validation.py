@@ -11,10 +11,10 @@ import difflib
 import math
 import numbers
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 
-def fail(name: str, value: Any, allowed: str) -> None:
+def fail(name: str, value: Any, allowed: str) -> NoReturn:
     """Raise the standard ``ValueError`` for parameter ``name``."""
     raise ValueError(f"{name}={value!r} is not allowed: {allowed}")
 

@@ -424,6 +424,28 @@ def run_results(run: str, folder: Path | None = None) -> dict[str, dict[str, Any
     return {p["chapter"]: p for p in sorted(payloads, key=lambda p: chapter_number(p["chapter"]))}
 
 
+def run_chapters(run: str, folder: Path | None = None) -> list[str]:
+    """The chapters recorded run ``run`` holds, in the book's order: those with a results file of their
+    own (a record made in one sweep) and those with per-seed records (a tier recorded in stretches)."""
+    base = (folder or recorded_dir()) / run
+    stems = {p.stem for p in base.glob("*.json") if p.name != "provenance.json"} if base.is_dir() else set()
+    seeds = base / SEED_RUNS
+    stems |= {d.name for d in seeds.iterdir() if any(d.glob("seed-*.json"))} if seeds.is_dir() else set()
+    return sorted(stems, key=chapter_number)
+
+
+def record_state(record: Record, folder: Path | None = None) -> str:
+    """In words, whether ``record`` is evidence: "current, seeds 0, 1 (2 of 3)" when it was made by code
+    with the current fingerprint (:func:`current_fingerprints`), else why it is stale."""
+    now = current_fingerprints(folder).get(record.chapter)
+    if record.fingerprint is None:
+        return "stale (made before records carried a fingerprint)"
+    if record.fingerprint != now:
+        return "stale (the code's fingerprint has moved)"
+    planned = record.provenance.get("planned_seeds") or record.seeds
+    return f"current, seeds {', '.join(str(s) for s in record.seeds)} ({len(record.seeds)} of {len(planned)})"
+
+
 def chapter_number(stem: str) -> int:
     """The number a chapter's stem starts with: ``"02-neurons-and-patches"`` -> 2."""
     found = re.match(r"(\d+)-", stem)

@@ -89,6 +89,16 @@ def chapter_setting(chapter: str, params: dict[str, Any]) -> dict[str, Any]:
     return {name: params.get(name, default) for name, default in study(chapter).CHAPTER.defaults.items()}
 
 
+def run_params(p: Planned, selection_file: Path) -> dict[str, Any]:
+    """The parameters a stretch gives the planned run: the plan's; chapter 7's scored runs also read the
+    recorded selection (``selection_record``, a repository path when the file is in the repository)."""
+    if p.chapter != SELECTING:
+        return dict(p.run.params)
+    root = paths.repo_root()
+    where = selection_file.relative_to(root) if selection_file.is_relative_to(root) else selection_file
+    return {**p.run.params, "selection_record": str(where)}
+
+
 def is_recorded(record: str, p: Planned, fingerprint: str, data_sha: str | None, params: dict[str, Any]) -> bool:
     """Whether the run is recorded with the current fingerprint, data and parameters (the chapter's own:
     :func:`chapter_setting` of the record's and of the planned run's)."""
@@ -156,12 +166,7 @@ def stretch(spec_path: str, *, record: str, tier: str, hours: float, overrides: 
     selection_file = recorded.recorded_dir() / record / recorded.SEED_RUNS / SELECTING / SELECTION_FILE
 
     def params_of(p: Planned) -> dict[str, Any]:
-        """The run's parameters; chapter 7's scored runs read the recorded selection (a repository path)."""
-        if p.chapter != SELECTING:
-            return dict(p.run.params)
-        where = selection_file.relative_to(paths.repo_root()) if selection_file.is_relative_to(paths.repo_root()) \
-            else selection_file
-        return {**p.run.params, "selection_record": str(where)}
+        return run_params(p, selection_file)
 
     runs = [p for p in plan(spec) if not only or p.chapter in only]
     todo = [p for p in runs if not is_recorded(record, p, committed.get(p.chapter), data and data["sha256"],

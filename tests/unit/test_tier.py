@@ -142,6 +142,7 @@ def test_a_committed_run_counts_as_recorded_for_the_tiers_own_plan():
     is recorded for its planned run (same fingerprint, data and the chapter's setting; before, the two never
     compared equal and every stretch would have run everything again), and not when a declared value moves."""
     spec = load_spec(SPEC, overrides={"data_root": "/data/cifar10-jpg"})
+    selection = recorded.recorded_dir() / "cpu-cifar10" / recorded.SEED_RUNS / T.SELECTING / T.SELECTION_FILE
     checked = 0
     for p in T.plan(spec):
         path = recorded.seed_record_path("cpu-cifar10", p.chapter, p.seed)
@@ -149,8 +150,9 @@ def test_a_committed_run_counts_as_recorded_for_the_tiers_own_plan():
             continue
         prov = json.loads(path.read_text())["provenance"]
         args = ("cpu-cifar10", p, prov["fingerprint"], prov["data"]["sha256"])
-        assert T.is_recorded(*args, dict(p.run.params)), (p.chapter, p.seed)
-        assert not T.is_recorded(*args, {**p.run.params, "epochs": 3}), (p.chapter, p.seed)
+        given = T.run_params(p, selection)   # what a stretch gives the run (chapter 7: the selection record)
+        assert T.is_recorded(*args, given), (p.chapter, p.seed)
+        assert not T.is_recorded(*args, {**given, "epochs": 3}), (p.chapter, p.seed)
         checked += 1
     if not checked:
         pytest.skip("no run of the CPU tier is committed yet")

@@ -89,23 +89,20 @@ sysdeps:
 #     (7, the other long one, and 5) on one worker, one after another: side by side they took 592 s
 #     and 708 s, one after another (beside the other chapters and the unit tests) 525 s and 614 s,
 #     on fresh clones half an hour apart (this machine's speed varies by up to 1.7 times over a day);
-#     Chapter 8's sweep runs at values of their own (chapter 3 at a second eps: about 90 s) execute here too
-#     (tests/book/test_sweep_runs.py), on the worker that has time while chapters 4 and 7 run;
 #  2. what reads every chapter's results (chapter 8, the introduction's scorecard) and the book's
 #     builds (HTML and PDF side by side), in one process with both threads, rendering the chapters
 #     phase 1 executed (written to ADVINTERP_EXECUTED_DIR) instead of executing them again.
 # A plain `pytest` runs the same tests one after another. Exit status 5 ("no tests collected") is not
 # a failure; the second phase runs even when the first fails, and either failing fails make test.
 PHASE2 := book/08-side-by-side.ipynb book/intro.ipynb tests/book
-PHASE1_ARGS := tests/unit book tests/book/test_configs.py tests/book/test_sweep_runs.py \
-	--ignore=book/08-side-by-side.ipynb --ignore=book/intro.ipynb \
+PHASE1_ARGS := tests/unit book tests/book/test_configs.py --ignore=book/08-side-by-side.ipynb --ignore=book/intro.ipynb \
 	-n 2 --dist loadgroup --no-loadscope-reorder
 test: $(STAMP) sysdeps
 	@executed=$$(mktemp -d); trap 'rm -rf "$$executed"' EXIT; export ADVINTERP_EXECUTED_DIR=$$executed; \
 	echo "== make test, phase 1 of 2: unit tests, chapters 1-7, configurations (two workers) =="; \
 	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/python -m pytest $(PHASE1_ARGS); one=$$?; \
 	echo "== make test, phase 2 of 2: chapter 8, the introduction, the book's builds =="; \
-	$(BIN)/python -m pytest $(PHASE2) --ignore=tests/book/test_configs.py --ignore=tests/book/test_sweep_runs.py; two=$$?; \
+	$(BIN)/python -m pytest $(PHASE2) --ignore=tests/book/test_configs.py; two=$$?; \
 	for rc in $$one $$two; do if [ $$rc -ne 0 ] && [ $$rc -ne 5 ]; then echo "make test failed (phase exit codes: $$one, $$two)"; exit $$rc; fi; done
 
 unit: $(STAMP)

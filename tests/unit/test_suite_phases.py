@@ -82,11 +82,3 @@ def test_the_phases_name_existing_paths(variable):
     assert paths
     for path in paths:
         assert (REPO / path).exists(), path
-
-
-def test_chapter_8s_own_sweep_runs_execute_in_the_first_phase():
-    """tests/book/test_sweep_runs.py runs beside chapters 4 and 7, not in the second phase's one process."""
-    assert "tests/book/test_sweep_runs.py" in _make_variable("PHASE1_ARGS")
-    recipe = (REPO / "Makefile").read_text().replace("\\\n", " ")
-    phase2 = next(l for l in recipe.splitlines() if "pytest $(PHASE2)" in l)
-    assert "--ignore=tests/book/test_sweep_runs.py" in phase2

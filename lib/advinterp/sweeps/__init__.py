@@ -30,7 +30,7 @@ from ..core import paths
 from ..core.validation import check_choice, fail
 from . import local
 from .table import collect
-from .runs import adopt, execute, is_complete, overrides_of, record_failure, run_dir
+from .runs import adopt, execute, is_complete, record_failure, run_dir
 from .spec import SPLITS, Run, expand, load_spec
 
 #: an engine runs a sweep's runs that are not complete:
@@ -74,20 +74,5 @@ def run_sweep(spec_path: str | Path, runs_root: str | Path | None = None, *, pro
     return collect(spec, root)
 
 
-def run_own(spec_path: str | Path, runs_root: str | Path | None = None, *, progress_bar: bool = True,
-            notebooks: Path | None = None) -> list[Run]:
-    """Execute the incomplete runs of the spec that no chapter's execution at its defaults can supply
-    (those with parameters of their own, :func:`~advinterp.sweeps.runs.overrides_of`), and leave the
-    others for :func:`run_sweep` with ``reuse_results`` to adopt once the chapters have run; returns the
-    runs with parameters of their own. ``make test`` runs them while the long chapters still execute
-    (``tests/book/test_sweep_runs.py``), so that chapter 8 later only adopts and collects."""
-    spec = load_spec(spec_path, notebooks)
-    root = (Path(runs_root) if runs_root is not None else paths.repo_root() / "runs") / spec["name"]
-    own = [r for r in expand(spec) if overrides_of(r, notebooks)]
-    todo = [r for r in own if not is_complete(root, r, notebooks)]
-    local.execute_all(todo, root, name=spec["name"], notebooks=notebooks, progress_bar=progress_bar)
-    return own
-
-
 __all__ = ["ENGINES", "SPLITS", "Engine", "Run", "adopt", "collect", "execute", "expand", "is_complete", "load_spec",
-           "overrides_of", "record_failure", "run_dir", "run_own", "run_sweep"]
+           "record_failure", "run_dir", "run_sweep"]

@@ -42,13 +42,6 @@ def is_complete(root: Path, run: Run, notebooks: Path | None = None) -> bool:
             and recorded.get("library") == library_version())
 
 
-def overrides_of(run: Run, notebooks: Path | None = None) -> dict[str, Any]:
-    """The run's parameters that differ from its chapter's defaults: a parameter equal to the default
-    (e.g. a grid point at the default) is no override. A run with none is what the chapter's own
-    execution at its defaults computes (:func:`adopt`)."""
-    return {k: v for k, v in run.params.items() if v != notebook_default(run.chapter, k, notebooks)}
-
-
 def adopt(run: Run, root: Path, *, notebooks: Path | None = None, results_dir: str | Path = "results") -> bool:
     """Reuse the chapter's own results file (``<results_dir>/<chapter>.json``, written when the
     chapter ran with its defaults, e.g. earlier in the same book build) as this run's results when it
@@ -59,7 +52,9 @@ def adopt(run: Run, root: Path, *, notebooks: Path | None = None, results_dir: s
         return False
     payload = json.loads(source.read_text())
     provenance = payload.get("provenance") or {}
-    if (payload.get("overrides") != json.loads(json.dumps(overrides_of(run, notebooks), default=str))
+    # a run parameter equal to the chapter's default is no override (e.g. a grid point at the default)
+    wanted = {k: v for k, v in run.params.items() if v != notebook_default(run.chapter, k, notebooks)}
+    if (payload.get("overrides") != json.loads(json.dumps(wanted, default=str))
             or provenance.get("notebook") != notebook_digest(run.chapter, notebooks)
             or provenance.get("library") != library_version()):
         return False

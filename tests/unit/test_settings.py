@@ -131,7 +131,7 @@ def test_a_tiers_settings_are_worded_from_its_record(tmp_path):
     assert set(frame.chapter) == {6} and len(frame) == len(study("06-error-detection").SETTINGS)
     mutants = [s.label for s in study("06-error-detection").SETTINGS if s.params == ("n_mutants",)]
     assert frame.set_index("setting").loc[mutants[0], "recorded"] == "37"
-    assert set(frame.record) == {"stale (made before records carried a fingerprint)"}
+    assert list(frame.record)[0] == "stale (made before records carried a fingerprint)" and not any(frame.record[1:])
 
 
 def test_a_tier_recorded_in_stretches_is_worded_from_its_seed_runs(tmp_path):
@@ -152,4 +152,4 @@ def test_a_tier_recorded_in_stretches_is_worded_from_its_seed_runs(tmp_path):
     frame = tier_frame("tier", folder=tmp_path)
     mutants = [s.label for s in study("06-error-detection").SETTINGS if s.params == ("n_mutants",)]
     assert frame.set_index("setting").loc[mutants[0], "recorded"] == "90"
-    assert set(frame.record) == {"current, seeds 0, 2 (2 of 3)"}
+    assert list(frame.record)[0] == "current, seeds 0, 2 (2 of 3)" and not any(frame.record[1:])

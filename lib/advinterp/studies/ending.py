@@ -44,15 +44,15 @@ def tier_frame(run: str, folder: Path | None = None) -> pd.DataFrame:
     """Every chapter of recorded run ``run``: each setting its study declares (``SETTINGS``), the paper's
     value and the run's, worded from the parameters of the record the chapter's pages read
     (:func:`advinterp.report.recorded.load`: its per-seed runs when the tier was recorded in stretches),
-    with whether that record is current or stale (:func:`advinterp.report.recorded.record_state`); one row
-    per chapter and setting, none for a chapter that reproduces no paper's run."""
+    with whether that record is current or stale (:func:`advinterp.report.recorded.record_state`, on the
+    chapter's first row); one row per chapter and setting, none for a chapter that reproduces no paper's run."""
     frames = []
     for stem in recorded.run_chapters(run, folder):
         if stem in STUDIES and study_of(stem).SETTINGS:
             record = recorded.load(run, stem, folder)
             frame = settings.settings_frame(study_of(stem).SETTINGS, {"recorded": record.params})
-            frames.append(frame.assign(chapter=recorded.chapter_number(stem),
-                                       record=recorded.record_state(record, folder)))
+            state = [recorded.record_state(record, folder)] + [""] * (len(frame) - 1)  # on the chapter's first row
+            frames.append(frame.assign(chapter=recorded.chapter_number(stem), record=state))
     columns = ["chapter", "record", "setting", settings.PAPER, "recorded"]
     return pd.concat(frames, ignore_index=True)[columns] if frames else pd.DataFrame(columns=columns)
 

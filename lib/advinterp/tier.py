@@ -165,12 +165,9 @@ def stretch(spec_path: str, *, record: str, tier: str, hours: float, overrides: 
             "date": time.strftime("%Y-%m-%d"), "data": data}
     selection_file = recorded.recorded_dir() / record / recorded.SEED_RUNS / SELECTING / SELECTION_FILE
 
-    def params_of(p: Planned) -> dict[str, Any]:
-        return run_params(p, selection_file)
-
     runs = [p for p in plan(spec) if not only or p.chapter in only]
     todo = [p for p in runs if not is_recorded(record, p, committed.get(p.chapter), data and data["sha256"],
-                                                 params_of(p))]
+                                                 run_params(p, selection_file))]
     if not todo:
         print(f"nothing to run: every (chapter, seed) run of {spec['name']} is recorded at the current fingerprints")
         return 0
@@ -184,7 +181,7 @@ def stretch(spec_path: str, *, record: str, tier: str, hours: float, overrides: 
     root = runs_root or paths.repo_root() / "runs" / f"tier-{record}"
     done = 0
     for p in todo:
-        params = params_of(p)
+        params = run_params(p, selection_file)
         need = estimate_seconds(record, p.chapter, spec)
         left = deadline - clock()
         if need > left:

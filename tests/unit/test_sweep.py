@@ -193,6 +193,20 @@ def test_params_file_and_top_level_params_reach_every_run(toy, tmp_path):
         sweep.load_spec(spec, book)
 
 
+def test_each_run_is_given_only_the_names_its_chapter_declares(toy, tmp_path):
+    """A book-wide params_file (a tier's configuration) and --set reach each chapter with its own names only:
+    papermill would warn once for each other one."""
+    book, _, _ = toy
+    write_toy_chapter(book, 'x = 1\nresults_dir = "results"', "pass", stem="98-other")
+    common = tmp_path / "book-wide.yaml"
+    common.write_text("x: 7\ny: from-file\nfail_on_two: false\n")
+    spec = tmp_path / "two-chapters.yaml"
+    spec.write_text(f"name: c\nparams_file: {common}\nruns:\n  - chapter: 99-toy\n  - chapter: 98-other\n")
+    runs = sweep.expand(sweep.load_spec(spec, book, overrides={"y": "cli", "x": 3}))
+    assert [(r.chapter, r.params) for r in runs] == [("99-toy", {"x": 3, "y": "cli", "fail_on_two": False}),
+                                                     ("98-other", {"x": 3})]
+
+
 def test_a_name_no_chapter_of_the_sweep_declares_stops_it_before_anything_runs(toy, tmp_path):
     book, spec, runs_root = toy
     with pytest.raises(ValueError, match=r"^--set=\['z'\] is not allowed: .*no chapter of the sweep declares"):

@@ -257,14 +257,23 @@ def stale_reason(chapter: str, tier: str, folder: Path | None = None) -> str | N
     entry = scale_index(folder).get(chapter, {}).get(tier, {})
     reasons = [entry["stale"]] if entry.get("stale") else []
     if entry.get("run"):
-        made = load(entry["run"], chapter, folder).fingerprint
-        now = current_fingerprints(folder).get(chapter)
-        if made is None:
-            reasons.append("it was made before a record carried the fingerprint of the code that measured it")
-        elif now is not None and made != now:
-            reasons.append(f"the code's measurement of this chapter has changed since (recorded fingerprint {made}, "
-                           f"current {now})")
+        moved = fingerprint_moved(load(entry["run"], chapter, folder), folder)
+        if moved:
+            reasons.append(moved)
     return "; ".join(reasons) or None
+
+
+def fingerprint_moved(record: Record, folder: Path | None = None) -> str | None:
+    """Why ``record``'s fingerprint makes it stale, in words, or None when it is the current code's
+    (:func:`current_fingerprints`): a record made without one, or with another one, is stale (a folder whose
+    ``fingerprints.json`` names no fingerprint for the chapter has nothing to compare with)."""
+    now = current_fingerprints(folder).get(record.chapter)
+    if record.fingerprint is None:
+        return "it was made before a record carried the fingerprint of the code that measured it"
+    if now is not None and record.fingerprint != now:
+        return (f"the code's measurement of this chapter has changed since (recorded fingerprint {record.fingerprint}, "
+                f"current {now})")
+    return None
 
 
 def scale_record(chapter: str, tier: str, folder: Path | None = None) -> tuple[Record | None, str]:
@@ -437,10 +446,9 @@ def run_chapters(run: str, folder: Path | None = None) -> list[str]:
 def record_state(record: Record, folder: Path | None = None) -> str:
     """In words, whether ``record`` is evidence: "current, seeds 0, 1 (2 of 3)" when it was made by code
     with the current fingerprint (:func:`current_fingerprints`), else why it is stale."""
-    now = current_fingerprints(folder).get(record.chapter)
     if record.fingerprint is None:
         return "stale (made before records carried a fingerprint)"
-    if record.fingerprint != now:
+    if fingerprint_moved(record, folder):
         return "stale (the code's fingerprint has moved)"
     planned = record.provenance.get("planned_seeds") or record.seeds
     return f"current, seeds {', '.join(str(s) for s in record.seeds)} ({len(record.seeds)} of {len(planned)})"

@@ -96,7 +96,10 @@ def load_spec(path: str | Path, notebooks: Path | None = None, *, name: str = "s
     check_known("--set", overrides, in_sweep, "no chapter of the sweep declares")
     for block in spec["runs"]:
         chapter = block["chapter"]
-        block["params"] = {**common, **block.get("params", {}), **overrides}
+        # a run is given only the names its chapter declares (papermill warns once for each other one)
+        own = declared[chapter]
+        block["params"] = {**{k: v for k, v in common.items() if k in own}, **block.get("params", {}),
+                           **{k: v for k, v in overrides.items() if k in own}}
         for name, values in block.get("grid", {}).items():
             if not isinstance(values, list) or not values:
                 fail(f"grid.{name}", values, "a non-empty list of values")

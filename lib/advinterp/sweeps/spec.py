@@ -4,7 +4,8 @@ anything runs, and expand it into its runs.
 A spec is a YAML file::
 
     name: side-by-side            # output folder runs/<name>/
-    params_file: configs/cifar10-gpu.yaml   # optional: parameters of every run (as papermill -f)
+    params_file: configs/cifar10-gpu.yaml   # optional: parameters of every run (each run gets the
+                                             # names its chapter declares: a tier's file is book-wide)
     params: {device: cuda}                   # optional: likewise, over params_file
     runs:
       - chapter: 03-neuron-consistency

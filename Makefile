@@ -33,7 +33,7 @@ help:
 	@echo "make scale  - the scale study on GPUs: every chapter on CIFAR-10, three seeds, on Ray, recorded"
 	@echo "              into book/recorded/$(SCALE_RUN) (DATA_ROOT=/abs/path/to/cifar10-jpg)"
 	@echo "make scale-cpu - the CPU tier: chapters 1-7 on CIFAR-10 with small networks, three seeds, in stretches"
-	@echo "              of HOURS=2 (about 6 h in all), each (chapter, seed) run recorded into book/recorded/cpu-cifar10"
+	@echo "              of HOURS=2, each (chapter, seed) run recorded into book/recorded/cpu-cifar10 (its cost: the appendix)"
 	@echo "make bench  - performance benchmarks on this machine (< 5 min on 2 cores)"
 
 # The environment is rebuilt only when requirements.txt or pyproject.toml change. --no-compile: pip would
